@@ -1,0 +1,62 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "lightsail-pipeline",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "pipeline", targets: ["Runner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // One system-library target per C library: a modulemap and a shim header.
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CCairo", path: "Sources/CCairo", pkgConfig: "cairo-pdf",
+                       providers: [.apt(["libcairo2-dev"])]),
+        .systemLibrary(name: "CPostgres", path: "Sources/CPostgres", pkgConfig: "libpq",
+                       providers: [.apt(["libpq-dev"])]),
+
+        // Pure core: definitions, values, ports, executor. No C.
+        .target(name: "Pipeline",
+                dependencies: [.product(name: "Yams", package: "Yams"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // OpenSSL behind one Swift type (digests now; HMAC, AES-GCM and signatures later).
+        .target(name: "Cryptography", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "Stages",
+                dependencies: ["Pipeline", "Cryptography", "CSQLite",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "Reporting",
+                dependencies: ["Pipeline", "Cryptography", "CCairo", "CArchive"],
+                swiftSettings: strict),
+        .executableTarget(name: "Runner",
+                          dependencies: ["Pipeline", "Stages", "Reporting",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
+                          swiftSettings: strict),
+
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: strict),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "Cryptography"],
+                    swiftSettings: strict),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Pipeline", "Cryptography"],
+                    swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["Cryptography"], swiftSettings: strict),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,458 @@
+import Foundation
+import Yams
+
+/// Loads pipeline definitions from YAML, collecting every problem with its position rather than
+/// stopping at the first.
+public struct DefinitionLoader: Sendable {
+    public let vocabulary: Vocabulary
+
+    public init(vocabulary: Vocabulary) {
+        self.vocabulary = vocabulary
+    }
+
+    public struct Result: Sendable {
+        public let definition: PipelineDefinition?
+        public let diagnostics: [Diagnostic]
+        public let source: String?
+    }
+
+    /// Loads a file. A definition is returned only when there are no errors.
+    public func load(file path: String) -> Result {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let exists = FileManager.default.fileExists(atPath: path)
+            return Result(definition: nil, diagnostics: [Diagnostic(
+                file: path, line: 1, column: 1,
+                message: exists ? "cannot read the file" : "no such file", code: "unreadable-file")], source: nil)
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            return Result(definition: nil, diagnostics: [Diagnostic(
+                file: path, line: 1, column: 1, message: "the file is not UTF-8 text", code: "not-utf8")], source: nil)
+        }
+        let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        return load(text: text, file: path, expectedName: stem)
+    }
+
+    public func load(text: String, file: String, expectedName: String? = nil) -> Result {
+        var walker = Walker(file: file, vocabulary: vocabulary)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            walker.syntaxError(error)
+            return Result(definition: nil, diagnostics: walker.diagnostics, source: text)
+        } catch {
+            walker.report(nil, "cannot parse YAML: \(error)", "yaml-syntax")
+            return Result(definition: nil, diagnostics: walker.diagnostics, source: text)
+        }
+        guard let root else {
+            walker.report(nil, "the file is empty: a pipeline needs name, description and stages", "empty-document")
+            return Result(definition: nil, diagnostics: walker.diagnostics, source: text)
+        }
+        let definition = walker.definition(root, expectedName: expectedName)
+        let diagnostics = walker.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }
+        return Result(definition: diagnostics.hasErrors ? nil : definition, diagnostics: diagnostics, source: text)
+    }
+}
+
+/// Walks the composed YAML node tree, building the model and recording diagnostics.
+private struct Walker {
+    let file: String
+    let vocabulary: Vocabulary
+    var diagnostics: [Diagnostic] = []
+
+    init(file: String, vocabulary: Vocabulary) {
+        self.file = file
+        self.vocabulary = vocabulary
+    }
+
+    mutating func report(_ node: Node?, _ message: String, _ code: String, severity: Diagnostic.Severity = .error) {
+        let mark = node?.mark
+        diagnostics.append(Diagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1,
+                                      severity: severity, message: message, code: code))
+    }
+
+    mutating func syntaxError(_ error: YamlError) {
+        func add(_ mark: Mark?, _ message: String, _ code: String, line: Int = 1) {
+            diagnostics.append(Diagnostic(file: file, line: mark?.line ?? line, column: mark?.column ?? 1,
+                                          message: message, code: code))
+        }
+        switch error {
+        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
+             let .composer(context, problem, mark, _):
+            let prefix = context.map { "\($0.text) (line \($0.mark.line)): " } ?? ""
+            add(mark, "invalid YAML: \(prefix)\(problem)", "yaml-syntax")
+        case let .reader(problem, offset, _, yaml):
+            let before = yaml.utf8.prefix(offset ?? 0)
+            let line = before.filter { $0 == UInt8(ascii: "\n") }.count + 1
+            add(nil, "invalid YAML input: \(problem)", "yaml-syntax", line: line)
+        case let .duplicatedKeysInMapping(duplicates, context):
+            let names = duplicates.map { "'\($0)'" }.joined(separator: ", ")
+            add(context.mark, "key \(names) appears more than once in the same mapping", "duplicate-key")
+        default:
+            add(nil, "cannot parse YAML: \(error)", "yaml-syntax")
+        }
+    }
+
+    // MARK: Typed accessors
+
+    mutating func mapping(_ node: Node, _ what: String) -> [(key: String, keyNode: Node, value: Node)]? {
+        guard let mapping = node.mapping else {
+            report(node, "\(what) must be a mapping of keys to values, found \(kindName(node))", "expected-mapping")
+            return nil
+        }
+        var out: [(String, Node, Node)] = []
+        for (key, value) in mapping {
+            guard let name = key.scalar?.string else {
+                report(key, "keys in \(what) must be plain strings", "expected-string")
+                continue
+            }
+            out.append((name, key, value))
+        }
+        return out.map { (key: $0.0, keyNode: $0.1, value: $0.2) }
+    }
+
+    mutating func string(_ node: Node, _ what: String) -> String? {
+        guard let scalar = node.scalar, node.tag.description != Tag.Name.null.rawValue || scalar.style != .plain,
+              !(scalar.style == .plain && ["~", "null", ""].contains(scalar.string)) else {
+            report(node, "\(what) must be a string, found \(kindName(node))", "expected-string")
+            return nil
+        }
+        return scalar.string
+    }
+
+    mutating func integer(_ node: Node, _ what: String, _ range: ClosedRange<Int>) -> Int? {
+        guard let scalar = node.scalar, scalar.style == .plain, let value = Int(scalar.string) else {
+            report(node, "\(what) must be a whole number, found \(kindName(node))", "expected-integer")
+            return nil
+        }
+        guard range.contains(value) else {
+            report(node, "\(what) must be between \(range.lowerBound) and \(range.upperBound), found \(value)", "out-of-range")
+            return nil
+        }
+        return value
+    }
+
+    mutating func stringList(_ node: Node, _ what: String) -> [(String, Node)]? {
+        guard let sequence = node.sequence else {
+            report(node, "\(what) must be a list, found \(kindName(node))", "expected-sequence")
+            return nil
+        }
+        if sequence.isEmpty {
+            report(node, "\(what) must not be empty", "empty-list")
+            return nil
+        }
+        var out: [(String, Node)] = []
+        var seen = Set<String>()
+        for item in sequence {
+            guard let value = string(item, "each entry of \(what)") else { continue }
+            if !seen.insert(value).inserted {
+                report(item, "'\(value)' is listed twice in \(what)", "duplicate-entry")
+                continue
+            }
+            out.append((value, item))
+        }
+        return out
+    }
+
+    mutating func duration(_ node: Node, _ what: String) -> Duration? {
+        guard let text = string(node, what) else { return nil }
+        guard let value = parseDuration(text) else {
+            report(node, "\(what) '\(text)' is not a duration: use a number with ms, s, m or h (e.g. 500ms, 30s, 5m)",
+                   "invalid-duration")
+            return nil
+        }
+        return value
+    }
+
+    func kindName(_ node: Node) -> String {
+        switch node {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar(let scalar):
+            if scalar.style == .plain && ["~", "null", ""].contains(scalar.string) { return "nothing (null)" }
+            return "'\(scalar.string)'"
+        }
+    }
+
+    mutating func unknownKey(_ key: String, _ node: Node, allowed: [String], in what: String) {
+        let hint = closest(key, in: allowed).map { "; did you mean '\($0)'?" } ?? ""
+        report(node, "unknown key '\(key)' in \(what)\(hint) (allowed: \(allowed.joined(separator: ", ")))", "unknown-key")
+    }
+
+    mutating func unknownValue(_ value: String, _ node: Node, allowed: [String], what: String, code: String) {
+        let hint = closest(value, in: allowed).map { "; did you mean '\($0)'?" } ?? ""
+        report(node, "unknown \(what) '\(value)'\(hint) (known: \(allowed.sorted().joined(separator: ", ")))", code)
+    }
+
+    // MARK: The document
+
+    mutating func definition(_ root: Node, expectedName: String?) -> PipelineDefinition? {
+        guard let entries = mapping(root, "a pipeline definition") else { return nil }
+        let allowed = ["name", "description", "schedule", "stages"]
+        var name: String?
+        var description: String?
+        var schedule: CronSchedule?
+        var stages: [PipelineDefinition.Stage] = []
+        var sawStages = false
+        for entry in entries {
+            switch entry.key {
+            case "name":
+                guard let value = string(entry.value, "name") else { continue }
+                if !isValidPipelineName(value) {
+                    report(entry.value, "pipeline name '\(value)' must be lowercase letters, digits, '-' or '_', starting with a letter",
+                           "invalid-name")
+                } else if let expectedName, value != expectedName {
+                    report(entry.value, "pipeline name '\(value)' differs from its file name '\(expectedName)': `pipeline run` finds a pipeline by its file",
+                           "name-mismatch")
+                }
+                name = value
+            case "description":
+                description = string(entry.value, "description")
+            case "schedule":
+                if entry.value.scalar.map({ $0.style == .plain && ["~", "null"].contains($0.string) }) == true { continue }
+                guard let text = string(entry.value, "schedule") else { continue }
+                do {
+                    schedule = try CronSchedule(text)
+                } catch {
+                    report(entry.value, "schedule '\(text)' is not a cron expression: \(error.message)", "invalid-cron")
+                }
+            case "stages":
+                sawStages = true
+                stages = self.stages(entry.value)
+            default:
+                unknownKey(entry.key, entry.keyNode, allowed: allowed, in: "the pipeline")
+            }
+        }
+        if name == nil, !entries.contains(where: { $0.key == "name" }) {
+            report(root, "the pipeline has no 'name'", "missing-key")
+        }
+        if description == nil, !entries.contains(where: { $0.key == "description" }) {
+            report(root, "the pipeline has no 'description'", "missing-key")
+        }
+        if !sawStages {
+            report(root, "the pipeline has no 'stages'", "missing-key")
+        }
+        guard let name, let description else { return nil }
+        return PipelineDefinition(name: name, description: description, schedule: schedule, stages: stages, file: file)
+    }
+
+    mutating func stages(_ node: Node) -> [PipelineDefinition.Stage] {
+        guard let sequence = node.sequence else {
+            report(node, "stages must be a list, found \(kindName(node))", "expected-sequence")
+            return []
+        }
+        if sequence.isEmpty {
+            report(node, "stages must not be empty", "empty-list")
+            return []
+        }
+        var stages: [(PipelineDefinition.Stage, Node)] = []
+        for item in sequence {
+            guard let entries = mapping(item, "a stage") else { continue }
+            guard let typeEntry = entries.first(where: { $0.key == "type" }) else {
+                report(item, "the stage has no 'type' (one of \(StageKind.allCases.map(\.rawValue).joined(separator: ", ")))",
+                       "missing-key")
+                continue
+            }
+            guard let typeName = string(typeEntry.value, "type") else { continue }
+            guard let kind = StageKind(rawValue: typeName) else {
+                unknownValue(typeName, typeEntry.value, allowed: StageKind.allCases.map(\.rawValue),
+                             what: "stage type", code: "unknown-stage")
+                continue
+            }
+            let options = entries.filter { $0.key != "type" }
+            if let stage = self.stage(kind, options, item) {
+                if let previous = stages.first(where: { $0.0.kind == kind }) {
+                    report(typeEntry.value, "stage '\(kind.rawValue)' appears twice (first at line \(previous.1.mark?.line ?? 0))",
+                           "duplicate-stage")
+                    continue
+                }
+                if let later = stages.last, later.0.kind > kind {
+                    report(typeEntry.value, "stage '\(kind.rawValue)' must come before '\(later.0.kind.rawValue)': stages run in the order \(StageKind.allCases.map(\.rawValue).joined(separator: ", "))",
+                           "stage-order")
+                }
+                stages.append((stage, typeEntry.value))
+            }
+        }
+        let kinds = Set(stages.map { $0.0.kind })
+        let requirements: [(StageKind, StageKind)] = [(.validate, .collect), (.store, .collect), (.score, .validate), (.render, .score)]
+        for (stage, needed) in requirements where kinds.contains(stage) && !kinds.contains(needed) {
+            let node = stages.first { $0.0.kind == stage }?.1
+            report(node, "stage '\(stage.rawValue)' needs a '\(needed.rawValue)' stage before it", "missing-stage")
+        }
+        if let validate = stages.first(where: { $0.0.kind == .validate }),
+           let score = stages.first(where: { $0.0.kind == .score }),
+           case .validate(let v) = validate.0, case .score(let s) = score.0 {
+            for framework in s.frameworks where !v.frameworks.contains(framework) {
+                report(score.1, "stage 'score' scores framework '\(framework)' that 'validate' does not check", "framework-not-validated")
+            }
+        }
+        return stages.map(\.0)
+    }
+
+    mutating func stage(_ kind: StageKind, _ entries: [(key: String, keyNode: Node, value: Node)],
+                        _ node: Node) -> PipelineDefinition.Stage? {
+        var valid = true
+        func required(_ key: String) -> Node? {
+            entries.first { $0.key == key }?.value
+        }
+        switch kind {
+        case .collect:
+            let allowed = ["sources", "concurrency", "source_concurrency", "timeout", "retry", "fresh_for"]
+            var options = CollectOptions(sources: [])
+            guard let sourcesNode = required("sources") else {
+                report(node, "stage 'collect' has no 'sources'", "missing-key")
+                return nil
+            }
+            for entry in entries {
+                switch entry.key {
+                case "sources":
+                    guard let list = stringList(entry.value, "sources") else { valid = false; continue }
+                    for (source, item) in list where !vocabulary.sources.contains(source) {
+                        unknownValue(source, item, allowed: Array(vocabulary.sources), what: "source", code: "unknown-source")
+                        valid = false
+                    }
+                    options.sources = list.map(\.0)
+                case "concurrency":
+                    if let v = integer(entry.value, "concurrency", 1...256) { options.concurrency = v } else { valid = false }
+                case "source_concurrency":
+                    if let v = integer(entry.value, "source_concurrency", 1...64) { options.sourceConcurrency = v } else { valid = false }
+                case "timeout":
+                    if let v = duration(entry.value, "timeout") { options.timeout = v } else { valid = false }
+                case "fresh_for":
+                    if let v = duration(entry.value, "fresh_for") { options.freshFor = v } else { valid = false }
+                case "retry":
+                    if let v = retry(entry.value) { options.retry = v } else { valid = false }
+                default:
+                    unknownKey(entry.key, entry.keyNode, allowed: allowed, in: "stage 'collect'")
+                    valid = false
+                }
+            }
+            _ = sourcesNode
+            return valid ? .collect(options) : nil
+        case .validate, .score:
+            var frameworks: [String]? = nil
+            for entry in entries {
+                switch entry.key {
+                case "frameworks":
+                    guard let list = stringList(entry.value, "frameworks") else { valid = false; continue }
+                    for (framework, item) in list where !vocabulary.frameworks.contains(framework) {
+                        unknownValue(framework, item, allowed: Array(vocabulary.frameworks), what: "framework",
+                                     code: "unknown-framework")
+                        valid = false
+                    }
+                    frameworks = list.map(\.0)
+                default:
+                    unknownKey(entry.key, entry.keyNode, allowed: ["frameworks"], in: "stage '\(kind.rawValue)'")
+                    valid = false
+                }
+            }
+            guard let frameworks else {
+                if valid { report(node, "stage '\(kind.rawValue)' has no 'frameworks'", "missing-key") }
+                return nil
+            }
+            guard valid else { return nil }
+            return kind == .validate ? .validate(ValidateOptions(frameworks: frameworks)) : .score(ScoreOptions(frameworks: frameworks))
+        case .store:
+            var options = StoreOptions()
+            for entry in entries {
+                switch entry.key {
+                case "batch_size":
+                    if let v = integer(entry.value, "batch_size", 1...10_000) { options.batchSize = v } else { valid = false }
+                default:
+                    unknownKey(entry.key, entry.keyNode, allowed: ["batch_size"], in: "stage 'store'")
+                    valid = false
+                }
+            }
+            return valid ? .store(options) : nil
+        case .render:
+            let allowed = ["outputs", "period_days", "title"]
+            var options = RenderOptions(outputs: [])
+            guard required("outputs") != nil else {
+                report(node, "stage 'render' has no 'outputs'", "missing-key")
+                return nil
+            }
+            for entry in entries {
+                switch entry.key {
+                case "outputs":
+                    guard let list = stringList(entry.value, "outputs") else { valid = false; continue }
+                    for (output, item) in list {
+                        if let value = RenderOptions.Output(rawValue: output) {
+                            options.outputs.append(value)
+                        } else {
+                            unknownValue(output, item, allowed: RenderOptions.Output.allCases.map(\.rawValue),
+                                         what: "output", code: "unknown-output")
+                            valid = false
+                        }
+                    }
+                case "period_days":
+                    if let v = integer(entry.value, "period_days", 1...3660) { options.periodDays = v } else { valid = false }
+                case "title":
+                    if let v = string(entry.value, "title") { options.title = v } else { valid = false }
+                default:
+                    unknownKey(entry.key, entry.keyNode, allowed: allowed, in: "stage 'render'")
+                    valid = false
+                }
+            }
+            return valid ? .render(options) : nil
+        }
+    }
+
+    mutating func retry(_ node: Node) -> RetryPolicy? {
+        guard let entries = mapping(node, "retry") else { return nil }
+        var policy = RetryPolicy()
+        var valid = true
+        for entry in entries {
+            switch entry.key {
+            case "attempts":
+                if let v = integer(entry.value, "retry attempts", 1...20) { policy.maxAttempts = v } else { valid = false }
+            case "backoff":
+                if let v = duration(entry.value, "retry backoff") { policy.initialBackoff = v } else { valid = false }
+            case "max_backoff":
+                if let v = duration(entry.value, "retry max_backoff") { policy.maxBackoff = v } else { valid = false }
+            default:
+                unknownKey(entry.key, entry.keyNode, allowed: ["attempts", "backoff", "max_backoff"], in: "retry")
+                valid = false
+            }
+        }
+        if valid, policy.maxBackoff < policy.initialBackoff {
+            report(node, "retry max_backoff is shorter than backoff", "out-of-range")
+            valid = false
+        }
+        return valid ? policy : nil
+    }
+}
+
+func isValidPipelineName(_ name: String) -> Bool {
+    guard let first = name.unicodeScalars.first, ("a"..."z").contains(first), name.count <= 64 else { return false }
+    return name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }
+}
+
+/// `500ms`, `30s`, `5m`, `2h`, `1d`.
+public func parseDuration(_ text: String) -> Duration? {
+    let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+    for (suffix, factor) in units where text.hasSuffix(suffix) {
+        let number = text.dropLast(suffix.count)
+        // "5ms" also ends in "s": take the longest suffix whose number part parses.
+        guard let value = Int64(number), value >= 0, value <= 10_000_000 else { continue }
+        return .milliseconds(value * factor)
+    }
+    return nil
+}
+
+/// The allowed word nearest to a misspelling, if any is close (edit distance ≤ 2).
+func closest(_ word: String, in candidates: [String]) -> String? {
+    func distance(_ a: [Character], _ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, ca) in a.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, cb) in b.enumerated() {
+                current[j + 1] = Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (ca == cb ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+    let a = Array(word.lowercased())
+    return candidates.map { ($0, distance(a, Array($0))) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+}

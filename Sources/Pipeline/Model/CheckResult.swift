@@ -1,0 +1,86 @@
+import Foundation
+
+public enum CheckStatus: String, Sendable, Codable, CaseIterable, Comparable {
+    case pass
+    case fail
+    case notVerified = "not_verified"
+    case notApplicable = "not_applicable"
+    case excepted
+
+    /// Severity order used to roll several results into one: fail outranks not_verified, which
+    /// outranks pass; so missing evidence can never lift a control to pass.
+    var severity: Int {
+        switch self {
+        case .fail: return 4
+        case .notVerified: return 3
+        case .excepted: return 2
+        case .pass: return 1
+        case .notApplicable: return 0
+        }
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.severity < rhs.severity }
+
+    /// The combined status of several results (of one check over many resources, or of the
+    /// checks behind one control).
+    public static func combine(_ statuses: some Sequence<CheckStatus>) -> CheckStatus {
+        statuses.max() ?? .notApplicable
+    }
+}
+
+/// A control of a framework: `soc2` `CC6.1`, `iso27001` `A.8.5`.
+public struct ControlRef: Sendable, Hashable, Codable, Comparable {
+    public let framework: String
+    public let id: String
+
+    public init(framework: String, id: String) {
+        self.framework = framework
+        self.id = id
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.framework, ControlRef.sortKey(lhs.id)) < (rhs.framework, ControlRef.sortKey(rhs.id))
+    }
+
+    /// `A.8.32` after `A.8.5`: numeric parts compare as numbers.
+    static func sortKey(_ id: String) -> String {
+        id.split(whereSeparator: { $0 == "." }).map { part in
+            if let n = Int(part) { return String(repeating: "0", count: max(0, 6 - String(n).count)) + String(n) }
+            if let digits = part.firstIndex(where: \.isNumber), let n = Int(part[digits...]) {
+                return String(part[..<digits]) + String(repeating: "0", count: max(0, 6 - String(n).count)) + String(n)
+            }
+            return String(part)
+        }.joined(separator: ".")
+    }
+}
+
+/// The outcome of one check for one organization in one run.
+public struct CheckResult: Sendable, Hashable, Codable {
+    public let checkID: String
+    public let title: String
+    public let controls: [ControlRef]
+    public let status: CheckStatus
+    /// Why: for every status but pass, a sentence a compliance lead can act on.
+    public let reason: String
+    /// Specific offenders (`acme-corp/api: force pushes allowed on main`).
+    public let findings: [String]
+    /// Ids of the evidence the result rests on, sorted.
+    public let evidenceIDs: [String]
+
+    public init(checkID: String, title: String, controls: [ControlRef], status: CheckStatus, reason: String,
+                findings: [String] = [], evidenceIDs: [String]) {
+        self.checkID = checkID
+        self.title = title
+        self.controls = controls.sorted()
+        self.status = status
+        self.reason = reason
+        self.findings = findings
+        self.evidenceIDs = Array(Set(evidenceIDs)).sorted()
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case title, controls, status, reason, findings
+        case checkID = "check_id"
+        case evidenceIDs = "evidence_ids"
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+
+/// One immutable, content-addressed piece of evidence: the raw answer of one API operation about
+/// one resource, with where it came from and until when it is fresh.
+public struct Evidence: Sendable, Hashable, Codable {
+    /// Hex SHA-256 over the evidence identity (source, operation, resource, status, content hash):
+    /// the same answer about the same resource is the same evidence, run after run.
+    public let id: String
+    public let organizationID: OrganizationID
+    /// Integration it came from: `github`, `aws`, `google_workspace`, ...
+    public let source: String
+    /// API operation, named as the provider names it (`orgs/get`, `repos/get-branch-protection`).
+    public let operation: String
+    /// The resource it describes (`acme-corp`, `acme-corp/api@main`).
+    public let resource: String
+    /// The request as sent, without credentials (`GET /orgs/acme-corp`).
+    public let request: String
+    /// Status of the answer (HTTP status for HTTP sources).
+    public let status: Int
+    public let collectedAt: Date
+    public let freshUntil: Date
+    /// Hex SHA-256 of `body`.
+    public let sha256: String
+    public let mediaType: String
+    public let body: Data
+
+    public init(id: String, organizationID: OrganizationID, source: String, operation: String, resource: String,
+                request: String, status: Int, collectedAt: Date, freshUntil: Date, sha256: String,
+                mediaType: String, body: Data) {
+        self.id = id
+        self.organizationID = organizationID
+        self.source = source
+        self.operation = operation
+        self.resource = resource
+        self.request = request
+        self.status = status
+        self.collectedAt = collectedAt
+        self.freshUntil = freshUntil
+        self.sha256 = sha256
+        self.mediaType = mediaType
+        self.body = body
+    }
+
+    /// The file extension its original is stored under.
+    public var fileExtension: String {
+        let type = mediaType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        switch type {
+        case "application/json", "application/vnd.github+json", "application/x-amz-json-1.1": return "json"
+        case "text/xml", "application/xml": return "xml"
+        case "text/csv": return "csv"
+        case "application/pdf": return "pdf"
+        case "text/plain": return "txt"
+        default: return body.isEmpty ? "txt" : "bin"
+        }
+    }
+
+    /// Object key of the original, as the product's storage layout has it.
+    public var originalKey: String { "\(organizationID)/evidence/\(id)/original.\(fileExtension)" }
+    public var metadataKey: String { "\(organizationID)/evidence/\(id)/metadata.json" }
+
+    /// The metadata document stored beside the original: everything but the body.
+    public var metadata: EvidenceMetadata {
+        EvidenceMetadata(id: id, organizationID: organizationID, source: source, operation: operation,
+                         resource: resource, request: request, status: status, collectedAt: collectedAt,
+                         freshUntil: freshUntil, sha256: sha256, mediaType: mediaType, size: body.count)
+    }
+}
+
+public struct EvidenceMetadata: Sendable, Hashable, Codable {
+    public let id: String
+    public let organizationID: OrganizationID
+    public let source: String
+    public let operation: String
+    public let resource: String
+    public let request: String
+    public let status: Int
+    public let collectedAt: Date
+    public let freshUntil: Date
+    public let sha256: String
+    public let mediaType: String
+    public let size: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, source, operation, resource, request, status, sha256, size
+        case organizationID = "organization_id"
+        case collectedAt = "collected_at"
+        case freshUntil = "fresh_until"
+        case mediaType = "media_type"
+    }
+
+    /// Canonical JSON: sorted keys, ISO-8601 UTC dates, so the same metadata is the same bytes.
+    public func canonicalJSON() -> Data {
+        let encoder = JSONEncoder.canonical
+        return (try? encoder.encode(self)) ?? Data()
+    }
+}
+
+/// Evidence a source could not collect: it makes the checks that needed it `not_verified`.
+public struct CollectionFailure: Sendable, Hashable, Codable {
+    public let source: String
+    public let operation: String
+    public let resource: String
+    public let reason: String
+
+    public init(source: String, operation: String, resource: String, reason: String) {
+        self.source = source
+        self.operation = operation
+        self.resource = resource
+        self.reason = reason
+    }
+}
+
+/// What a collector yields, in the order it learns it.
+public enum CollectEvent: Sendable {
+    case evidence(Evidence)
+    case failure(CollectionFailure)
+}
+
+extension JSONEncoder {
+    /// Sorted keys, ISO-8601 dates in UTC, no escaped slashes: byte-stable output.
+    public static var canonical: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(Timestamp.iso8601(date))
+        }
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    public static var canonical: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                        debugDescription: "not an ISO-8601 time: \(text)"))
+            }
+            return date
+        }
+        return decoder
+    }
+}
+
+/// ISO-8601 in UTC with whole seconds: the one time format of stored and rendered output.
+public enum Timestamp {
+    public static func iso8601(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!))
+    }
+
+    public static func day(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!).year().month().day())
+    }
+
+    public static func parse(_ text: String) -> Date? {
+        if let date = try? Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!).parse(text) { return date }
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true,
+                                                  timeZone: TimeZone(identifier: "UTC")!).parse(text) { return date }
+        if text.count == 10, let date = try? Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!)
+            .year().month().day().parse(text) { return date }
+        return nil
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+
+/// One control's standing in a run: its checks rolled into one status.
+public struct ControlStatus: Sendable, Hashable, Codable {
+    public let control: ControlRef
+    public let title: String
+    public let status: CheckStatus
+    public let checkIDs: [String]
+    public let evidenceIDs: [String]
+
+    public init(control: ControlRef, title: String, status: CheckStatus, checkIDs: [String], evidenceIDs: [String]) {
+        self.control = control
+        self.title = title
+        self.status = status
+        self.checkIDs = checkIDs.sorted()
+        self.evidenceIDs = Array(Set(evidenceIDs)).sorted()
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case control, title, status
+        case checkIDs = "check_ids"
+        case evidenceIDs = "evidence_ids"
+    }
+}
+
+/// A framework's score: controls passing over controls evaluated. Evaluated counts pass, fail and
+/// not_verified (missing evidence lowers a score, it never raises one); not_applicable and
+/// excepted controls are left out of both sides and reported in their own counts.
+public struct FrameworkScore: Sendable, Hashable, Codable {
+    public let framework: String
+    public let passed: Int
+    public let failed: Int
+    public let notVerified: Int
+    public let notApplicable: Int
+    public let excepted: Int
+    public let controls: [ControlStatus]
+
+    public var evaluated: Int { passed + failed + notVerified }
+    /// In 0...1; nil when nothing was evaluated.
+    public var ratio: Double? { evaluated == 0 ? nil : Double(passed) / Double(evaluated) }
+    /// `67%` or `n/a`.
+    public var percentText: String {
+        guard let ratio else { return "n/a" }
+        return "\(Int((ratio * 100).rounded()))%"
+    }
+
+    public init(framework: String, controls: [ControlStatus]) {
+        self.framework = framework
+        self.controls = controls.sorted { $0.control < $1.control }
+        passed = controls.count { $0.status == .pass }
+        failed = controls.count { $0.status == .fail }
+        notVerified = controls.count { $0.status == .notVerified }
+        notApplicable = controls.count { $0.status == .notApplicable }
+        excepted = controls.count { $0.status == .excepted }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case framework, passed, failed, controls
+        case notVerified = "not_verified"
+        case notApplicable = "not_applicable"
+        case excepted
+    }
+}
+
+/// Overall standing: the sum over frameworks.
+public struct ScoreSummary: Sendable, Hashable, Codable {
+    public let frameworks: [FrameworkScore]
+
+    public init(frameworks: [FrameworkScore]) {
+        self.frameworks = frameworks.sorted { $0.framework < $1.framework }
+    }
+
+    public var passed: Int { frameworks.reduce(0) { $0 + $1.passed } }
+    public var evaluated: Int { frameworks.reduce(0) { $0 + $1.evaluated } }
+    public var ratio: Double? { evaluated == 0 ? nil : Double(passed) / Double(evaluated) }
+    public var percentText: String {
+        guard let ratio else { return "n/a" }
+        return "\(Int((ratio * 100).rounded()))%"
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// Where evidence rows, runs, results, scores and exports live (SQLite by default, PostgreSQL in
+/// production). Every call names its organization; an implementation must never return or touch
+/// another organization's rows.
+public protocol EvidenceStore: Sendable {
+    func beginRun(_ run: RunRecord) async throws
+    /// Stores evidence rows (one transaction). Evidence already stored is left as it is.
+    /// Returns how many were new.
+    @discardableResult
+    func storeEvidence(_ batch: [Evidence], run: RunRecord) async throws -> Int
+    /// Stores a run's check results and scores (one transaction).
+    func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) async throws
+    func storeExport(_ export: ExportRecord, run: RunRecord) async throws
+    func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) async throws
+    func evidenceCount(organization: OrganizationID) async throws -> Int
+}
+
+public struct RunRecord: Sendable, Hashable {
+    public enum Status: String, Sendable { case running, succeeded, failed, cancelled }
+    public let id: String
+    public let organizationID: OrganizationID
+    public let pipeline: String
+    public let asOf: Date
+    public let actor: String
+
+    public init(id: String, organizationID: OrganizationID, pipeline: String, asOf: Date, actor: String) {
+        self.id = id
+        self.organizationID = organizationID
+        self.pipeline = pipeline
+        self.asOf = asOf
+        self.actor = actor
+    }
+}
+
+public struct ExportRecord: Sendable, Hashable, Codable {
+    public let id: String
+    public let organizationID: OrganizationID
+    public let artifacts: [Artifact]
+
+    public init(id: String, organizationID: OrganizationID, artifacts: [Artifact]) {
+        self.id = id
+        self.organizationID = organizationID
+        self.artifacts = artifacts
+    }
+}
+
+/// Blobs under keys that begin `{organization_id}/`. Writes are whole or not at all.
+public protocol ObjectStore: Sendable {
+    /// Writes the object; with `ifAbsent`, leaves an existing object untouched and returns false.
+    @discardableResult
+    func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async throws -> Bool
+    func get(_ key: String) async throws -> Data
+    func exists(_ key: String) async throws -> Bool
+    /// Where a person finds the object (a path for a local directory, a URL for S3).
+    func location(of key: String) -> String
+}
+
+/// Checks a key before use: it must start with the organization's prefix, and no segment may be
+/// empty, `.` or `..`.
+public func validateObjectKey(_ key: String, organization: OrganizationID) throws(PipelineError) {
+    let segments = key.split(separator: "/", omittingEmptySubsequences: false)
+    guard segments.first.map(String.init) == organization.rawValue, segments.count >= 2,
+          segments.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && !$0.contains("\0") && !$0.contains("\\") })
+    else {
+        throw PipelineError(.storage, "object key \(quotedForMessage(key)) is outside organization \(organization)")
+    }
+}
+
+/// An organization the pipeline runs for, and the integrations it has connected.
+public struct Organization: Sendable, Hashable {
+    public let id: OrganizationID
+    public let name: String
+    /// Integration name → its settings (account, login, recording), as configured.
+    public let integrations: [String: [String: String]]
+
+    public init(id: OrganizationID, name: String, integrations: [String: [String: String]]) {
+        self.id = id
+        self.name = name
+        self.integrations = integrations
+    }
+}
+
+public protocol OrganizationDirectory: Sendable {
+    func all() async throws -> [Organization]
+    /// Throws `unknownOrganization` naming the id when there is none.
+    func organization(_ id: OrganizationID) async throws -> Organization
+}
