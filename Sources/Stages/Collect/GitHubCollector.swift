@@ -1,0 +1,175 @@
+import Foundation
+import Logging
+import Pipeline
+
+/// Collects GitHub organization evidence through the REST API (version 2022-11-28):
+/// the organization, members without 2FA, repositories, and per repository the default
+/// branch's protection and whether Dependabot alerts are on.
+public struct GitHubCollector: EvidenceCollector {
+    public let source = "github"
+    public let baseURL: URL
+    /// Follow at most this many pages of one listing (100 items each).
+    public let maxPages: Int
+
+    public init(baseURL: URL = URL(string: "https://api.github.com")!, maxPages: Int = 200) {
+        self.baseURL = baseURL
+        self.maxPages = maxPages
+    }
+
+    public enum Operation {
+        public static let getOrganization = "orgs/get"
+        public static let listMembersWithout2FA = "orgs/list-members?filter=2fa_disabled"
+        public static let listRepositories = "repos/list-for-org"
+        public static let getBranchProtection = "repos/get-branch-protection"
+        public static let checkVulnerabilityAlerts = "repos/check-vulnerability-alerts"
+    }
+
+    public func collect(for organization: Organization, context: CollectContext,
+                        emit: @escaping @Sendable (CollectEvent) async -> Void) async throws {
+        guard let account = organization.integrations[source]?["account"] else {
+            throw PipelineError(.configuration, "organization \(organization.id) has no GitHub integration (integrations.github.account)")
+        }
+        guard Self.isValidLogin(account) else {
+            throw PipelineError(.configuration, "GitHub account \(quotedForMessage(account)) of organization \(organization.id) is not a valid login")
+        }
+        let session = Session(collector: self, organization: organization, context: context, emit: emit)
+
+        async let orgDone = session.fetch(Operation.getOrganization, "/orgs/\(account)", resource: account)
+        async let membersDone = session.paginate(Operation.listMembersWithout2FA,
+                                                       "/orgs/\(account)/members?filter=2fa_disabled&per_page=100",
+                                                       resource: account)
+        let repos = await session.paginate(Operation.listRepositories, "/orgs/\(account)/repos?type=all&per_page=100",
+                                           resource: account)
+        var active: [(name: String, branch: String)] = []
+        for page in repos {
+            guard let list = try? JSONSerialization.jsonObject(with: page.body) as? [[String: Any]] else { continue }
+            for repo in list {
+                guard let name = repo["name"] as? String, Self.isValidRepoName(name),
+                      (repo["archived"] as? Bool) != true else { continue }
+                let branch = repo["default_branch"] as? String ?? "main"
+                active.append((name, branch))
+            }
+        }
+        try await forEachConcurrently(active, width: context.concurrency) { repo in
+            let branch = repo.branch.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(.init(charactersIn: "/"))) ?? repo.branch
+            await session.fetch(Operation.getBranchProtection, "/repos/\(account)/\(repo.name)/branches/\(branch)/protection",
+                                resource: "\(account)/\(repo.name)@\(repo.branch)", evidenceStatuses: [200, 404])
+            await session.fetch(Operation.checkVulnerabilityAlerts, "/repos/\(account)/\(repo.name)/vulnerability-alerts",
+                                resource: "\(account)/\(repo.name)", evidenceStatuses: [204, 404])
+        }
+        _ = await (orgDone, membersDone)
+        try Task.checkCancellation()
+    }
+
+    /// GitHub logins: alphanumerics and single hyphens, at most 39 characters.
+    static func isValidLogin(_ login: String) -> Bool {
+        guard (1...39).contains(login.count), !login.hasPrefix("-"), !login.hasSuffix("-") else { return false }
+        return login.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "-" }
+    }
+
+    static func isValidRepoName(_ name: String) -> Bool {
+        guard (1...100).contains(name.count), name != ".", name != ".." else { return false }
+        return name.unicodeScalars.allSatisfy { ($0.isASCII && CharacterSet.alphanumerics.contains($0)) || "-_.".unicodeScalars.contains($0) }
+    }
+
+    /// One collection run against one GitHub organization.
+    struct Session: Sendable {
+        let collector: GitHubCollector
+        let organization: Organization
+        let context: CollectContext
+        let emit: @Sendable (CollectEvent) async -> Void
+
+        func request(_ url: URL) -> HTTPRequest {
+            HTTPRequest(method: "GET", url: url, headers: [
+                ("Accept", "application/vnd.github+json"),
+                ("X-GitHub-Api-Version", "2022-11-28"),
+                ("User-Agent", "lightsail-pipeline"),
+            ])
+        }
+
+        /// Fetches one URL; returns the evidence when the answer is one of `evidenceStatuses`.
+        @discardableResult
+        func fetch(_ operation: String, _ pathAndQuery: String, resource: String,
+                   evidenceStatuses: Set<Int> = [200]) async -> Evidence? {
+            guard let url = URL(string: pathAndQuery, relativeTo: collector.baseURL)?.absoluteURL else {
+                await fail(operation, resource, "cannot form a URL for \(quotedForMessage(pathAndQuery))")
+                return nil
+            }
+            return await fetch(operation, url: url, resource: resource, evidenceStatuses: evidenceStatuses)
+        }
+
+        func fetch(_ operation: String, url: URL, resource: String, evidenceStatuses: Set<Int>) async -> Evidence? {
+            let request = request(url)
+            let response: HTTPResponse
+            do {
+                response = try await context.transport.send(request)
+            } catch {
+                await fail(operation, resource, "\(request.summary): \(error)")
+                return nil
+            }
+            guard evidenceStatuses.contains(response.status) else {
+                await fail(operation, resource, "\(request.summary) answered \(response.status)\(Self.gitHubMessage(response))")
+                return nil
+            }
+            let evidence = EvidenceFactory.make(
+                organization: organization.id, source: collector.source, operation: operation, resource: resource,
+                request: request.summary, status: response.status,
+                mediaType: response.header("Content-Type") ?? (response.body.isEmpty ? "text/plain" : "application/json"),
+                body: response.body, collectedAt: context.asOf, freshFor: context.freshFor)
+            await emit(.evidence(evidence))
+            return evidence
+        }
+
+        /// Follows `Link: rel="next"` from the first page, staying on the API's host.
+        func paginate(_ operation: String, _ firstPath: String, resource: String) async -> [Evidence] {
+            guard var url = URL(string: firstPath, relativeTo: collector.baseURL)?.absoluteURL else { return [] }
+            var pages: [Evidence] = []
+            var seen = Set<URL>()
+            while pages.count < collector.maxPages, seen.insert(url).inserted {
+                let request = request(url)
+                let response: HTTPResponse
+                do {
+                    response = try await context.transport.send(request)
+                } catch {
+                    await fail(operation, resource, "\(request.summary): \(error)")
+                    return pages
+                }
+                guard response.status == 200 else {
+                    await fail(operation, resource, "\(request.summary) answered \(response.status)\(Self.gitHubMessage(response))")
+                    return pages
+                }
+                let evidence = EvidenceFactory.make(
+                    organization: organization.id, source: collector.source, operation: operation, resource: resource,
+                    request: request.summary, status: response.status,
+                    mediaType: response.header("Content-Type") ?? "application/json",
+                    body: response.body, collectedAt: context.asOf, freshFor: context.freshFor)
+                await emit(.evidence(evidence))
+                pages.append(evidence)
+                guard let link = response.header("Link"), let next = LinkHeader.parse(link)["next"] else { return pages }
+                guard next.host == collector.baseURL.host, next.scheme == collector.baseURL.scheme else {
+                    await fail(operation, resource, "\(request.summary): next page link leaves \(collector.baseURL.host ?? "the API host"); not followed")
+                    return pages
+                }
+                url = next
+            }
+            if pages.count >= collector.maxPages {
+                await fail(operation, resource, "more than \(collector.maxPages) pages; the listing was cut short")
+            }
+            return pages
+        }
+
+        func fail(_ operation: String, _ resource: String, _ reason: String) async {
+            context.logger.warning("evidence not collected", metadata: ["operation": "\(operation)", "resource": "\(resource)",
+                                                                         "reason": "\(reason)"])
+            await emit(.failure(CollectionFailure(source: collector.source, operation: operation,
+                                                  resource: resource, reason: reason)))
+        }
+
+        /// GitHub's error `message`, quoted and cut short, when the body carries one.
+        static func gitHubMessage(_ response: HTTPResponse) -> String {
+            guard let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any],
+                  let message = object["message"] as? String else { return "" }
+            return ": \(quotedForMessage(message, limit: 120))"
+        }
+    }
+}

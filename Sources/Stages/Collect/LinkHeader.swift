@@ -1,0 +1,27 @@
+import Foundation
+
+/// RFC 8288 Link header, as GitHub sends it for pagination:
+/// `<https://api.github.com/...&page=2>; rel="next", <...>; rel="last"`.
+public enum LinkHeader {
+    /// Relation name → target URL.
+    public static func parse(_ value: String) -> [String: URL] {
+        var links: [String: URL] = [:]
+        var rest = Substring(value)
+        while let open = rest.firstIndex(of: "<") {
+            guard let close = rest[open...].firstIndex(of: ">") else { break }
+            let target = rest[rest.index(after: open)..<close]
+            let paramsEnd = rest[close...].firstIndex(of: "<") ?? rest.endIndex
+            let params = rest[rest.index(after: close)..<paramsEnd]
+            for param in params.split(separator: ";") {
+                let pair = param.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard pair.count == 2, pair[0].lowercased() == "rel" else { continue }
+                let rels = pair[1].trimmingCharacters(in: CharacterSet(charactersIn: "\","))
+                for rel in rels.split(separator: " ") {
+                    if let url = URL(string: String(target)) { links[String(rel).lowercased()] = url }
+                }
+            }
+            rest = rest[paramsEnd...]
+        }
+        return links
+    }
+}

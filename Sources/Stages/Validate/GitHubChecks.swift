@@ -1,0 +1,248 @@
+import Foundation
+import Pipeline
+
+/// SOC 2 and ISO/IEC 27001:2022 checks over GitHub organization evidence.
+public enum GitHubChecks {
+    typealias Op = GitHubCollector.Operation
+    static let source = "github"
+
+    public static let all: [Check] = [
+        organizationRequires2FA, membersHave2FA, defaultBranchRequiresReview, forcePushesBlocked,
+        branchDeletionBlocked, adminsFollowProtection, dependabotAlertsEnabled,
+    ]
+
+    static func soc2(_ ids: String...) -> [ControlRef] { ids.map { ControlRef(framework: "soc2", id: $0) } }
+    static func iso(_ ids: String...) -> [ControlRef] { ids.map { ControlRef(framework: "iso27001", id: $0) } }
+
+    /// Reason for a missing piece of evidence: the collection failure if there was one.
+    static func missing(_ index: EvidenceIndex, _ operation: String, _ what: String, resource: String? = nil) -> String {
+        let failures = index.failures(source: source).filter {
+            ($0.operation == operation || $0.operation == "*") && (resource == nil || $0.resource == resource || $0.operation == "*")
+        }
+        if let failure = failures.first { return "\(what) could not be collected: \(failure.reason)" }
+        return "\(what) was not collected"
+    }
+
+    public static let organizationRequires2FA = Check(
+        id: "github.org-requires-2fa",
+        title: "GitHub organization requires two-factor authentication",
+        controls: soc2("CC6.1") + iso("A.5.17", "A.8.5")
+    ) { index, _ in
+        guard let evidence = index.evidence(source: source, operation: Op.getOrganization).first else {
+            return .init(.notVerified, missing(index, Op.getOrganization, "the organization's settings"))
+        }
+        guard case .value(let org) = EvidenceReader.object(evidence) else {
+            return .init(.notVerified, "the organization's settings are unreadable", evidence: [evidence])
+        }
+        switch org["two_factor_requirement_enabled"] {
+        case let enabled as Bool where enabled:
+            return .init(.pass, "Members must enable two-factor authentication to join.", evidence: [evidence])
+        case let enabled as Bool where !enabled:
+            return .init(.fail, "The organization does not require two-factor authentication.",
+                         findings: ["\(org["login"] as? String ?? "organization"): two_factor_requirement_enabled is false"],
+                         evidence: [evidence])
+        default:
+            return .init(.notVerified, "two_factor_requirement_enabled is not visible to this token (it needs an organization owner)",
+                         evidence: [evidence])
+        }
+    }
+
+    public static let membersHave2FA = Check(
+        id: "github.members-have-2fa",
+        title: "Every GitHub organization member has two-factor authentication on",
+        controls: soc2("CC6.1", "CC6.2") + iso("A.8.5")
+    ) { index, _ in
+        let pages = index.evidence(source: source, operation: Op.listMembersWithout2FA)
+        let failed = index.failures(source: source, operation: Op.listMembersWithout2FA)
+        if pages.isEmpty || !failed.isEmpty {
+            return .init(.notVerified, missing(index, Op.listMembersWithout2FA, "the list of members without 2FA"),
+                         evidence: pages)
+        }
+        var logins: [String] = []
+        for page in pages {
+            guard case .value(let members) = EvidenceReader.array(page) else {
+                return .init(.notVerified, "a page of the members list is unreadable", evidence: pages)
+            }
+            logins += members.map { $0["login"] as? String ?? "(unknown login)" }
+        }
+        if logins.isEmpty {
+            return .init(.pass, "No member is without two-factor authentication.", evidence: pages)
+        }
+        return .init(.fail, "\(logins.count) member\(logins.count == 1 ? " has" : "s have") no two-factor authentication.",
+                     findings: logins.sorted().map { "\($0): two-factor authentication disabled" }, evidence: pages)
+    }
+
+    // MARK: Per-repository checks
+
+    enum RepoVerdict {
+        case ok
+        case bad(String)
+        case unknown(String)
+    }
+
+    /// Active (not archived) repositories from every page of the listing, or why they are unknown.
+    static func activeRepositories(_ index: EvidenceIndex) -> (repos: [(name: String, branch: String)], pages: [Evidence], problem: String?) {
+        let pages = index.evidence(source: source, operation: Op.listRepositories)
+        if pages.isEmpty || !index.failures(source: source, operation: Op.listRepositories).isEmpty {
+            return ([], pages, missing(index, Op.listRepositories, "the repository list"))
+        }
+        var repos: [(String, String)] = []
+        for page in pages {
+            guard case .value(let list) = EvidenceReader.array(page) else {
+                return ([], pages, "a page of the repository list is unreadable")
+            }
+            for repo in list where (repo["archived"] as? Bool) != true {
+                if let name = repo["name"] as? String {
+                    repos.append((name, repo["default_branch"] as? String ?? "main"))
+                }
+            }
+        }
+        return (repos.sorted { $0.0 < $1.0 }, pages, nil)
+    }
+
+    /// Applies `judge` to every active repository's evidence of `operation` and rolls the verdicts
+    /// up: any bad → fail; else any unknown → not_verified; else pass. No repositories → n/a.
+    static func perRepository(_ index: EvidenceIndex, operation: String, resource: @escaping (String, String, String) -> String,
+                              passReason: String, failReason: String,
+                              judge: (Evidence) -> RepoVerdict) -> Check.Verdict {
+        let (repos, pages, problem) = activeRepositories(index)
+        if let problem { return .init(.notVerified, problem, evidence: pages) }
+        if repos.isEmpty { return .init(.notApplicable, "The organization has no active repositories.", evidence: pages) }
+        let owner = pages.first?.resource ?? ""
+        var used = pages
+        var bad: [String] = []
+        var unknown: [String] = []
+        for repo in repos {
+            let key = resource(owner, repo.name, repo.branch)
+            guard let evidence = index.evidence(source: source, operation: operation, resource: key).first else {
+                unknown.append("\(owner)/\(repo.name): " + missing(index, operation, "evidence", resource: key))
+                continue
+            }
+            used.append(evidence)
+            switch judge(evidence) {
+            case .ok: break
+            case .bad(let finding): bad.append("\(owner)/\(repo.name): \(finding)")
+            case .unknown(let why): unknown.append("\(owner)/\(repo.name): \(why)")
+            }
+        }
+        if !bad.isEmpty {
+            return .init(.fail, "\(bad.count) of \(repos.count) repositories: \(failReason)",
+                         findings: bad + unknown, evidence: used)
+        }
+        if !unknown.isEmpty {
+            return .init(.notVerified, "\(unknown.count) of \(repos.count) repositories could not be verified.",
+                         findings: unknown, evidence: used)
+        }
+        return .init(.pass, "All \(repos.count) active repositories: \(passReason)", evidence: used)
+    }
+
+    static let protectionResource: @Sendable (String, String, String) -> String = { owner, repo, branch in "\(owner)/\(repo)@\(branch)" }
+
+    /// The protection document, `nil` when the branch is not protected (404), or why it is unreadable.
+    static func protection(_ evidence: Evidence) -> EvidenceReader.Outcome<[String: Any]?> {
+        if evidence.status == 404 { return .value(nil) }
+        switch EvidenceReader.object(evidence) {
+        case .value(let object): return .value(object)
+        case .unreadable(let why): return .unreadable(why)
+        }
+    }
+
+    static func protectionRule(_ check: @escaping ([String: Any]) -> RepoVerdict) -> (Evidence) -> RepoVerdict {
+        { evidence in
+            switch protection(evidence) {
+            case .unreadable(let why): return .unknown(why)
+            case .value(nil): return .bad("default branch is not protected")
+            case .value(let rules?): return check(rules)
+            }
+        }
+    }
+
+    static func flag(_ rules: [String: Any], _ key: String) -> Bool? {
+        (rules[key] as? [String: Any])?["enabled"] as? Bool
+    }
+
+    public static let defaultBranchRequiresReview = Check(
+        id: "github.default-branch-requires-review",
+        title: "Default branches require an approving review before merge",
+        controls: soc2("CC8.1") + iso("A.8.4", "A.8.32")
+    ) { index, _ in
+        perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
+                      passReason: "changes to the default branch need an approving review.",
+                      failReason: "changes can reach the default branch without review.",
+                      judge: protectionRule { rules in
+            guard let reviews = rules["required_pull_request_reviews"] as? [String: Any] else {
+                return .bad("pull request reviews are not required")
+            }
+            let count = reviews["required_approving_review_count"] as? Int ?? 1
+            return count >= 1 ? .ok : .bad("required approving review count is 0")
+        })
+    }
+
+    public static let forcePushesBlocked = Check(
+        id: "github.force-pushes-blocked",
+        title: "Force pushes to default branches are blocked",
+        controls: soc2("CC8.1") + iso("A.8.32")
+    ) { index, _ in
+        perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
+                      passReason: "force pushes to the default branch are blocked.",
+                      failReason: "history of the default branch can be rewritten.",
+                      judge: protectionRule { rules in
+            switch flag(rules, "allow_force_pushes") {
+            case false?: return .ok
+            case true?: return .bad("force pushes are allowed")
+            case nil: return .unknown("allow_force_pushes is missing from the protection")
+            }
+        })
+    }
+
+    public static let branchDeletionBlocked = Check(
+        id: "github.branch-deletion-blocked",
+        title: "Default branches cannot be deleted",
+        controls: soc2("CC8.1") + iso("A.8.32")
+    ) { index, _ in
+        perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
+                      passReason: "the default branch cannot be deleted.",
+                      failReason: "the default branch can be deleted.",
+                      judge: protectionRule { rules in
+            switch flag(rules, "allow_deletions") {
+            case false?: return .ok
+            case true?: return .bad("branch deletion is allowed")
+            case nil: return .unknown("allow_deletions is missing from the protection")
+            }
+        })
+    }
+
+    public static let adminsFollowProtection = Check(
+        id: "github.admins-follow-protection",
+        title: "Branch protection applies to administrators too",
+        controls: soc2("CC8.1") + iso("A.8.32")
+    ) { index, _ in
+        perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
+                      passReason: "administrators are held to the same protection.",
+                      failReason: "administrators can bypass branch protection.",
+                      judge: protectionRule { rules in
+            switch flag(rules, "enforce_admins") {
+            case true?: return .ok
+            case false?: return .bad("administrators bypass the protection (enforce_admins off)")
+            case nil: return .unknown("enforce_admins is missing from the protection")
+            }
+        })
+    }
+
+    public static let dependabotAlertsEnabled = Check(
+        id: "github.dependabot-alerts-enabled",
+        title: "Dependabot vulnerability alerts are on for every repository",
+        controls: soc2("CC7.1") + iso("A.8.8")
+    ) { index, _ in
+        perRepository(index, operation: Op.checkVulnerabilityAlerts, resource: { owner, repo, _ in "\(owner)/\(repo)" },
+                      passReason: "Dependabot alerts report vulnerable dependencies.",
+                      failReason: "vulnerable dependencies go unreported.",
+                      judge: { evidence in
+            switch evidence.status {
+            case 204: return .ok
+            case 404: return .bad("Dependabot alerts are off")
+            default: return .unknown("unexpected status \(evidence.status)")
+            }
+        })
+    }
+}
