@@ -72,11 +72,20 @@ public struct PipelineExecutor: Sendable {
         logger[metadataKey: "run.id"] = "\(context.run.id)"
         logger[metadataKey: "org.id"] = "\(org.id)"
         logger[metadataKey: "pipeline"] = "\(definition.name)"
+        // Resolve every source's transport before anything is written: a missing or corrupt
+        // recording, or an unconfigured integration, fails the run up front with its reason.
+        var transports: [String: any HTTPTransport] = [:]
+        for source in definition.collect?.sources ?? [] {
+            guard stages.collectors[source] != nil else {
+                throw PipelineError(.configuration, "no collector for source '\(source)' is built in")
+            }
+            transports[source] = try stages.transport(source, org)
+        }
         let persist = definition.store != nil
         if persist { try await context.store.beginRun(context.run) }
         logger.info("run started")
         do {
-            let outcome = try await runStages(context, logger: logger)
+            let outcome = try await runStages(context, transports: transports, logger: logger)
             if persist { try await context.store.finishRun(context.run, status: .succeeded, message: nil) }
             logger.info("run finished", metadata: ["evidence.new": "\(outcome.evidenceNew)",
                                                    "evidence.collected": "\(outcome.evidenceCollected)"])
@@ -97,7 +106,8 @@ public struct PipelineExecutor: Sendable {
         }
     }
 
-    private func runStages(_ context: RunContext, logger: Logger) async throws -> RunOutcome {
+    private func runStages(_ context: RunContext, transports: [String: any HTTPTransport],
+                           logger: Logger) async throws -> RunOutcome {
         let org = context.organization
         var index = EvidenceIndex()
         var newEvidence = 0
@@ -113,7 +123,7 @@ public struct PipelineExecutor: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     defer { continuation.finish() }
-                    try await collectAll(collect, context: context, logger: logger) { event in
+                    try await collectAll(collect, transports: transports, context: context, logger: logger) { event in
                         continuation.yield(event)
                     }
                 }
@@ -192,7 +202,8 @@ public struct PipelineExecutor: Sendable {
 
     /// Runs every source of the stage, `sourceConcurrency` at once. A source that cannot start is
     /// recorded as a failure of all its evidence, never as a pass.
-    private func collectAll(_ options: CollectOptions, context: RunContext, logger: Logger,
+    private func collectAll(_ options: CollectOptions, transports: [String: any HTTPTransport],
+                            context: RunContext, logger: Logger,
                             emit: @escaping @Sendable (CollectEvent) async -> Void) async throws {
         let org = context.organization
         let stages = self.stages
@@ -200,13 +211,8 @@ public struct PipelineExecutor: Sendable {
         try await forEachConcurrently(options.sources, width: options.sourceConcurrency) { source in
             var sourceLogger = logger
             sourceLogger[metadataKey: "source"] = "\(source)"
-            guard let collector = stages.collectors[source] else {
-                await emit(.failure(CollectionFailure(source: source, operation: "*", resource: org.id.rawValue,
-                                                      reason: "no collector for source '\(source)' is built in")))
-                return
-            }
+            guard let collector = stages.collectors[source], let base = transports[source] else { return }
             do {
-                let base = try stages.transport(source, org)
                 let transport = ResilientTransport(base: base, retry: options.retry, timeout: options.timeout,
                                                    sleeper: sleeper)
                 let collectContext = CollectContext(transport: transport, concurrency: options.concurrency,

@@ -1,0 +1,141 @@
+import CCairo
+import Foundation
+import Pipeline
+
+/// The one owner of cairo: a PDF surface writing into memory, with the few drawing and
+/// measuring calls the report needs. Every cairo status is checked at `finish()`.
+final class PDFCanvas {
+    static let pageWidth = 595.0   // A4 in points
+    static let pageHeight = 842.0
+
+    private final class Sink {
+        var data = Data()
+    }
+
+    private let sink = Sink()
+    private let surface: OpaquePointer
+    private let cr: OpaquePointer
+    private var finished = false
+
+    enum Font { case regular, bold, mono }
+
+    init(title: String, author: String, createdAt: Date) throws {
+        let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
+        guard let surface = cairo_pdf_surface_create_for_stream({ closure, bytes, length in
+            guard let closure, let bytes else { return CAIRO_STATUS_WRITE_ERROR }
+            let sink = Unmanaged<Sink>.fromOpaque(closure).takeUnretainedValue()
+            sink.data.append(bytes, count: Int(length))
+            return CAIRO_STATUS_SUCCESS
+        }, sinkPointer, Self.pageWidth, Self.pageHeight) else {
+            throw PipelineError(.render, "cairo could not create a PDF surface")
+        }
+        self.surface = surface
+        guard let cr = cairo_create(surface) else {
+            cairo_surface_destroy(surface)
+            throw PipelineError(.render, "cairo could not create a drawing context")
+        }
+        self.cr = cr
+        // Fixed dates: the same run clock gives the same bytes.
+        let date = Timestamp.iso8601(createdAt)
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, title)
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_AUTHOR, author)
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "Lightsail pipeline")
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATE_DATE, date)
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_MOD_DATE, date)
+        try check("create")
+    }
+
+    deinit {
+        cairo_destroy(cr)
+        cairo_surface_destroy(surface)
+    }
+
+    func setFont(_ font: Font, size: Double) {
+        switch font {
+        case .regular: cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL)
+        case .bold: cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD)
+        case .mono: cairo_select_font_face(cr, "DejaVu Sans Mono", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL)
+        }
+        cairo_set_font_size(cr, size)
+    }
+
+    func width(of text: String) -> Double {
+        var extents = cairo_text_extents_t()
+        cairo_text_extents(cr, text, &extents)
+        return extents.x_advance
+    }
+
+    func setColor(_ r: Double, _ g: Double, _ b: Double) {
+        cairo_set_source_rgb(cr, r, g, b)
+    }
+
+    func text(_ text: String, x: Double, y: Double) {
+        cairo_move_to(cr, x, y)
+        cairo_show_text(cr, text)
+    }
+
+    func fillRect(x: Double, y: Double, width: Double, height: Double) {
+        cairo_rectangle(cr, x, y, width, height)
+        cairo_fill(cr)
+    }
+
+    func line(x1: Double, y1: Double, x2: Double, y2: Double, width: Double = 0.5) {
+        cairo_set_line_width(cr, width)
+        cairo_move_to(cr, x1, y1)
+        cairo_line_to(cr, x2, y2)
+        cairo_stroke(cr)
+    }
+
+    func newPage() {
+        cairo_show_page(cr)
+    }
+
+    /// Breaks `text` into lines no wider than `maxWidth` in the current font, at spaces where
+    /// possible and inside long words (ids, URLs) where not.
+    func wrap(_ text: String, maxWidth: Double) -> [String] {
+        var lines: [String] = []
+        for paragraph in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            var current = ""
+            for word in paragraph.split(separator: " ", omittingEmptySubsequences: false).map(String.init) {
+                let candidate = current.isEmpty ? word : current + " " + word
+                if width(of: candidate) <= maxWidth {
+                    current = candidate
+                    continue
+                }
+                if !current.isEmpty { lines.append(current) }
+                current = ""
+                var piece = ""
+                for character in word {
+                    if width(of: piece + String(character)) > maxWidth, !piece.isEmpty {
+                        lines.append(piece)
+                        piece = ""
+                    }
+                    piece.append(character)
+                }
+                current = piece
+            }
+            lines.append(current)
+        }
+        return lines
+    }
+
+    private func check(_ step: String) throws {
+        let status = cairo_status(cr)
+        let surfaceStatus = cairo_surface_status(surface)
+        guard status == CAIRO_STATUS_SUCCESS, surfaceStatus == CAIRO_STATUS_SUCCESS else {
+            let failing = status != CAIRO_STATUS_SUCCESS ? status : surfaceStatus
+            throw PipelineError(.render, "cairo failed to \(step) the PDF: \(String(cString: cairo_status_to_string(failing)))")
+        }
+    }
+
+    /// Ends the document and returns its bytes.
+    func finish() throws -> Data {
+        precondition(!finished)
+        finished = true
+        cairo_show_page(cr)
+        try check("draw")
+        cairo_surface_finish(surface)
+        try check("finish")
+        return sink.data
+    }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+
+struct Lint: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check pipeline definitions and report every problem with its position.",
+        discussion: "Prints `file:line:col: severity: message [code]` per problem. Exit 0 clean, 1 problems, 2 usage."
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+    @Argument(help: "Definition files or folders (default: the pipelines folder).")
+    var paths: [String] = []
+
+    @Option(name: .long, help: "Output format: text or json.")
+    var format: Format = .text
+
+    @OptionGroup var locations: LocationOptions
+
+    func run() async throws {
+        let files = try DefinitionFiles.expand(paths.isEmpty ? [locations.pipelines] : paths)
+        let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary)
+        var all: [Diagnostic] = []
+        var output = ""
+        for file in files {
+            let result = loader.load(file: file)
+            all += result.diagnostics
+            for diagnostic in result.diagnostics where format == .text {
+                output += diagnostic.rendered(source: result.source) + "\n"
+            }
+        }
+        switch format {
+        case .text:
+            let errors = all.count { $0.severity == .error }
+            output += all.isEmpty
+                ? "\(files.count) definition\(files.count == 1 ? "" : "s") checked, no problems\n"
+                : "\(files.count) definition\(files.count == 1 ? "" : "s") checked, \(errors) error\(errors == 1 ? "" : "s"), \(all.count - errors) warning\(all.count - errors == 1 ? "" : "s")\n"
+            print(output, terminator: "")
+        case .json:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            let document = ["files": files.count, "diagnostics": all] as LintReport
+            print(String(decoding: try encoder.encode(document), as: UTF8.self))
+        }
+        if all.hasErrors { throw Exit.problems }
+    }
+}
+
+struct LintReport: Encodable, ExpressibleByDictionaryLiteral {
+    var files = 0
+    var diagnostics: [Diagnostic] = []
+
+    init(dictionaryLiteral elements: (String, Any)...) {
+        for (key, value) in elements {
+            if key == "files", let value = value as? Int { files = value }
+            if key == "diagnostics", let value = value as? [Diagnostic] { diagnostics = value }
+        }
+    }
+}
+
+/// Turns the paths a user gave into definition files: folders expand to their *.yml and *.yaml.
+enum DefinitionFiles {
+    static func expand(_ paths: [String]) throws -> [String] {
+        var files: [String] = []
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw ValidationError("no such file or folder: \(path)")
+            }
+            if isDirectory.boolValue {
+                let entries = try FileManager.default.contentsOfDirectory(atPath: path)
+                files += entries.filter { $0.hasSuffix(".yml") || $0.hasSuffix(".yaml") }.sorted()
+                    .map { (path as NSString).appendingPathComponent($0) }
+            } else {
+                files.append(path)
+            }
+        }
+        return files
+    }
+}

@@ -1,0 +1,226 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Pipeline
+import Reporting
+import Stages
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a pipeline for one organization or for all of them.",
+        discussion: """
+        Example: pipeline run report --org acme
+        Prints, per organization, its score and where the report and the bundle are. One \
+        organization's failure never stops another's; the exit code is 1 if any failed.
+        """
+    )
+
+    @Argument(help: "Pipeline name (a file pipelines/<name>.yml) or a path to a definition.")
+    var pipeline: String
+
+    @Option(name: .long, help: "Organization id to run for.")
+    var org: String?
+
+    @Flag(name: .long, help: "Run for every organization.")
+    var allOrgs = false
+
+    @Option(name: .long, help: ArgumentHelp("Data directory of the embedded store (env LIGHTSAIL_DATA_DIR, default ./.lightsail).", valueName: "dir"))
+    var dataDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Run clock, ISO-8601 UTC (default: now). Same evidence and clock give the same report bytes.", valueName: "time"))
+    var asOf: String?
+
+    @Option(name: .long, help: "Who runs it, for the audit log (env LIGHTSAIL_ACTOR; default: system).")
+    var actor: String?
+
+    @Option(name: .long, help: "Organizations run at once with --all-orgs.")
+    var orgConcurrency = 2
+
+    @Flag(name: .long, help: "Print the outcome as JSON on standard output.")
+    var json = false
+
+    @Flag(name: .long, help: "No progress lines on standard error.")
+    var quiet = false
+
+    @OptionGroup var locations: LocationOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if (org == nil) == !allOrgs {
+            throw ValidationError("name exactly one of --org <id> or --all-orgs")
+        }
+        if orgConcurrency < 1 || orgConcurrency > 64 {
+            throw ValidationError("--org-concurrency must be between 1 and 64")
+        }
+        if let asOf, Timestamp.parse(asOf) == nil {
+            throw ValidationError("--as-of '\(asOf)' is not an ISO-8601 time such as 2026-11-28T00:00:00Z")
+        }
+    }
+
+    func run() async throws {
+        try logging.bootstrap()
+        let work = Task { try await execute() }
+        let signals = SignalCanceller { work.cancel() }
+        defer { signals.stop() }
+        let code: ExitCode
+        do {
+            code = try await work.value
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw report(error)
+        }
+        if code != .success { throw code }
+    }
+
+    func execute() async throws -> ExitCode {
+        let definition = try loadDefinition()
+        let directory = locations.organizations
+        let organizations: [Organization]
+        if let org {
+            organizations = [try await directory.organization(try OrganizationID(org))]
+        } else {
+            organizations = try await directory.all()
+            if organizations.isEmpty {
+                throw PipelineError(.unknownOrganization, "no organizations under \(directory.root.path)")
+            }
+        }
+
+        let dataRoot = URL(fileURLWithPath: dataDir ?? ProcessInfo.processInfo.environment["LIGHTSAIL_DATA_DIR"] ?? ".lightsail")
+        do {
+            try FileManager.default.createDirectory(at: dataRoot, withIntermediateDirectories: true)
+        } catch {
+            throw PipelineError(.storage, "cannot create data directory \(dataRoot.path): \(error.localizedDescription)")
+        }
+        let store = try await SQLiteEvidenceStore(path: dataRoot.appendingPathComponent("lightsail.sqlite").path)
+        let objects = try LocalObjectStore(root: dataRoot.appendingPathComponent("objects"))
+
+        let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+        let runActor = actor ?? ProcessInfo.processInfo.environment["LIGHTSAIL_ACTOR"] ?? "system"
+        let stages = StageSet(
+            collectors: BuiltIn.collectors,
+            transport: { source, organization in
+                try ReplayTransport(recording: try directory.recording(for: source, of: organization))
+            },
+            validator: CheckValidator(), scorer: ControlScorer(),
+            renderer: BundleRenderer(frameworkTitle: ControlCatalog.frameworkTitle))
+        let executor = PipelineExecutor(definition: definition, stages: stages)
+        let progress = ProgressDisplay(enabled: !quiet)
+        let logger = Logger(label: "lightsail.pipeline")
+
+        let outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
+            let record = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organization.id,
+                                   pipeline: definition.name, asOf: clock, actor: runActor)
+            let context = RunContext(run: record, organization: organization, logger: logger, store: store,
+                                     objects: objects, progress: progress.handle)
+            do {
+                return (organization, .success(try await executor.run(context)))
+            } catch {
+                if Task.isCancelled { throw CancellationError() }
+                return (organization, .failure(error))
+            }
+        }
+        progress.close()
+        try Task.checkCancellation()
+
+        if json {
+            try printJSON(outcomes)
+        } else {
+            for (organization, result) in outcomes {
+                printSummary(organization, result)
+            }
+        }
+        let failed = outcomes.filter { if case .failure = $0.1 { return true } else { return false } }
+        for (organization, result) in failed {
+            if case .failure(let error) = result {
+                StandardError.write("pipeline: error: \(organization.id): \(error)\n")
+            }
+        }
+        return failed.isEmpty ? .success : Exit.problems
+    }
+
+    func loadDefinition() throws -> PipelineDefinition {
+        let file: String
+        if pipeline.contains("/") || pipeline.hasSuffix(".yml") || pipeline.hasSuffix(".yaml") {
+            file = pipeline
+        } else {
+            guard pipeline.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "-" || $0 == "_" }),
+                  !pipeline.isEmpty else {
+                throw PipelineError(.unknownPipeline, "pipeline name \(quotedForMessage(pipeline)) is not valid")
+            }
+            let candidates = ["yml", "yaml"].map { (locations.pipelines as NSString).appendingPathComponent("\(pipeline).\($0)") }
+            guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                let known = (try? DefinitionFiles.expand([locations.pipelines]))?
+                    .map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? []
+                throw PipelineError(.unknownPipeline, "unknown pipeline '\(pipeline)': no \(candidates[0])"
+                                    + (known.isEmpty ? "" : " (known: \(known.joined(separator: ", ")))"))
+            }
+            file = found
+        }
+        let result = DefinitionLoader(vocabulary: BuiltIn.vocabulary).load(file: file)
+        for diagnostic in result.diagnostics {
+            StandardError.write(diagnostic.rendered(source: result.source) + "\n")
+        }
+        guard let definition = result.definition else {
+            throw PipelineError(.invalidDefinition, "\(file) has errors; nothing was run")
+        }
+        return definition
+    }
+
+    func printSummary(_ organization: Organization, _ result: Result<RunOutcome, any Error>) {
+        switch result {
+        case .failure(let error):
+            print("\(organization.id): FAILED: \(error)")
+        case .success(let outcome):
+            let counts = Dictionary(grouping: outcome.results, by: \.status).mapValues(\.count)
+            let checkLine = CheckStatus.allCases.compactMap { status in
+                counts[status].map { "\($0) \(status.rawValue)" }
+            }.joined(separator: ", ")
+            var line = "\(organization.id): "
+            if let scores = outcome.scores {
+                line += "score \(scores.percentText) ("
+                    + scores.frameworks.map { "\($0.framework) \($0.percentText)" }.joined(separator: ", ") + ")"
+            } else {
+                line += "no score"
+            }
+            print(line)
+            print("  checks:   \(outcome.results.count) (\(checkLine))")
+            print("  evidence: \(outcome.evidenceCollected) collected, \(outcome.evidenceNew) new, \(outcome.failures.count) not collected")
+            for artifact in outcome.export?.artifacts ?? [] {
+                let name = artifact.kind == .pdf ? "report: " : "bundle: "
+                print("  \(name)  \(artifact.location)")
+            }
+            print("  run:      \(outcome.run.id)")
+        }
+    }
+
+    func printJSON(_ outcomes: [(Organization, Result<RunOutcome, any Error>)]) throws {
+        var list: [[String: Any]] = []
+        for (organization, result) in outcomes {
+            var entry: [String: Any] = ["organization_id": organization.id.rawValue]
+            switch result {
+            case .failure(let error):
+                entry["status"] = "failed"
+                entry["error"] = "\(error)"
+            case .success(let outcome):
+                entry["status"] = "succeeded"
+                entry["run_id"] = outcome.run.id
+                entry["score"] = outcome.scores?.ratio ?? NSNull()
+                entry["evidence_collected"] = outcome.evidenceCollected
+                entry["evidence_new"] = outcome.evidenceNew
+                entry["not_collected"] = outcome.failures.count
+                entry["checks"] = outcome.results.map { ["check_id": $0.checkID, "status": $0.status.rawValue] }
+                entry["frameworks"] = (outcome.scores?.frameworks ?? []).map {
+                    ["framework": $0.framework, "passed": $0.passed, "evaluated": $0.evaluated] as [String: Any]
+                }
+                entry["export_id"] = outcome.export?.id ?? NSNull()
+                entry["artifacts"] = (outcome.export?.artifacts ?? []).map {
+                    ["kind": $0.kind.rawValue, "key": $0.key, "location": $0.location, "sha256": $0.sha256, "size": $0.size] as [String: Any]
+                }
+            }
+            list.append(entry)
+        }
+        let data = try JSONSerialization.data(withJSONObject: ["runs": list], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Pipeline
+
+/// The embedded default object store: a directory. Objects are written to a temporary file in
+/// the same directory, flushed, and renamed into place, so a reader sees them whole or not at all.
+public struct LocalObjectStore: ObjectStore {
+    public let root: URL
+
+    public init(root: URL) throws {
+        self.root = root.standardizedFileURL
+        do {
+            try FileManager.default.createDirectory(at: self.root, withIntermediateDirectories: true)
+        } catch {
+            throw PipelineError(.storage, "cannot create object directory \(self.root.path): \(error.localizedDescription)")
+        }
+    }
+
+    func url(for key: String) throws -> URL {
+        let segments = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard !segments.isEmpty, segments.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && !$0.contains("\0") })
+        else {
+            throw PipelineError(.storage, "object key \(quotedForMessage(key)) is not a valid key")
+        }
+        return segments.reduce(root) { $0.appendingPathComponent(String($1), isDirectory: false) }
+    }
+
+    public func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async throws -> Bool {
+        let target = try url(for: key)
+        return try await BlockingIO.run {
+            let manager = FileManager.default
+            if ifAbsent, manager.fileExists(atPath: target.path) { return false }
+            let directory = target.deletingLastPathComponent()
+            try manager.createDirectory(at: directory, withIntermediateDirectories: true)
+            let temporary = directory.appendingPathComponent(".tmp-\(UUID().uuidString)")
+            guard manager.createFile(atPath: temporary.path, contents: nil) else {
+                throw PipelineError(.storage, "cannot write in \(directory.path)")
+            }
+            do {
+                let handle = try FileHandle(forWritingTo: temporary)
+                try handle.write(contentsOf: data)
+                try handle.synchronize()
+                try handle.close()
+                if ifAbsent {
+                    // link(2) fails if the target exists: a concurrent writer of the same content wins.
+                    if link(temporary.path, target.path) != 0 {
+                        let code = errno
+                        try? manager.removeItem(at: temporary)
+                        if code == EEXIST { return false }
+                        throw PipelineError(.storage, "cannot store \(key): \(String(cString: strerror(code)))")
+                    }
+                    try manager.removeItem(at: temporary)
+                } else if rename(temporary.path, target.path) != 0 {
+                    let code = errno
+                    throw PipelineError(.storage, "cannot store \(key): \(String(cString: strerror(code)))")
+                }
+            } catch {
+                try? manager.removeItem(at: temporary)
+                throw error
+            }
+            return true
+        }
+    }
+
+    public func get(_ key: String) async throws -> Data {
+        let target = try url(for: key)
+        return try await BlockingIO.run {
+            guard let data = FileManager.default.contents(atPath: target.path) else {
+                throw PipelineError(.storage, "object \(key) not found")
+            }
+            return data
+        }
+    }
+
+    public func exists(_ key: String) async throws -> Bool {
+        let target = try url(for: key)
+        return FileManager.default.fileExists(atPath: target.path)
+    }
+
+    public func location(of key: String) -> String {
+        (try? url(for: key).path) ?? key
+    }
+}

@@ -1,0 +1,125 @@
+import CSQLite
+import Dispatch
+import Foundation
+import Pipeline
+
+/// The one owner of sqlite3 in the project: a connection used from one serial queue, so no
+/// blocking call runs on the cooperative pool and no two threads share the handle.
+/// `@unchecked Sendable`: the handle is only touched on `queue`.
+public final class SQLiteConnection: @unchecked Sendable {
+    private let handle: OpaquePointer
+    private let queue: DispatchQueue
+    public let path: String
+
+    public enum Value: Sendable, Equatable {
+        case null
+        case integer(Int64)
+        case text(String)
+        case blob(Data)
+    }
+
+    public init(path: String, busyTimeout: Duration = .seconds(10)) throws {
+        var db: OpaquePointer?
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(db)
+            throw PipelineError(.database, "cannot open SQLite database \(path): \(message)")
+        }
+        handle = db
+        self.path = path
+        queue = DispatchQueue(label: "lightsail.sqlite")
+        sqlite3_busy_timeout(db, Int32(busyTimeout.components.seconds * 1000))
+        try executeNow("PRAGMA journal_mode=WAL")
+        try executeNow("PRAGMA foreign_keys=ON")
+        try executeNow("PRAGMA synchronous=NORMAL")
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    /// Runs `work` on the connection's queue.
+    public func run<T: Sendable>(_ work: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await BlockingIO.run(on: queue) { try work(self) }
+    }
+
+    /// Runs `work` in one transaction (BEGIN IMMEDIATE … COMMIT), rolling back on any error.
+    public func transaction<T: Sendable>(_ work: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await run { db in
+            try db.executeNow("BEGIN IMMEDIATE")
+            do {
+                let value = try work(db)
+                try db.executeNow("COMMIT")
+                return value
+            } catch {
+                try? db.executeNow("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    // MARK: Synchronous calls, only from inside `run` / `transaction`.
+
+    public func executeNow(_ sql: String) throws {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errstr(rc))
+            sqlite3_free(message)
+            throw PipelineError(.database, "SQLite: \(text)", detail: sql)
+        }
+    }
+
+    /// Runs one statement with bound parameters and returns the rows.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [Value] = []) throws -> [[Value]] {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
+            throw error(sql)
+        }
+        defer { sqlite3_finalize(statement) }
+        for (offset, parameter) in parameters.enumerated() {
+            let index = Int32(offset + 1)
+            let rc: Int32
+            switch parameter {
+            case .null: rc = sqlite3_bind_null(statement, index)
+            case .integer(let v): rc = sqlite3_bind_int64(statement, index, v)
+            case .text(let v): rc = lightsail_sqlite3_bind_text_transient(statement, index, v, -1)
+            case .blob(let v):
+                rc = v.withUnsafeBytes { lightsail_sqlite3_bind_blob_transient(statement, index, $0.baseAddress, Int32($0.count)) }
+            }
+            guard rc == SQLITE_OK else { throw error(sql) }
+        }
+        var rows: [[Value]] = []
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(sql) }
+            var row: [Value] = []
+            for column in 0..<sqlite3_column_count(statement) {
+                switch sqlite3_column_type(statement, column) {
+                case SQLITE_INTEGER: row.append(.integer(sqlite3_column_int64(statement, column)))
+                case SQLITE_TEXT: row.append(.text(String(cString: sqlite3_column_text(statement, column))))
+                case SQLITE_BLOB:
+                    let count = Int(sqlite3_column_bytes(statement, column))
+                    let bytes = sqlite3_column_blob(statement, column)
+                    row.append(.blob(bytes.map { Data(bytes: $0, count: count) } ?? Data()))
+                default: row.append(.null)
+                }
+            }
+            rows.append(row)
+        }
+        return rows
+    }
+
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
+    private func error(_ sql: String) -> PipelineError {
+        PipelineError(.database, "SQLite: \(String(cString: sqlite3_errmsg(handle)))", detail: sql)
+    }
+}
+
+extension SQLiteConnection.Value {
+    public var int: Int? { if case .integer(let v) = self { return Int(v) } else { return nil } }
+    public var string: String? { if case .text(let v) = self { return v } else { return nil } }
+}
