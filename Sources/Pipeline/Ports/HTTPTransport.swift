@@ -78,7 +78,7 @@ public struct ResilientTransport: HTTPTransport {
                 try await self.base.send(request)
             }
             if Self.isTransientStatus(response) {
-                throw PipelineError(.transport, "\(request.summary) answered \(response.status)", transient: true)
+                throw PipelineError(.transport, "answered \(response.status)", transient: true)
             }
             return response
         }
