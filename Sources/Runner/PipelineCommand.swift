@@ -15,4 +15,23 @@ struct PipelineCommand: AsyncParsableCommand {
         """,
         subcommands: [Run.self, List.self, Lint.self]
     )
+
+    /// Parses and runs, mapping ArgumentParser's usage failures (64) to this tool's exit 2.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code.rawValue == 64 {
+                StandardError.write(fullMessage(for: error) + "\n")
+                Foundation.exit(Exit.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
 }

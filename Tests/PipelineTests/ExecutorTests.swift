@@ -1,0 +1,232 @@
+import Foundation
+import Pipeline
+import Testing
+
+/// Counts how many bodies run at once.
+actor ConcurrencyGauge {
+    private(set) var current = 0
+    private(set) var peak = 0
+    private(set) var finished = 0
+
+    func enter() {
+        current += 1
+        peak = max(peak, current)
+    }
+
+    func leave() {
+        current -= 1
+        finished += 1
+    }
+}
+
+/// Records the waits a retry asks for instead of sleeping.
+final class RecordingSleeper: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _waits: [Duration] = []
+    var waits: [Duration] { lock.withLock { _waits } }
+
+    var sleeper: Sleeper {
+        Sleeper { duration in self.lock.withLock { self._waits.append(duration) } }
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func next() -> Int { lock.withLock { value += 1; return value } }
+    var count: Int { lock.withLock { value } }
+}
+
+struct Transient: Error {}
+struct Permanent: Error {}
+
+@Suite struct ConcurrencyTests {
+    @Test(arguments: [1, 3, 8])
+    func noMoreThanTheWidthRunAtOnce(_ width: Int) async throws {
+        let gauge = ConcurrencyGauge()
+        try await forEachConcurrently(0..<24, width: width) { _ in
+            await gauge.enter()
+            try await Task.sleep(for: .milliseconds(5))
+            await gauge.leave()
+        }
+        #expect(await gauge.peak == width)
+        #expect(await gauge.finished == 24)
+    }
+
+    @Test func mappedResultsKeepTheInputOrder() async throws {
+        let out = try await mapConcurrently(Array(0..<50), width: 4) { n in
+            try await Task.sleep(for: .microseconds(UInt64((50 - n) * 50)))
+            return n * n
+        }
+        #expect(out == (0..<50).map { $0 * $0 })
+    }
+
+    @Test func theFirstErrorCancelsTheRestAndIsRethrown() async {
+        let started = Counter()
+        await #expect(throws: Permanent.self) {
+            try await forEachConcurrently(0..<100, width: 2) { n in
+                _ = started.next()
+                if n == 3 { throw Permanent() }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(started.count < 100)
+    }
+
+    @Test func cancellingTheCallerStopsWorkInFlight() async throws {
+        let gauge = ConcurrencyGauge()
+        let task = Task {
+            try await forEachConcurrently(0..<1000, width: 4) { _ in
+                await gauge.enter()
+                defer { Task { await gauge.leave() } }
+                try await Task.sleep(for: .seconds(30))
+            }
+        }
+        while await gauge.peak < 4 { try await Task.sleep(for: .milliseconds(1)) }
+        task.cancel()
+        let clock = ContinuousClock()
+        let start = clock.now
+        await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(clock.now - start < .seconds(5))
+        #expect(await gauge.peak == 4)
+    }
+
+    @Test func aTimeoutStopsAnOperationThatRunsTooLong() async {
+        await #expect(throws: PipelineError.self) {
+            try await withTimeout(.milliseconds(20), "slow call") {
+                try await Task.sleep(for: .seconds(30))
+                return 1
+            }
+        }
+        do {
+            _ = try await withTimeout(.milliseconds(20), "slow call") { try await Task.sleep(for: .seconds(30)) }
+        } catch let error as PipelineError {
+            #expect(error.code == .timeout)
+            #expect(error.isTransient)
+            #expect(error.description.contains("slow call timed out after 20ms"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func aFastOperationIsNotTimedOut() async throws {
+        #expect(try await withTimeout(.seconds(5), "fast") { 42 } == 42)
+    }
+}
+
+@Suite struct RetryTests {
+    let policy = RetryPolicy(maxAttempts: 4, initialBackoff: .milliseconds(100), maxBackoff: .milliseconds(300))
+
+    @Test func backoffDoublesAndIsCapped() {
+        #expect(policy.ceiling(afterAttempt: 1) == .milliseconds(100))
+        #expect(policy.ceiling(afterAttempt: 2) == .milliseconds(200))
+        #expect(policy.ceiling(afterAttempt: 3) == .milliseconds(300))
+        #expect(policy.ceiling(afterAttempt: 9) == .milliseconds(300))
+    }
+
+    @Test func jitterSpreadsTheWaitBelowTheCeiling() {
+        #expect(policy.delay(afterAttempt: 2, random: 0) == .zero)
+        #expect(policy.delay(afterAttempt: 2, random: 0.5) == .milliseconds(100))
+        #expect(policy.delay(afterAttempt: 2, random: 0.999) <= .milliseconds(200))
+    }
+
+    @Test func transientErrorsAreRetriedUntilSuccess() async throws {
+        let calls = Counter()
+        let sleeper = RecordingSleeper()
+        let value = try await policy.run(sleeper: sleeper.sleeper, random: { 0.5 }, isTransient: { $0 is Transient }) {
+            if calls.next() < 3 { throw Transient() }
+            return "ok"
+        }
+        #expect(value == "ok")
+        #expect(calls.count == 3)
+        #expect(sleeper.waits == [.milliseconds(50), .milliseconds(100)])
+    }
+
+    @Test func permanentErrorsAreNotRetried() async {
+        let calls = Counter()
+        let sleeper = RecordingSleeper()
+        await #expect(throws: Permanent.self) {
+            try await policy.run(sleeper: sleeper.sleeper, isTransient: { $0 is Transient }) {
+                _ = calls.next()
+                throw Permanent()
+            }
+        }
+        #expect(calls.count == 1)
+        #expect(sleeper.waits.isEmpty)
+    }
+
+    @Test func attemptsRunOutAndTheLastErrorIsThrown() async {
+        let calls = Counter()
+        await #expect(throws: Transient.self) {
+            try await policy.run(sleeper: RecordingSleeper().sleeper, isTransient: { $0 is Transient }) {
+                _ = calls.next()
+                throw Transient()
+            }
+        }
+        #expect(calls.count == 4)
+    }
+
+    @Test func cancellationIsNeverRetried() async {
+        let calls = Counter()
+        let task = Task {
+            try await policy.run(sleeper: .continuous, isTransient: { _ in true }) {
+                _ = calls.next()
+                try await Task.sleep(for: .seconds(30))
+            }
+        }
+        try? await Task.sleep(for: .milliseconds(20))
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(calls.count == 1)
+    }
+}
+
+/// A transport answering from a script of statuses, counting requests.
+final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
+    private let lock = NSLock()
+    private var statuses: [Int]
+    private(set) var requests = 0
+
+    init(_ statuses: [Int]) { self.statuses = statuses }
+
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let status: Int = lock.withLock {
+            requests += 1
+            return statuses.count > 1 ? statuses.removeFirst() : statuses[0]
+        }
+        return HTTPResponse(status: status, body: Data("{}".utf8))
+    }
+}
+
+@Suite struct ResilientTransportTests {
+    let request = HTTPRequest(url: URL(string: "https://api.example.test/x")!)
+
+    @Test func serverErrorsAndRateLimitsAreRetried() async throws {
+        let base = ScriptedTransport([503, 429, 500, 200])
+        let transport = ResilientTransport(base: base, retry: RetryPolicy(maxAttempts: 5), timeout: .seconds(5),
+                                           sleeper: RecordingSleeper().sleeper)
+        #expect(try await transport.send(request).status == 200)
+        #expect(base.requests == 4)
+    }
+
+    @Test func clientErrorsAreAnsweredAtOnce() async throws {
+        let base = ScriptedTransport([404, 200])
+        let transport = ResilientTransport(base: base, retry: RetryPolicy(maxAttempts: 5), timeout: .seconds(5),
+                                           sleeper: RecordingSleeper().sleeper)
+        #expect(try await transport.send(request).status == 404)
+        #expect(base.requests == 1)
+    }
+
+    @Test func aServerThatKeepsFailingGivesAClearError() async {
+        let base = ScriptedTransport([502])
+        let transport = ResilientTransport(base: base, retry: RetryPolicy(maxAttempts: 3), timeout: .seconds(5),
+                                           sleeper: RecordingSleeper().sleeper)
+        do {
+            _ = try await transport.send(request)
+            Issue.record("no error")
+        } catch {
+            #expect("\(error)" == "answered 502 [transport]")
+        }
+        #expect(base.requests == 3)
+    }
+}
