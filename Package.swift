@@ -51,8 +51,8 @@ let package = Package(
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: strict),
 
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline"], swiftSettings: strict),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "Cryptography"],
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "Cryptography", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Pipeline", "Cryptography"],
                     swiftSettings: strict),

@@ -1,0 +1,175 @@
+import Foundation
+import Logging
+import Pipeline
+import Testing
+
+/// In-memory store recording what the executor asks of it.
+actor MemoryStore: EvidenceStore {
+    var batches: [[Evidence]] = []
+    var ids = Set<String>()
+    var finished: [RunRecord.Status] = []
+    var resultsStored = 0
+    var exports: [ExportRecord] = []
+
+    func beginRun(_ run: RunRecord) {}
+    func storeEvidence(_ batch: [Evidence], run: RunRecord) -> Int {
+        batches.append(batch)
+        return batch.filter { ids.insert($0.id).inserted }.count
+    }
+    func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) { resultsStored += 1 }
+    func storeExport(_ export: ExportRecord, run: RunRecord) { exports.append(export) }
+    func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) { finished.append(status) }
+    func evidenceCount(organization: OrganizationID) -> Int { ids.count }
+}
+
+actor MemoryObjects: ObjectStore {
+    var objects: [String: Data] = [:]
+    func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) -> Bool {
+        if ifAbsent, objects[key] != nil { return false }
+        objects[key] = data
+        return true
+    }
+    func get(_ key: String) throws -> Data { objects[key]! }
+    func exists(_ key: String) -> Bool { objects[key] != nil }
+    nonisolated func location(of key: String) -> String { "mem://\(key)" }
+}
+
+func evidence(_ n: Int, org: OrganizationID) -> Evidence {
+    Evidence(id: String(format: "%064d", n), organizationID: org, source: "fake", operation: "items/get",
+             resource: "item-\(n)", request: "GET /items/\(n)", status: 200, collectedAt: Date(timeIntervalSince1970: 0),
+             freshUntil: Date(timeIntervalSince1970: 86_400), sha256: String(repeating: "0", count: 64),
+             mediaType: "application/json", body: Data("{\"n\":\(n)}".utf8))
+}
+
+/// Emits `count` items; after the first `gate` items waits until the store has seen a batch,
+/// which only happens if evidence flows on before collection ends.
+struct StreamingCollector: EvidenceCollector {
+    let source = "fake"
+    let count: Int
+    let gate: Int
+    let store: MemoryStore
+    let hang: Bool
+
+    func collect(for organization: Organization, context: CollectContext,
+                 emit: @escaping @Sendable (CollectEvent) async -> Void) async throws {
+        for n in 0..<count {
+            if n == gate {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while await store.batches.isEmpty {
+                    guard ContinuousClock.now < deadline else { throw PipelineError(.transport, "store never saw a batch") }
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+            }
+            await emit(.evidence(evidence(n, org: organization.id)))
+        }
+        if hang { try await Task.sleep(for: .seconds(60)) }
+    }
+}
+
+struct CountingValidator: Validator {
+    func evaluate(_ evidence: EvidenceIndex, frameworks: [String], organization: Organization) -> [CheckResult] {
+        [CheckResult(checkID: "fake.count", title: "count", controls: [ControlRef(framework: "soc2", id: "CC1.1")],
+                     status: evidence.all.isEmpty ? .notVerified : .pass, reason: "\(evidence.all.count) items",
+                     evidenceIDs: evidence.all.map(\.id))]
+    }
+}
+
+struct SimpleScorer: Scorer {
+    func score(_ results: [CheckResult], frameworks: [String]) -> ScoreSummary {
+        ScoreSummary(frameworks: frameworks.map { framework in
+            FrameworkScore(framework: framework, controls: results.map {
+                ControlStatus(control: ControlRef(framework: framework, id: "CC1.1"), title: "t", status: $0.status,
+                              checkIDs: [$0.checkID], evidenceIDs: $0.evidenceIDs)
+            })
+        })
+    }
+}
+
+struct FakeRenderer: ReportRenderer {
+    func render(_ input: ReportInput, options: RenderOptions) async throws -> RenderedExport {
+        RenderedExport(id: "exp-1", files: [.init(kind: .pdf, key: "\(input.organization.id)/exports/exp-1.pdf",
+                                                  data: Data("pdf".utf8), contentType: "application/pdf", sha256: "x")])
+    }
+}
+
+struct NoTransport: HTTPTransport {
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse { HTTPResponse(status: 500) }
+}
+
+@Suite struct PipelineExecutorTests {
+    func definition(batchSize: Int = 5) throws -> PipelineDefinition {
+        let yaml = """
+        name: report
+        description: d
+        stages:
+          - type: collect
+            sources: [fake]
+          - type: validate
+            frameworks: [soc2]
+          - type: store
+            batch_size: \(batchSize)
+          - type: score
+            frameworks: [soc2]
+          - type: render
+            outputs: [pdf]
+        """
+        let result = DefinitionLoader(vocabulary: Vocabulary(sources: ["fake"], frameworks: ["soc2"]))
+            .load(text: yaml, file: "report.yml")
+        return try #require(result.definition, "\(result.diagnostics)")
+    }
+
+    func context(_ store: MemoryStore, _ objects: MemoryObjects) throws -> RunContext {
+        let org = Organization(id: try OrganizationID("acme"), name: "Acme", integrations: [:])
+        return RunContext(run: RunRecord(id: "run-1", organizationID: org.id, pipeline: "report",
+                                         asOf: Date(timeIntervalSince1970: 1_800_000_000), actor: "test"),
+                          organization: org, logger: Logger(label: "test"), store: store, objects: objects)
+    }
+
+    func stages(_ collector: any EvidenceCollector) -> StageSet {
+        StageSet(collectors: [collector], transport: { _, _ in NoTransport() }, validator: CountingValidator(),
+                 scorer: SimpleScorer(), renderer: FakeRenderer())
+    }
+
+    @Test func evidenceIsStoredWhileCollectionIsStillGoingOn() async throws {
+        let store = MemoryStore()
+        let objects = MemoryObjects()
+        let collector = StreamingCollector(count: 12, gate: 5, store: store, hang: false)
+        let outcome = try await PipelineExecutor(definition: try definition(batchSize: 5), stages: stages(collector))
+            .run(try context(store, objects))
+        #expect(outcome.evidenceCollected == 12)
+        #expect(outcome.evidenceNew == 12)
+        #expect(await store.batches.map(\.count) == [5, 5, 2])
+        #expect(outcome.results.first?.status == .pass)
+        #expect(outcome.export?.artifacts.first?.location == "mem://acme/exports/exp-1.pdf")
+        #expect(await objects.objects.keys.contains("acme/evidence/\(String(format: "%064d", 3))/original.json"))
+        #expect(await objects.objects.keys.contains("acme/evidence/\(String(format: "%064d", 3))/metadata.json"))
+        #expect(await store.finished == [.succeeded])
+    }
+
+    @Test func cancellingARunStopsItAndRecordsItAsCancelled() async throws {
+        let store = MemoryStore()
+        let objects = MemoryObjects()
+        let collector = StreamingCollector(count: 3, gate: 99, store: store, hang: true)
+        let executor = PipelineExecutor(definition: try definition(batchSize: 100), stages: stages(collector))
+        let ctx = try context(store, objects)
+        let task = Task { try await executor.run(ctx) }
+        try await Task.sleep(for: .milliseconds(50))
+        task.cancel()
+        let start = ContinuousClock.now
+        await #expect(throws: CancellationError.self) { _ = try await task.value }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(await store.finished == [.cancelled])
+        #expect(await store.resultsStored == 0)
+        #expect(await store.exports.isEmpty)
+        #expect(await objects.objects.keys.allSatisfy { !$0.contains("/exports/") })
+    }
+
+    @Test func aSourceWithoutACollectorFailsTheRunBeforeAnythingIsWritten() async throws {
+        let store = MemoryStore()
+        let executor = PipelineExecutor(definition: try definition(), stages: StageSet(
+            collectors: [], transport: { _, _ in NoTransport() }, validator: CountingValidator(),
+            scorer: SimpleScorer(), renderer: FakeRenderer()))
+        await #expect(throws: PipelineError.self) { _ = try await executor.run(try context(store, MemoryObjects())) }
+        #expect(await store.finished.isEmpty)
+    }
+}
