@@ -45,6 +45,8 @@ let package = Package(
         .target(name: "Reporting",
                 dependencies: ["Pipeline", "Cryptography", "CCairo", "CArchive"],
                 swiftSettings: strict),
+        // Helpers every test target shares: running the tools a reader uses, temporary folders.
+        .target(name: "PipelineTesting", swiftSettings: strict),
         .executableTarget(name: "Runner",
                           dependencies: ["Pipeline", "Stages", "Reporting",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -54,9 +56,9 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "Cryptography", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
-        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Pipeline", "Cryptography"],
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Pipeline", "Cryptography", "PipelineTesting"],
                     swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["Cryptography"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["PipelineTesting"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]
 )

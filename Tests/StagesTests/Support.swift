@@ -7,7 +7,7 @@ let projectRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
     .deletingLastPathComponent()
 let fixturesRoot = projectRoot.appendingPathComponent("fixtures/orgs")
 let sharedReference = projectRoot.deletingLastPathComponent().appendingPathComponent("shared/reference")
-let asOf = Date(timeIntervalSince1970: 1_795_910_400)  // 2026-11-28T00:00:00Z
+let asOf = Date(timeIntervalSince1970: 1_795_824_000)  // 2026-11-28T00:00:00Z
 
 func temporaryDirectory() throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("lightsail-test-\(UUID().uuidString)")

@@ -6,16 +6,22 @@ import Pipeline
 /// permissions, in the order given, so the same entries give the same bytes.
 ///
 /// libarchive writes zip entry times as DOS local time; the process must run in UTC for the
-/// bytes to be the same everywhere. `ZipWriter` sets TZ=UTC for the process once.
+/// bytes to be the same everywhere. Every `ZipWriter` pins the process's TZ to UTC as it starts.
 final class ZipWriter {
     private final class Sink {
         var data = Data()
     }
 
-    static let utc: Void = {
-        setenv("TZ", "UTC", 1)
-        tzset()
-    }()
+    static let timeZoneLock = NSLock()
+
+    static func pinUTC() {
+        timeZoneLock.withLock {
+            if ProcessInfo.processInfo.environment["TZ"] != "UTC" {
+                setenv("TZ", "UTC", 1)
+            }
+            tzset()
+        }
+    }
 
     private let archive: OpaquePointer
     private let sink = Sink()
@@ -23,7 +29,7 @@ final class ZipWriter {
     private var closed = false
 
     init(modified: Date) throws {
-        _ = Self.utc
+        Self.pinUTC()
         guard let archive = archive_write_new() else {
             throw PipelineError(.render, "libarchive could not start an archive")
         }
