@@ -1,0 +1,243 @@
+import Foundation
+import PipelineTesting
+import Testing
+
+/// Runs the built `pipeline` binary as a user would, over the shipped fixtures.
+struct CLI {
+    static let projectRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static let binary: String = {
+        if let explicit = ProcessInfo.processInfo.environment["PIPELINE_BIN"] { return explicit }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("pipeline")
+        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside.path }
+        return projectRoot.appendingPathComponent(".build/debug/pipeline").path
+    }()
+
+    let dataDir: URL
+
+    init() throws {
+        dataDir = try ExternalTool.temporaryDirectory()
+    }
+
+    @discardableResult
+    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> ToolResult {
+        try ExternalTool.run(CLI.binary, arguments, environment: ["LIGHTSAIL_DATA_DIR": dataDir.path].merging(environment) { _, b in b },
+                             directory: CLI.projectRoot)
+    }
+
+    /// Runs SQL against the embedded database with Python's sqlite3 module.
+    func sql(_ query: String) throws -> String {
+        let script = "import sqlite3, sys\nfor row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print('|'.join(map(str, row)))"
+        return try ExternalTool.run("python3", ["-c", script, dataDir.appendingPathComponent("lightsail.sqlite").path, query])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+func peer(_ name: String) -> Bool {
+    if ExternalTool.find(name) != nil { return true }
+    if ExternalTool.isCI { Issue.record("\(name) is not installed; .ci/run must install it") }
+    return false
+}
+
+func line(_ output: String, _ prefix: String) -> String? {
+    output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix(prefix) }
+}
+
+@Suite(.serialized) struct RunReportTests {
+    @Test func theReportForAcmeIsAValidPDFAndAVerifiableBundle() throws {
+        guard peer("pdfinfo"), peer("pdftotext"), peer("unzip"), peer("python3") else { return }
+        let cli = try CLI()
+        let result = try cli.run(["run", "report", "--org", "acme", "--as-of", "2026-11-28T00:00:00Z"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.hasPrefix("acme: score 56% (iso27001 60%, soc2 50%)"))
+        let pdf = try #require(line(result.stdout, "report:")?.dropFirst("report:".count).trimmingCharacters(in: .whitespaces))
+        let zip = try #require(line(result.stdout, "bundle:")?.dropFirst("bundle:".count).trimmingCharacters(in: .whitespaces))
+        #expect(pdf.hasPrefix(cli.dataDir.appendingPathComponent("objects/acme/exports/exp-").path))
+        #expect(zip.hasSuffix(".zip"))
+
+        let info = try ExternalTool.run("pdfinfo", [pdf])
+        #expect(info.status == 0)
+        #expect(info.stdout.contains("Title:           Compliance report: Acme Corp"))
+        let text = try ExternalTool.run("pdftotext", ["-layout", pdf, "-"]).stdout
+        for expected in ["Acme Corp", "56%", "Default branches require an approving review before merge",
+                         "acme-corp/web: administrators bypass the protection", "acme-corp/infra: Dependabot alerts are off",
+                         "A.8.32", "CC8.1", "Page 1 of"] {
+            #expect(text.contains(expected), "PDF lacks \(expected)")
+        }
+
+        #expect(try ExternalTool.run("unzip", ["-t", zip]).stdout.contains("No errors detected"))
+        let verify = """
+        import hashlib, json, sys, zipfile
+        z = zipfile.ZipFile(sys.argv[1])
+        m = json.loads(z.read("manifest.json"))
+        bad = [f["path"] for f in m["files"] if hashlib.sha256(z.read(f["path"])).hexdigest() != f["sha256"] or len(z.read(f["path"])) != f["size"]]
+        assert not bad, bad
+        results = json.loads(z.read("results.json"))
+        print(len(m["files"]), results["overall"], sorted({c["status"] for c in results["checks"]}))
+        """
+        let check = try ExternalTool.run("python3", ["-c", verify, zip])
+        #expect(check.status == 0, "\(check.stderr)")
+        #expect(check.stdout == "23 56% ['fail', 'pass']\n")
+    }
+
+    @Test func aSecondRunAddsNoEvidenceRows() throws {
+        guard peer("python3") else { return }
+        let cli = try CLI()
+        #expect(try cli.run(["run", "report", "--org", "acme", "--quiet"]).status == 0)
+        let first = try cli.sql("SELECT count(*) FROM evidence")
+        #expect(first == "10")
+        let again = try cli.run(["run", "report", "--org", "acme", "--quiet"])
+        #expect(again.status == 0)
+        #expect(line(again.stdout, "evidence:") == "evidence: 10 collected, 0 new, 0 not collected")
+        #expect(try cli.sql("SELECT count(*) FROM evidence") == first)
+        #expect(try cli.sql("SELECT count(*) FROM runs WHERE status = 'succeeded'") == "2")
+        #expect(try cli.sql("SELECT count(DISTINCT organization_id) FROM evidence") == "1")
+    }
+
+    @Test func theSameClockGivesByteIdenticalOutputsAcrossDataDirectories() throws {
+        let a = try CLI()
+        let b = try CLI()
+        let args = ["run", "report", "--org", "globex", "--as-of", "2026-11-28T00:00:00Z", "--quiet"]
+        let first = try a.run(args, environment: ["TZ": "Asia/Tokyo"])
+        let second = try b.run(args, environment: ["TZ": "America/Los_Angeles"])
+        let firstZip = try #require(line(first.stdout, "bundle:")?.split(separator: " ").last.map(String.init))
+        let secondZip = try #require(line(second.stdout, "bundle:")?.split(separator: " ").last.map(String.init))
+        #expect((firstZip as NSString).lastPathComponent == (secondZip as NSString).lastPathComponent)
+        #expect(FileManager.default.contents(atPath: firstZip) == FileManager.default.contents(atPath: secondZip))
+    }
+
+    @Test func allOrganizationsRunAndOneFailureDoesNotStopTheOthers() throws {
+        let cli = try CLI()
+        let result = try cli.run(["run", "nightly", "--all-orgs", "--quiet", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let runs = try #require(object?["runs"] as? [[String: Any]])
+        #expect(runs.compactMap { $0["organization_id"] as? String } == ["acme", "globex", "initech"])
+        #expect(runs.allSatisfy { $0["status"] as? String == "succeeded" })
+        let initech = try #require(runs.last?["checks"] as? [[String: String]])
+        #expect(initech.allSatisfy { $0["status"] == "not_verified" })
+    }
+}
+
+@Suite struct BadInputTests {
+    @Test(arguments: ["../x", "a/b", "ACME", "acme;drop", ""])
+    func aHostileOrganizationIDIsRefusedBeforeAnyUse(_ id: String) throws {
+        let cli = try CLI()
+        let result = try cli.run(["run", "report", "--org", id])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("is not valid"))
+        #expect(!FileManager.default.fileExists(atPath: cli.dataDir.appendingPathComponent("lightsail.sqlite").path))
+    }
+
+    @Test func anUnknownOrganizationIsNamed() throws {
+        let result = try CLI().run(["run", "report", "--org", "umbrella"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("unknown organization 'umbrella'"))
+        #expect(result.stderr.contains("known: acme, globex, initech"))
+    }
+
+    @Test func anUnknownPipelineIsNamed() throws {
+        let result = try CLI().run(["run", "audit", "--org", "acme"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("unknown pipeline 'audit'"))
+    }
+
+    @Test func neitherOrgNorAllOrgsIsAUsageError() throws {
+        let result = try CLI().run(["run", "report"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("--org"))
+    }
+
+    @Test func aMalformedDefinitionRunsNothingAndSaysWhere() throws {
+        let cli = try CLI()
+        let file = cli.dataDir.appendingPathComponent("broken.yml")
+        try "name: broken\ndescription: d\nstages:\n  - type: collect\n    sources: [gitlab]\n".write(to: file, atomically: true, encoding: .utf8)
+        let result = try cli.run(["run", file.path, "--org", "acme"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("broken.yml:5:15: error: unknown source 'gitlab'"))
+        #expect(result.stderr.contains("nothing was run"))
+        #expect(!FileManager.default.fileExists(atPath: cli.dataDir.appendingPathComponent("objects").path))
+    }
+
+    @Test func aCorruptFixtureFailsNamingTheFileAndLosesNothingStored() throws {
+        guard peer("python3") else { return }
+        let cli = try CLI()
+        // A first good run stores evidence and an export.
+        #expect(try cli.run(["run", "report", "--org", "acme", "--quiet"]).status == 0)
+        let before = try cli.sql("SELECT count(*) FROM evidence")
+        let exports = try FileManager.default.contentsOfDirectory(atPath: cli.dataDir.appendingPathComponent("objects/acme/exports").path)
+        // Then the recording is truncated mid-body.
+        let fixtures = try ExternalTool.temporaryDirectory()
+        try FileManager.default.createDirectory(at: fixtures.appendingPathComponent("orgs"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("fixtures/orgs/acme"),
+                                         to: fixtures.appendingPathComponent("orgs/acme"))
+        let recording = fixtures.appendingPathComponent("orgs/acme/github.json")
+        let data = try Data(contentsOf: recording)
+        try data.prefix(data.count / 2).write(to: recording)
+        let result = try cli.run(["run", "report", "--org", "acme", "--fixtures", fixtures.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("\(recording.path): recording is not valid JSON"))
+        #expect(try cli.sql("SELECT count(*) FROM evidence") == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cli.dataDir.appendingPathComponent("objects/acme/exports").path) == exports)
+    }
+
+    @Test func anUnwritableDataDirectoryIsFatal() throws {
+        let result = try CLI().run(["run", "report", "--org", "acme", "--data-dir", "/proc/lightsail"])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("/proc/lightsail"))
+    }
+}
+
+@Suite struct LintAndListTests {
+    @Test func theShippedPipelinesLintClean() throws {
+        let result = try CLI().run(["lint", "pipelines/"])
+        #expect(result.status == 0)
+        #expect(result.stdout == "2 definitions checked, no problems\n")
+    }
+
+    @Test func lintReportsEveryProblemAndExitsOne() throws {
+        let cli = try CLI()
+        let file = cli.dataDir.appendingPathComponent("bad.yml")
+        try "name: bad\ndescription: d\nstages:\n  - type: colect\n  - type: render\n    outputs: [pdf]\n".write(to: file, atomically: true, encoding: .utf8)
+        let result = try cli.run(["lint", file.path])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("bad.yml:4:11: error: unknown stage type 'colect'; did you mean 'collect'?"))
+        #expect(result.stdout.contains("bad.yml:5:11: error: stage 'render' needs a 'score' stage before it [missing-stage]"))
+        let json = try cli.run(["lint", file.path, "--format", "json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((object?["diagnostics"] as? [Any])?.count == 2)
+    }
+
+    @Test func lintOfAMissingPathIsAUsageError() throws {
+        #expect(try CLI().run(["lint", "no/such/dir"]).status == 2)
+    }
+
+    @Test func listShowsPipelinesAndOrganizations() throws {
+        let result = try CLI().run(["list"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("report  Collect evidence"))
+        #expect(result.stdout.contains("schedule 0 2 * * * UTC"))
+        #expect(result.stdout.contains("globex  Globex Corporation  [github]"))
+    }
+
+    @Test func everyCommandHasHelp() throws {
+        for command in [[], ["run"], ["list"], ["lint"]] {
+            let result = try CLI().run(command + ["--help"])
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("USAGE: pipeline"))
+        }
+    }
+
+    @Test func jsonLogsAreOneObjectPerLine() throws {
+        let result = try CLI().run(["run", "report", "--org", "globex", "--quiet", "--log-format", "json", "--log-level", "info"])
+        #expect(result.status == 0)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count >= 3)
+        for entry in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: String]
+            #expect(object?["org.id"] == "globex")
+            #expect(object?["run.id"] != nil)
+        }
+    }
+}
