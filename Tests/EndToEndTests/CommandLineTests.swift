@@ -241,3 +241,84 @@ func line(_ output: String, _ prefix: String) -> String? {
         }
     }
 }
+
+/// A copy of an organization's fixtures whose recording answers `path` only after `delayMS`.
+func slowFixtures(org: String, path: String, delayMS: Int) throws -> URL {
+    let fixtures = try ExternalTool.temporaryDirectory()
+    try FileManager.default.createDirectory(at: fixtures.appendingPathComponent("orgs"), withIntermediateDirectories: true)
+    try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("fixtures/orgs/\(org)"),
+                                     to: fixtures.appendingPathComponent("orgs/\(org)"))
+    let file = fixtures.appendingPathComponent("orgs/\(org)/github.json")
+    var object = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
+    var exchanges = object["exchanges"] as! [[String: Any]]
+    for index in exchanges.indices where (exchanges[index]["request"] as? [String: Any])?["path"] as? String == path {
+        var response = exchanges[index]["response"] as! [String: Any]
+        response["delay_ms"] = delayMS
+        exchanges[index]["response"] = response
+    }
+    object["exchanges"] = exchanges
+    try JSONSerialization.data(withJSONObject: object).write(to: file)
+    return fixtures
+}
+
+@Suite struct StoppingTests {
+    @Test func sigtermStopsARunInFlightAndRecordsItAsCancelled() throws {
+        guard peer("python3") else { return }
+        let cli = try CLI()
+        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 60_000)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["run", "report", "--org", "acme", "--quiet", "--fixtures", fixtures.path, "--data-dir", cli.dataDir.path]
+        process.currentDirectoryURL = CLI.projectRoot
+        process.standardOutput = Pipe()
+        process.standardError = Pipe()
+        try process.run()
+        // Wait until the run has started and stored its first evidence, then ask it to stop.
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, (try? cli.sql("SELECT count(*) FROM runs WHERE status = 'running'")) != "1" {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        let stopAt = Date()
+        process.terminate()
+        process.waitUntilExit()
+        #expect(Date().timeIntervalSince(stopAt) < 10)
+        #expect(process.terminationStatus == 130)
+        #expect(try cli.sql("SELECT status FROM runs") == "cancelled")
+        #expect(!FileManager.default.fileExists(atPath: cli.dataDir.appendingPathComponent("objects/acme/exports").path))
+        // No temporary file is left anywhere in the object store.
+        let leftovers = FileManager.default.enumerator(atPath: cli.dataDir.appendingPathComponent("objects").path)?
+            .compactMap { $0 as? String }.filter { $0.contains(".tmp-") } ?? []
+        #expect(leftovers.isEmpty)
+        // Running again completes, with nothing duplicated.
+        let again = try cli.run(["run", "report", "--org", "acme", "--quiet"])
+        #expect(again.status == 0)
+        #expect(try cli.sql("SELECT count(*) FROM evidence") == "10")
+    }
+
+    @Test func aRequestSlowerThanItsTimeoutIsNotCollectedAndTheCheckNotVerified() throws {
+        let cli = try CLI()
+        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 5_000)
+        let definition = cli.dataDir.appendingPathComponent("quick.yml")
+        try """
+        name: quick
+        description: Short timeouts.
+        stages:
+          - type: collect
+            sources: [github]
+            timeout: 100ms
+            retry: {attempts: 2, backoff: 10ms, max_backoff: 10ms}
+          - type: validate
+            frameworks: [soc2]
+        """.write(to: definition, atomically: true, encoding: .utf8)
+        let start = Date()
+        let result = try cli.run(["run", definition.path, "--org", "acme", "--quiet", "--json", "--fixtures", fixtures.path])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(Date().timeIntervalSince(start) < 4)
+        #expect(result.stderr.contains("timed out after 100ms"))
+        let runs = (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])?["runs"] as? [[String: Any]]
+        let checks = runs?.first?["checks"] as? [[String: String]] ?? []
+        #expect(checks.first { $0["check_id"] == "github.dependabot-alerts-enabled" }?["status"] == "fail")
+        #expect(runs?.first?["not_collected"] as? Int == 1)
+    }
+}

@@ -11,11 +11,12 @@ import Pipeline
 ///                              "body": "<raw body text>"}}]}
 /// ```
 /// Requests match on method, path and query (query parameters in any order); the host is
-/// ignored. Several exchanges for the same request answer in turn, the last one repeating, so a
+/// ignored. A response may carry `"delay_ms"`, answered that much later (a slow API, for
+/// timeout and cancellation tests). Several exchanges for the same request answer in turn, the last one repeating, so a
 /// recording can hold a 500 followed by a 200.
 public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
     // Immutable after init except `cursor`, which `lock` guards.
-    private let exchanges: [String: [HTTPResponse]]
+    private let exchanges: [String: [(response: HTTPResponse, delay: Duration)]]
     private var cursor: [String: Int] = [:]
     private let lock = NSLock()
     public let file: String
@@ -34,7 +35,7 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
         guard let object = root as? [String: Any], let list = object["exchanges"] as? [Any] else {
             throw PipelineError(.fixture, "\(file): recording must be an object with an 'exchanges' list")
         }
-        var table: [String: [HTTPResponse]] = [:]
+        var table: [String: [(response: HTTPResponse, delay: Duration)]] = [:]
         for (index, item) in list.enumerated() {
             let at = "\(file): exchanges[\(index)]"
             guard let exchange = item as? [String: Any],
@@ -65,7 +66,14 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
             guard let key = Self.key(method: method, pathAndQuery: path) else {
                 throw PipelineError(.fixture, "\(at).request.path \(quotedForMessage(path)) is not a valid path")
             }
-            table[key, default: []].append(HTTPResponse(status: status, headers: headers, body: body))
+            var delay = Duration.zero
+            if let rawDelay = response["delay_ms"] {
+                guard let ms = rawDelay as? Int, ms >= 0 else {
+                    throw PipelineError(.fixture, "\(at).response.delay_ms must be a whole number of milliseconds")
+                }
+                delay = .milliseconds(ms)
+            }
+            table[key, default: []].append((HTTPResponse(status: status, headers: headers, body: body), delay))
         }
         exchanges = table
     }
@@ -76,17 +84,18 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
         guard let key = Self.key(method: request.method, pathAndQuery: target) else {
             throw PipelineError(.transport, "\(request.summary): not a valid request")
         }
-        let response: HTTPResponse? = lock.withLock {
+        let answer: (response: HTTPResponse, delay: Duration)? = lock.withLock {
             guard let answers = exchanges[key] else { return nil }
             let index = cursor[key, default: 0]
             cursor[key] = index + 1
             return answers[min(index, answers.count - 1)]
         }
-        guard let response else {
+        guard let answer else {
             throw PipelineError(.transport, "\(request.summary): no recorded answer in \(file)")
         }
+        if answer.delay > .zero { try await Task.sleep(for: answer.delay) }
         try Task.checkCancellation()
-        return response
+        return answer.response
     }
 
     /// `GET /path?a=1&b=2` with query parameters sorted.
