@@ -230,3 +230,81 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
         #expect(base.requests == 3)
     }
 }
+
+/// A transport answering a fixed script of full responses.
+final class ResponseScript: HTTPTransport, @unchecked Sendable {
+    private let lock = NSLock()
+    private var responses: [HTTPResponse]
+    private(set) var requests = 0
+
+    init(_ responses: [HTTPResponse]) { self.responses = responses }
+
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        lock.withLock {
+            requests += 1
+            return responses.count > 1 ? responses.removeFirst() : responses[0]
+        }
+    }
+}
+
+@Suite struct RateLimitTests {
+    let request = HTTPRequest(url: URL(string: "https://api.github.com/orgs/acme")!)
+    let now = Date(timeIntervalSince1970: 1_658_208_900)
+
+    func transport(_ responses: [HTTPResponse], sleeper: RecordingSleeper) -> (ResilientTransport, ResponseScript) {
+        let script = ResponseScript(responses)
+        let now = self.now
+        return (ResilientTransport(base: script, retry: RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(1)),
+                                   timeout: .seconds(5), sleeper: sleeper.sleeper, now: { now }), script)
+    }
+
+    @Test func aPrimaryRateLimitWaitsUntilTheReset() async throws {
+        // GitHub: 403 with x-ratelimit-remaining 0 means wait until x-ratelimit-reset.
+        let limited = HTTPResponse(status: 403, headers: [("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1658208999")],
+                                   body: Data(#"{"message":"API rate limit exceeded"}"#.utf8))
+        let sleeper = RecordingSleeper()
+        let (client, script) = transport([limited, HTTPResponse(status: 200)], sleeper: sleeper)
+        #expect(try await client.send(request).status == 200)
+        #expect(script.requests == 2)
+        #expect(sleeper.waits == [.seconds(99)])
+    }
+
+    @Test func retryAfterIsHonored() async throws {
+        let sleeper = RecordingSleeper()
+        let (client, _) = transport([HTTPResponse(status: 429, headers: [("Retry-After", "7")]), HTTPResponse(status: 200)],
+                                    sleeper: sleeper)
+        #expect(try await client.send(request).status == 200)
+        #expect(sleeper.waits == [.seconds(7)])
+    }
+
+    @Test func aSecondaryRateLimitMessageWaitsAMinute() async throws {
+        // The body GitHub sends for a secondary rate limit (as quoted in public issue threads).
+        let body = #"{"documentation_url":"https://docs.github.com/en/free-pro-team@latest/rest/overview/resources-in-the-rest-api#secondary-rate-limits","message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}"#
+        let sleeper = RecordingSleeper()
+        let (client, _) = transport([HTTPResponse(status: 403, body: Data(body.utf8)), HTTPResponse(status: 200)], sleeper: sleeper)
+        #expect(try await client.send(request).status == 200)
+        #expect(sleeper.waits == [.seconds(60)])
+    }
+
+    @Test func aForbiddenAnswerThatIsNotARateLimitIsNotRetried() async throws {
+        let sleeper = RecordingSleeper()
+        let (client, script) = transport([HTTPResponse(status: 403, body: Data(#"{"message":"Resource not accessible by integration"}"#.utf8))],
+                                         sleeper: sleeper)
+        #expect(try await client.send(request).status == 403)
+        #expect(script.requests == 1)
+    }
+
+    @Test func aResetTooFarAwayFailsAtOnceSayingUntilWhen() async {
+        let limited = HTTPResponse(status: 403, headers: [("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", "1658212500")])
+        let sleeper = RecordingSleeper()
+        let (client, script) = transport([limited], sleeper: sleeper)
+        do {
+            _ = try await client.send(request)
+            Issue.record("no error")
+        } catch {
+            #expect("\(error)" == "answered 403: rate limited until 2022-07-19T06:35:00Z [transport]")
+        }
+        #expect(script.requests == 1)
+        #expect(sleeper.waits.isEmpty)
+    }
+}

@@ -49,7 +49,8 @@ public struct RetryPolicy: Sendable, Hashable {
             } catch {
                 if error is CancellationError || Task.isCancelled { throw error }
                 guard attempt < maxAttempts, isTransient(error) else { throw error }
-                let wait = delay(afterAttempt: attempt, random: random())
+                var wait = delay(afterAttempt: attempt, random: random())
+                if let asked = (error as? PipelineError)?.retryAfter, asked > wait { wait = asked }
                 onRetry(attempt, error, wait)
                 try await sleeper.sleep(wait)
                 attempt += 1

@@ -28,15 +28,18 @@ public struct PipelineError: Error, CustomStringConvertible, CustomDebugStringCo
     public let detail: String?
     /// Whether retrying the same operation may succeed.
     public let isTransient: Bool
+    /// The peer asked not to be retried before this (Retry-After, rate-limit reset).
+    public let retryAfter: Duration?
     public let file: String
     public let line: Int
 
     public init(_ code: Code, _ message: String, detail: String? = nil, transient: Bool = false,
-                file: String = #fileID, line: Int = #line) {
+                retryAfter: Duration? = nil, file: String = #fileID, line: Int = #line) {
         self.code = code
         self.message = message
         self.detail = detail
         self.isTransient = transient
+        self.retryAfter = retryAfter
         self.file = file
         self.line = line
     }

@@ -56,18 +56,27 @@ public protocol HTTPTransport: Sendable {
 }
 
 /// Wraps a transport with the pipeline's retry policy and per-request timeout. Transient
-/// failures (timeouts, 429, 5xx, errors marked transient) are retried; everything else is not.
+/// failures are retried: timeouts, 429, 5xx but 501, and rate limits (403 or 429 with
+/// `x-ratelimit-remaining: 0`, a `retry-after`, or a "secondary rate limit" message), waiting at
+/// least as long as the server asks. A wait longer than `maxRateLimitWait` fails at once, saying
+/// until when. Everything else is answered as it came.
 public struct ResilientTransport: HTTPTransport {
     public let base: any HTTPTransport
     public let retry: RetryPolicy
     public let timeout: Duration
+    public let maxRateLimitWait: Duration
     let sleeper: Sleeper
+    let now: @Sendable () -> Date
 
-    public init(base: any HTTPTransport, retry: RetryPolicy, timeout: Duration, sleeper: Sleeper = .continuous) {
+    public init(base: any HTTPTransport, retry: RetryPolicy, timeout: Duration,
+                maxRateLimitWait: Duration = .seconds(300), sleeper: Sleeper = .continuous,
+                now: @escaping @Sendable () -> Date = { Date() }) {
         self.base = base
         self.retry = retry
         self.timeout = timeout
+        self.maxRateLimitWait = maxRateLimitWait
         self.sleeper = sleeper
+        self.now = now
     }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
@@ -77,14 +86,51 @@ public struct ResilientTransport: HTTPTransport {
             let response = try await withTimeout(self.timeout, "\(request.summary)") {
                 try await self.base.send(request)
             }
-            if Self.isTransientStatus(response) {
-                throw PipelineError(.transport, "answered \(response.status)", transient: true)
-            }
+            if let error = self.classify(response) { throw error }
             return response
         }
     }
 
-    static func isTransientStatus(_ response: HTTPResponse) -> Bool {
-        response.status == 429 || (500...599).contains(response.status) && response.status != 501
+    /// The error to retry (or give up on) for a response that is not an answer yet.
+    func classify(_ response: HTTPResponse) -> PipelineError? {
+        let status = response.status
+        if let wait = Self.rateLimitWait(response, now: now()) {
+            if wait > maxRateLimitWait {
+                let until = Timestamp.iso8601(now().addingTimeInterval(Double(wait.components.seconds)))
+                return PipelineError(.transport, "answered \(status): rate limited until \(until)")
+            }
+            return PipelineError(.transport, "answered \(status): rate limited", transient: true, retryAfter: wait)
+        }
+        if status == 429 || ((500...599).contains(status) && status != 501) {
+            return PipelineError(.transport, "answered \(status)", transient: true)
+        }
+        return nil
+    }
+
+    /// How long a rate-limited answer asks to wait, or nil if it is not rate limited.
+    static func rateLimitWait(_ response: HTTPResponse, now: Date) -> Duration? {
+        guard response.status == 403 || response.status == 429 else { return nil }
+        if let retryAfter = response.header("Retry-After")?.trimmingCharacters(in: .whitespaces) {
+            if let seconds = Int(retryAfter), seconds >= 0 { return .seconds(seconds) }
+            if let date = httpDate(retryAfter) { return .seconds(max(0, Int(date.timeIntervalSince(now).rounded(.up)))) }
+        }
+        if response.header("X-RateLimit-Remaining")?.trimmingCharacters(in: .whitespaces) == "0" {
+            if let reset = response.header("X-RateLimit-Reset").flatMap({ Double($0.trimmingCharacters(in: .whitespaces)) }) {
+                return .seconds(max(1, Int((reset - now.timeIntervalSince1970).rounded(.up))))
+            }
+            return .seconds(60)
+        }
+        if String(decoding: response.body.prefix(4096), as: UTF8.self).lowercased().contains("secondary rate limit") {
+            return .seconds(60)
+        }
+        return response.status == 429 ? .zero : nil
+    }
+
+    static func httpDate(_ text: String) -> Date? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        return formatter.date(from: text)
     }
 }
