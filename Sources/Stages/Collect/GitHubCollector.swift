@@ -111,6 +111,11 @@ public struct GitHubCollector: EvidenceCollector {
                 await fail(operation, resource, "\(request.summary) answered \(response.status)\(Self.gitHubMessage(response))")
                 return nil
             }
+            return await record(operation, resource: resource, request: request, response: response)
+        }
+
+        /// Makes evidence of an answer and passes it on.
+        func record(_ operation: String, resource: String, request: HTTPRequest, response: HTTPResponse) async -> Evidence {
             let evidence = EvidenceFactory.make(
                 organization: organization.id, source: collector.source, operation: operation, resource: resource,
                 request: request.summary, status: response.status,
@@ -138,13 +143,7 @@ public struct GitHubCollector: EvidenceCollector {
                     await fail(operation, resource, "\(request.summary) answered \(response.status)\(Self.gitHubMessage(response))")
                     return pages
                 }
-                let evidence = EvidenceFactory.make(
-                    organization: organization.id, source: collector.source, operation: operation, resource: resource,
-                    request: request.summary, status: response.status,
-                    mediaType: response.header("Content-Type") ?? "application/json",
-                    body: response.body, collectedAt: context.asOf, freshFor: context.freshFor)
-                await emit(.evidence(evidence))
-                pages.append(evidence)
+                pages.append(await record(operation, resource: resource, request: request, response: response))
                 guard let link = response.header("Link"), let next = LinkHeader.parse(link)["next"] else { return pages }
                 guard next.host == collector.baseURL.host, next.scheme == collector.baseURL.scheme else {
                     await fail(operation, resource, "\(request.summary): next page link leaves \(collector.baseURL.host ?? "the API host"); not followed")
