@@ -39,7 +39,7 @@ let package = Package(
         // OpenSSL behind one Swift type (digests now; HMAC, AES-GCM and signatures later).
         .target(name: "Cryptography", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "Stages",
-                dependencies: ["Pipeline", "Cryptography", "CSQLite", .product(name: "Yams", package: "Yams"),
+                dependencies: ["Pipeline", "Cryptography", "CSQLite", "CPostgres", "CCurl", .product(name: "Yams", package: "Yams"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "Reporting",

@@ -20,6 +20,15 @@ actor MemoryStore: EvidenceStore {
     func storeExport(_ export: ExportRecord, run: RunRecord) { exports.append(export) }
     func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) { finished.append(status) }
     func evidenceCount(organization: OrganizationID) -> Int { ids.count }
+    func ensureOrganization(_ organization: Organization, members: [Member], actor: String) {}
+    func role(of actor: String, in organization: OrganizationID) -> Role? { nil }
+    func members(of organization: OrganizationID) -> [Member] { [] }
+    func setMember(_ member: Member, in organization: OrganizationID, actor: String) {}
+    func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) -> Bool { false }
+    func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) {}
+    func audit(_ entry: AuditEntry) {}
+    func auditLog(of organization: OrganizationID) -> [AuditEntry] { [] }
+    func migrationState() -> (applied: Int, latest: Int) { (1, 1) }
 }
 
 actor MemoryObjects: ObjectStore {

@@ -14,6 +14,24 @@ public protocol EvidenceStore: Sendable {
     func storeExport(_ export: ExportRecord, run: RunRecord) async throws
     func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) async throws
     func evidenceCount(organization: OrganizationID) async throws -> Int
+
+    /// Creates the organization with its members and integrations when absent; present ones are
+    /// left as they are. Additions are audited.
+    func ensureOrganization(_ organization: Organization, members: [Member], actor: String) async throws
+    /// The actor's role in the organization, or nil when not a member.
+    func role(of actor: String, in organization: OrganizationID) async throws -> Role?
+    func members(of organization: OrganizationID) async throws -> [Member]
+    /// Adds or changes a member (audited as `member.added` or `member.role_changed`).
+    func setMember(_ member: Member, in organization: OrganizationID, actor: String) async throws
+    /// Returns whether there was such a member (audited as `member.removed`).
+    @discardableResult
+    func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) async throws -> Bool
+    /// Links evidence to the controls it supports (uploads name them).
+    func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws
+    func audit(_ entry: AuditEntry) async throws
+    func auditLog(of organization: OrganizationID) async throws -> [AuditEntry]
+    /// Applied and known migration versions, for health checks.
+    func migrationState() async throws -> (applied: Int, latest: Int)
 }
 
 public struct RunRecord: Sendable, Hashable {

@@ -94,6 +94,28 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             detail TEXT NOT NULL DEFAULT ''
         );
         """),
+        (2, """
+        CREATE TABLE members (
+            organization_id TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (organization_id, actor)
+        );
+        CREATE TABLE integrations (
+            organization_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (organization_id, kind)
+        );
+        CREATE TABLE evidence_controls (
+            organization_id TEXT NOT NULL,
+            evidence_id TEXT NOT NULL,
+            control TEXT NOT NULL,
+            PRIMARY KEY (organization_id, evidence_id, control)
+        );
+        """),
     ]
 
     private func migrate() async throws {
@@ -229,6 +251,118 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             try db.query("SELECT count(*) FROM \(table) WHERE organization_id = ?", [.text(organization.rawValue)])
                 .first?.first?.int ?? 0
         }
+    }
+
+    public func ensureOrganization(_ organization: Organization, members: [Member], actor: String) async throws {
+        let settings = try organization.integrations.mapValues { try Self.json($0) }
+        try await db.transaction { db in
+            let org = Self.text(organization.id.rawValue)
+            try db.query("INSERT OR IGNORE INTO organizations (organization_id, name) VALUES (?, ?)",
+                         [org, .text(organization.name)])
+            if db.changes > 0 {
+                try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
+                               entityID: organization.id.rawValue)
+            } else {
+                try db.query("UPDATE organizations SET name = ? WHERE organization_id = ?", [.text(organization.name), org])
+            }
+            for member in members {
+                try db.query("INSERT OR IGNORE INTO members (organization_id, actor, role, created_at) VALUES (?, ?, ?, ?)",
+                             [org, .text(member.actor), .text(member.role.rawValue), .text(Timestamp.iso8601(Date()))])
+                if db.changes > 0 {
+                    try Self.audit(db, organization.id, actor: actor, action: "member.added", entityType: "member",
+                                   entityID: member.actor, detail: member.role.rawValue)
+                }
+            }
+            for (kind, json) in settings.sorted(by: { $0.key < $1.key }) {
+                try db.query("INSERT OR IGNORE INTO integrations (organization_id, kind, settings, created_at) VALUES (?, ?, ?, ?)",
+                             [org, .text(kind), .text(json), .text(Timestamp.iso8601(Date()))])
+                if db.changes > 0 {
+                    try Self.audit(db, organization.id, actor: actor, action: "integration.added", entityType: "integration",
+                                   entityID: kind)
+                }
+            }
+        }
+    }
+
+    public func role(of actor: String, in organization: OrganizationID) async throws -> Role? {
+        try await db.run { db in
+            try db.query("SELECT role FROM members WHERE organization_id = ? AND actor = ?",
+                         [.text(organization.rawValue), .text(actor)]).first?.first?.string.flatMap(Role.init(rawValue:))
+        }
+    }
+
+    public func members(of organization: OrganizationID) async throws -> [Member] {
+        try await db.run { db in
+            try db.query("SELECT actor, role FROM members WHERE organization_id = ? ORDER BY actor", [.text(organization.rawValue)])
+                .compactMap { row in
+                    guard let actor = row[0].string, let role = row[1].string.flatMap(Role.init(rawValue:)) else { return nil }
+                    return Member(actor: actor, role: role)
+                }
+        }
+    }
+
+    public func setMember(_ member: Member, in organization: OrganizationID, actor: String) async throws {
+        try await db.transaction { db in
+            let org = Self.text(organization.rawValue)
+            let previous = try db.query("SELECT role FROM members WHERE organization_id = ? AND actor = ?",
+                                        [org, .text(member.actor)]).first?.first?.string
+            guard previous != member.role.rawValue else { return }
+            try db.query("""
+                INSERT INTO members (organization_id, actor, role, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (organization_id, actor) DO UPDATE SET role = excluded.role
+                """, [org, .text(member.actor), .text(member.role.rawValue), .text(Timestamp.iso8601(Date()))])
+            try Self.audit(db, organization, actor: actor, action: previous == nil ? "member.added" : "member.role_changed",
+                           entityType: "member", entityID: member.actor,
+                           detail: previous.map { "\($0) -> \(member.role.rawValue)" } ?? member.role.rawValue)
+        }
+    }
+
+    public func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) async throws -> Bool {
+        try await db.transaction { db in
+            try db.query("DELETE FROM members WHERE organization_id = ? AND actor = ?",
+                         [.text(organization.rawValue), .text(memberActor)])
+            guard db.changes > 0 else { return false }
+            try Self.audit(db, organization, actor: actor, action: "member.removed", entityType: "member", entityID: memberActor)
+            return true
+        }
+    }
+
+    public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
+        try await db.transaction { db in
+            for control in controls {
+                try db.query("INSERT OR IGNORE INTO evidence_controls (organization_id, evidence_id, control) VALUES (?, ?, ?)",
+                             [.text(organization.rawValue), .text(evidenceID), .text(control)])
+            }
+        }
+    }
+
+    public func audit(_ entry: AuditEntry) async throws {
+        try await db.transaction { db in
+            try Self.audit(db, entry.organizationID, actor: entry.actor, action: entry.action, entityType: entry.entityType,
+                           entityID: entry.entityID, detail: entry.detail)
+        }
+    }
+
+    public func auditLog(of organization: OrganizationID) async throws -> [AuditEntry] {
+        try await db.run { db in
+            try db.query("SELECT actor, action, entity_type, entity_id, detail FROM audit_log WHERE organization_id = ? ORDER BY seq",
+                         [.text(organization.rawValue)]).map { row in
+                AuditEntry(organizationID: organization, actor: row[0].string ?? "", action: row[1].string ?? "",
+                           entityType: row[2].string ?? "", entityID: row[3].string ?? "", detail: row[4].string ?? "")
+            }
+        }
+    }
+
+    public func migrationState() async throws -> (applied: Int, latest: Int) {
+        let applied = try await db.run { db in
+            try db.query("SELECT coalesce(max(version), 0) FROM schema_migrations").first?.first?.int ?? 0
+        }
+        return (applied, Self.migrations.map(\.0).max() ?? 0)
+    }
+
+    static func json(_ settings: [String: String]) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
     }
 
     private static func text(_ s: String) -> SQLiteConnection.Value { .text(s) }

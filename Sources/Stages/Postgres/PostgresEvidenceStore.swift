@@ -1,0 +1,275 @@
+import Foundation
+import Pipeline
+
+/// The production store: PostgreSQL through libpq. Every unit of work is one transaction that sets
+/// `app.org_id`, so row-level security confines it to one organization even where a statement has
+/// no WHERE clause. Bulk evidence goes in with COPY, never one round trip per row.
+public final class PostgresEvidenceStore: EvidenceStore {
+    public let pool: PostgresPool
+
+    /// Opens the store and checks the schema is current (the pipeline's role cannot migrate).
+    public init(settings: PostgresConnection.Settings, poolSize: Int = 4) async throws {
+        pool = PostgresPool(settings: settings, size: poolSize)
+        let (applied, latest) = try await migrationState()
+        guard applied >= latest else {
+            throw PipelineError(.database, "the database schema is at version \(applied) and this build needs \(latest): run `pipeline db migrate` as the owner role")
+        }
+    }
+
+    func unit<T: Sendable>(_ organization: OrganizationID?,
+                           _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await pool.withConnection { connection in
+            try await connection.transaction(organization: organization, body)
+        }
+    }
+
+    static func audit(_ db: PostgresConnection, _ org: OrganizationID, actor: String, action: String,
+                      entityType: String, entityID: String, detail: String = "") throws {
+        try db.execute("""
+            INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            """, [org.rawValue, actor, action, entityType, entityID, detail])
+    }
+
+    public func beginRun(_ run: RunRecord) async throws {
+        try await unit(run.organizationID) { db in
+            try db.execute("INSERT INTO organizations (organization_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
+                           [run.organizationID.rawValue])
+            try db.execute("""
+                INSERT INTO runs (organization_id, id, pipeline, actor, as_of, status) VALUES ($1, $2, $3, $4, $5, 'running')
+                """, [run.organizationID.rawValue, run.id, run.pipeline, run.actor, Timestamp.iso8601(run.asOf)])
+            try Self.audit(db, run.organizationID, actor: run.actor, action: "run.started", entityType: "run",
+                           entityID: run.id, detail: run.pipeline)
+        }
+    }
+
+    /// COPY text format: tab-separated, `\N` for NULL, backslash escapes.
+    static func copyField(_ value: String?) -> String {
+        guard let value else { return "\\N" }
+        var out = ""
+        out.reserveCapacity(value.utf8.count)
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\t": out += "\\t"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static let evidenceColumns = "organization_id, id, source, operation, resource, request, status, collected_at, fresh_until, sha256, media_type, size, object_key, first_run_id"
+
+    static func copyRows(_ batch: [Evidence], firstRun: String) -> Data {
+        var text = ""
+        for e in batch {
+            let fields: [String?] = [e.organizationID.rawValue, e.id, e.source, e.operation, e.resource, e.request,
+                                     String(e.status), Timestamp.iso8601(e.collectedAt), Timestamp.iso8601(e.freshUntil),
+                                     e.sha256, e.mediaType, String(e.body.count), e.originalKey, firstRun]
+            text += fields.map(copyField).joined(separator: "\t")
+            text += "\n"
+        }
+        return Data(text.utf8)
+    }
+
+    public func storeEvidence(_ batch: [Evidence], run: RunRecord) async throws -> Int {
+        for evidence in batch where evidence.organizationID != run.organizationID {
+            throw PipelineError(.database, "evidence \(evidence.id.prefix(12)) belongs to \(evidence.organizationID), not \(run.organizationID)")
+        }
+        guard !batch.isEmpty else { return 0 }
+        let rows = Self.copyRows(batch, firstRun: run.id)
+        return try await unit(run.organizationID) { db in
+            try db.execute("CREATE TEMP TABLE incoming_evidence (LIKE evidence) ON COMMIT DROP")
+            try db.copyIn("COPY incoming_evidence (\(Self.evidenceColumns)) FROM STDIN", data: rows)
+            let inserted = try db.execute("""
+                WITH new AS (
+                    INSERT INTO evidence (\(Self.evidenceColumns))
+                    SELECT DISTINCT ON (id) \(Self.evidenceColumns) FROM incoming_evidence
+                    ON CONFLICT DO NOTHING
+                    RETURNING organization_id, id, source, operation
+                ), audited AS (
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
+                    SELECT organization_id, $1, 'evidence.stored', 'evidence', id, source || ' ' || operation FROM new
+                )
+                SELECT count(*) FROM new
+                """, [run.actor]).scalar().flatMap(Int.init) ?? 0
+            try db.execute("""
+                INSERT INTO run_evidence (organization_id, run_id, evidence_id)
+                SELECT DISTINCT organization_id, $1, id FROM incoming_evidence ON CONFLICT DO NOTHING
+                """, [run.id])
+            return inserted
+        }
+    }
+
+    public func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let rows: [[String?]] = try results.map { r in
+            [run.organizationID.rawValue, run.id, r.checkID, r.status.rawValue, r.reason,
+             String(decoding: try encoder.encode(r.findings), as: UTF8.self),
+             String(decoding: try encoder.encode(r.controls), as: UTF8.self),
+             String(decoding: try encoder.encode(r.evidenceIDs), as: UTF8.self)]
+        }
+        try await unit(run.organizationID) { db in
+            for row in rows {
+                try db.execute("""
+                    INSERT INTO check_results (organization_id, run_id, check_id, status, reason, findings, controls, evidence_ids)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    ON CONFLICT (organization_id, run_id, check_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+                        findings = excluded.findings, controls = excluded.controls, evidence_ids = excluded.evidence_ids
+                    """, row)
+            }
+            for score in scores.frameworks {
+                try db.execute("""
+                    INSERT INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    ON CONFLICT (organization_id, run_id, framework) DO UPDATE SET passed = excluded.passed,
+                        failed = excluded.failed, not_verified = excluded.not_verified,
+                        not_applicable = excluded.not_applicable, excepted = excluded.excepted
+                    """, [run.organizationID.rawValue, run.id, score.framework, String(score.passed), String(score.failed),
+                          String(score.notVerified), String(score.notApplicable), String(score.excepted)])
+            }
+        }
+    }
+
+    public func storeExport(_ export: ExportRecord, run: RunRecord) async throws {
+        guard export.organizationID == run.organizationID else {
+            throw PipelineError(.database, "export \(export.id) belongs to \(export.organizationID), not \(run.organizationID)")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let artifacts = String(decoding: try encoder.encode(export.artifacts), as: UTF8.self)
+        try await unit(run.organizationID) { db in
+            try db.execute("""
+                INSERT INTO exports (organization_id, id, run_id, artifacts) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING
+                """, [run.organizationID.rawValue, export.id, run.id, artifacts])
+            try Self.audit(db, run.organizationID, actor: run.actor, action: "export.created", entityType: "export",
+                           entityID: export.id)
+        }
+    }
+
+    public func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) async throws {
+        try await unit(run.organizationID) { db in
+            try db.execute("UPDATE runs SET status = $1, finished_at = now(), message = $2 WHERE id = $3",
+                           [status.rawValue, message, run.id])
+            try Self.audit(db, run.organizationID, actor: run.actor, action: "run.\(status.rawValue)", entityType: "run",
+                           entityID: run.id)
+        }
+    }
+
+    public func evidenceCount(organization: OrganizationID) async throws -> Int {
+        // No WHERE clause: row-level security confines the count to the organization.
+        try await unit(organization) { db in
+            Int(try db.execute("SELECT count(*) FROM evidence").scalar() ?? "0") ?? 0
+        }
+    }
+
+    public func ensureOrganization(_ organization: Organization, members: [Member], actor: String) async throws {
+        let settings = try organization.integrations.mapValues { try SQLiteEvidenceStore.json($0) }
+        try await unit(organization.id) { db in
+            let created = try db.execute("""
+                INSERT INTO organizations (organization_id, name) VALUES ($1, $2)
+                ON CONFLICT (organization_id) DO UPDATE SET name = excluded.name
+                RETURNING (xmax = 0) AS inserted
+                """, [organization.id.rawValue, organization.name]).scalar() == "t"
+            if created {
+                try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
+                               entityID: organization.id.rawValue)
+            }
+            for member in members {
+                let added = try db.execute("""
+                    INSERT INTO members (organization_id, actor, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
+                    """, [organization.id.rawValue, member.actor, member.role.rawValue]).affected
+                if added > 0 {
+                    try Self.audit(db, organization.id, actor: actor, action: "member.added", entityType: "member",
+                                   entityID: member.actor, detail: member.role.rawValue)
+                }
+            }
+            for (kind, json) in settings.sorted(by: { $0.key < $1.key }) {
+                let added = try db.execute("""
+                    INSERT INTO integrations (organization_id, kind, settings) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING
+                    """, [organization.id.rawValue, kind, json]).affected
+                if added > 0 {
+                    try Self.audit(db, organization.id, actor: actor, action: "integration.added", entityType: "integration",
+                                   entityID: kind)
+                }
+            }
+        }
+    }
+
+    public func role(of actor: String, in organization: OrganizationID) async throws -> Role? {
+        try await unit(organization) { db in
+            try db.execute("SELECT role FROM members WHERE actor = $1", [actor]).scalar().flatMap(Role.init(rawValue:))
+        }
+    }
+
+    public func members(of organization: OrganizationID) async throws -> [Member] {
+        try await unit(organization) { db in
+            try db.execute("SELECT actor, role FROM members ORDER BY actor").values.compactMap { row in
+                guard let actor = row[0], let role = row[1].flatMap(Role.init(rawValue:)) else { return nil }
+                return Member(actor: actor, role: role)
+            }
+        }
+    }
+
+    public func setMember(_ member: Member, in organization: OrganizationID, actor: String) async throws {
+        try await unit(organization) { db in
+            try db.execute("INSERT INTO organizations (organization_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
+                           [organization.rawValue])
+            let previous = try db.execute("SELECT role FROM members WHERE actor = $1 FOR UPDATE", [member.actor]).scalar()
+            guard previous != member.role.rawValue else { return }
+            try db.execute("""
+                INSERT INTO members (organization_id, actor, role) VALUES ($1, $2, $3)
+                ON CONFLICT (organization_id, actor) DO UPDATE SET role = excluded.role
+                """, [organization.rawValue, member.actor, member.role.rawValue])
+            try Self.audit(db, organization, actor: actor, action: previous == nil ? "member.added" : "member.role_changed",
+                           entityType: "member", entityID: member.actor,
+                           detail: previous.map { "\($0) -> \(member.role.rawValue)" } ?? member.role.rawValue)
+        }
+    }
+
+    public func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) async throws -> Bool {
+        try await unit(organization) { db in
+            guard try db.execute("DELETE FROM members WHERE actor = $1", [memberActor]).affected > 0 else { return false }
+            try Self.audit(db, organization, actor: actor, action: "member.removed", entityType: "member", entityID: memberActor)
+            return true
+        }
+    }
+
+    public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
+        try await unit(organization) { db in
+            for control in controls {
+                try db.execute("""
+                    INSERT INTO evidence_controls (organization_id, evidence_id, control) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
+                    """, [organization.rawValue, evidenceID, control])
+            }
+        }
+    }
+
+    public func audit(_ entry: AuditEntry) async throws {
+        try await unit(entry.organizationID) { db in
+            try Self.audit(db, entry.organizationID, actor: entry.actor, action: entry.action, entityType: entry.entityType,
+                           entityID: entry.entityID, detail: entry.detail)
+        }
+    }
+
+    public func auditLog(of organization: OrganizationID) async throws -> [AuditEntry] {
+        try await unit(organization) { db in
+            try db.execute("SELECT actor, action, entity_type, entity_id, detail FROM audit_log ORDER BY seq").values.map { row in
+                AuditEntry(organizationID: organization, actor: row[0] ?? "", action: row[1] ?? "", entityType: row[2] ?? "",
+                           entityID: row[3] ?? "", detail: row[4] ?? "")
+            }
+        }
+    }
+
+    public func migrationState() async throws -> (applied: Int, latest: Int) {
+        let applied = try await unit(nil) { db in
+            let exists = try db.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").scalar() == "t"
+            guard exists else { return 0 }
+            return Int(try db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").scalar() ?? "0") ?? 0
+        }
+        return (applied, PostgresMigrations.latest)
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import Pipeline
+
+/// Versioned, forward-only migrations of the PostgreSQL schema, applied by `pipeline db migrate`
+/// as the owner role. Every tenant table has `organization_id`, row-level security enabled and
+/// forced, and one policy on `current_setting('app.org_id', true)`. The pipeline connects as a
+/// role that is granted `lightsail_app`: it neither owns the tables nor bypasses RLS, and it may
+/// only append to evidence and the audit log.
+public enum PostgresMigrations {
+    public static let appRole = "lightsail_app"
+    /// Key of the advisory lock that serializes concurrent `migrate` runs.
+    static let lockKey: Int64 = 0x4C_49_47_48_54 // "LIGHT"
+
+    static let tenantTables = ["organizations", "members", "integrations", "runs", "evidence", "run_evidence",
+                               "evidence_controls", "check_results", "scores", "exports", "audit_log"]
+
+    public static let all: [(version: Int, name: String, sql: String)] = [
+        (1, "tenant schema with row-level security", """
+        DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '\(appRole)') THEN
+                CREATE ROLE \(appRole) NOLOGIN;
+            END IF;
+        END $$;
+
+        CREATE TABLE organizations (
+            organization_id text PRIMARY KEY,
+            name text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE members (
+            organization_id text NOT NULL REFERENCES organizations,
+            actor text NOT NULL,
+            role text NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (organization_id, actor)
+        );
+        CREATE TABLE integrations (
+            organization_id text NOT NULL REFERENCES organizations,
+            kind text NOT NULL,
+            settings jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (organization_id, kind)
+        );
+        CREATE TABLE runs (
+            organization_id text NOT NULL,
+            id text PRIMARY KEY,
+            pipeline text NOT NULL,
+            actor text NOT NULL,
+            as_of timestamptz NOT NULL,
+            started_at timestamptz NOT NULL DEFAULT now(),
+            finished_at timestamptz,
+            status text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled')),
+            message text
+        );
+        CREATE INDEX runs_org_started ON runs (organization_id, started_at);
+        CREATE TABLE evidence (
+            organization_id text NOT NULL,
+            id text NOT NULL,
+            source text NOT NULL,
+            operation text NOT NULL,
+            resource text NOT NULL,
+            request text NOT NULL,
+            status integer NOT NULL,
+            collected_at timestamptz NOT NULL,
+            fresh_until timestamptz NOT NULL,
+            sha256 text NOT NULL,
+            media_type text NOT NULL,
+            size bigint NOT NULL,
+            object_key text NOT NULL,
+            first_run_id text NOT NULL,
+            PRIMARY KEY (organization_id, id)
+        );
+        CREATE TABLE run_evidence (
+            organization_id text NOT NULL,
+            run_id text NOT NULL,
+            evidence_id text NOT NULL,
+            PRIMARY KEY (organization_id, run_id, evidence_id)
+        );
+        CREATE TABLE evidence_controls (
+            organization_id text NOT NULL,
+            evidence_id text NOT NULL,
+            control text NOT NULL,
+            PRIMARY KEY (organization_id, evidence_id, control)
+        );
+        CREATE TABLE check_results (
+            organization_id text NOT NULL,
+            run_id text NOT NULL,
+            check_id text NOT NULL,
+            status text NOT NULL,
+            reason text NOT NULL,
+            findings jsonb NOT NULL,
+            controls jsonb NOT NULL,
+            evidence_ids jsonb NOT NULL,
+            PRIMARY KEY (organization_id, run_id, check_id)
+        );
+        CREATE TABLE scores (
+            organization_id text NOT NULL,
+            run_id text NOT NULL,
+            framework text NOT NULL,
+            passed integer NOT NULL,
+            failed integer NOT NULL,
+            not_verified integer NOT NULL,
+            not_applicable integer NOT NULL,
+            excepted integer NOT NULL,
+            PRIMARY KEY (organization_id, run_id, framework)
+        );
+        CREATE TABLE exports (
+            organization_id text NOT NULL,
+            id text NOT NULL,
+            run_id text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            artifacts jsonb NOT NULL,
+            PRIMARY KEY (organization_id, id)
+        );
+        CREATE TABLE audit_log (
+            organization_id text NOT NULL,
+            seq bigserial PRIMARY KEY,
+            at timestamptz NOT NULL DEFAULT now(),
+            actor text NOT NULL,
+            action text NOT NULL,
+            entity_type text NOT NULL,
+            entity_id text NOT NULL,
+            detail text NOT NULL DEFAULT ''
+        );
+        CREATE INDEX audit_log_org ON audit_log (organization_id, seq);
+        """ + tenantTables.map { table in
+            """
+
+            ALTER TABLE \(table) ENABLE ROW LEVEL SECURITY;
+            ALTER TABLE \(table) FORCE ROW LEVEL SECURITY;
+            CREATE POLICY tenant_isolation ON \(table)
+                USING (organization_id = current_setting('app.org_id', true))
+                WITH CHECK (organization_id = current_setting('app.org_id', true));
+            """
+        }.joined() + """
+
+        GRANT SELECT, INSERT, UPDATE ON organizations, runs, members, integrations TO \(appRole);
+        GRANT DELETE ON members, integrations TO \(appRole);
+        GRANT SELECT, INSERT ON evidence, run_evidence, evidence_controls, audit_log TO \(appRole);
+        GRANT SELECT, INSERT, UPDATE ON check_results, scores, exports TO \(appRole);
+        GRANT USAGE ON SEQUENCE audit_log_seq_seq TO \(appRole);
+        GRANT SELECT ON schema_migrations TO \(appRole);
+        """),
+    ]
+
+    public static var latest: Int { all.map(\.version).max() ?? 0 }
+
+    /// Applies every migration not yet applied, each in its own transaction, under an advisory
+    /// lock so that processes starting together apply each exactly once. Returns the versions applied.
+    public static func migrate(_ connection: PostgresConnection) async throws -> [Int] {
+        try await connection.run { db in
+            try db.execute("""
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                """)
+            try db.execute("SELECT pg_advisory_lock($1)", [String(lockKey)])
+            defer { _ = try? db.execute("SELECT pg_advisory_unlock($1)", [String(lockKey)]) }
+            let applied = Set(try db.execute("SELECT version FROM schema_migrations").values.compactMap { $0[0].flatMap(Int.init) })
+            var done: [Int] = []
+            for migration in all where !applied.contains(migration.version) {
+                try db.execute("BEGIN")
+                do {
+                    try db.executeScript(migration.sql)
+                    try db.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                                   [String(migration.version), migration.name])
+                    try db.execute("COMMIT")
+                } catch {
+                    _ = try? db.execute("ROLLBACK")
+                    throw PipelineError(.database, "migration \(migration.version) (\(migration.name)) failed: \(error)")
+                }
+                done.append(migration.version)
+            }
+            return done
+        }
+    }
+}
