@@ -58,6 +58,8 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Pipeline", "Cryptography", "PipelineTesting"],
                     swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["Stages", "Pipeline", "Cryptography", "PipelineTesting"],
+                    swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["PipelineTesting"], swiftSettings: strict),
     ],
     swiftLanguageModes: [.v6]

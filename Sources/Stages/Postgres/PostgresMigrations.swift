@@ -20,6 +20,8 @@ public enum PostgresMigrations {
             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '\(appRole)') THEN
                 CREATE ROLE \(appRole) NOLOGIN;
             END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL; -- created meanwhile by a migration of another database on the same server
         END $$;
 
         CREATE TABLE organizations (
@@ -149,12 +151,12 @@ public enum PostgresMigrations {
     /// lock so that processes starting together apply each exactly once. Returns the versions applied.
     public static func migrate(_ connection: PostgresConnection) async throws -> [Int] {
         try await connection.run { db in
+            try db.execute("SELECT pg_advisory_lock($1)", [String(lockKey)])
+            defer { _ = try? db.execute("SELECT pg_advisory_unlock($1)", [String(lockKey)]) }
             try db.execute("""
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                     version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
                 """)
-            try db.execute("SELECT pg_advisory_lock($1)", [String(lockKey)])
-            defer { _ = try? db.execute("SELECT pg_advisory_unlock($1)", [String(lockKey)]) }
             let applied = Set(try db.execute("SELECT version FROM schema_migrations").values.compactMap { $0[0].flatMap(Int.init) })
             var done: [Int] = []
             for migration in all where !applied.contains(migration.version) {
@@ -166,7 +168,8 @@ public enum PostgresMigrations {
                     try db.execute("COMMIT")
                 } catch {
                     _ = try? db.execute("ROLLBACK")
-                    throw PipelineError(.database, "migration \(migration.version) (\(migration.name)) failed: \(error)")
+                    let reason = (error as? PipelineError)?.message ?? "\(error)"
+                    throw PipelineError(.database, "migration \(migration.version) (\(migration.name)) failed: \(reason)")
                 }
                 done.append(migration.version)
             }

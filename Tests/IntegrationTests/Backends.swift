@@ -1,0 +1,64 @@
+import Foundation
+import Pipeline
+import PipelineTesting
+import Stages
+import Testing
+
+/// The two store pairs the same suite runs against.
+enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case embedded
+    case production
+
+    var testDescription: String { rawValue }
+}
+
+/// One fresh database per test on the PostgreSQL peer, migrated by the owner role.
+struct TestDatabase {
+    let name: String
+    let ownerURL: String
+    let appURL: String
+
+    static func make() async throws -> TestDatabase? {
+        guard let peers = Peers.postgres else {
+            if ExternalTool.isCI { Issue.record("PostgreSQL peer missing in CI: \(Peers.missingHint)") }
+            return nil
+        }
+        let name = "lightsail_t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+        let admin = try await PostgresConnection.connect(.init(url: peers.adminURL))
+        try await admin.run { db in
+            try db.execute("CREATE DATABASE \(name) OWNER lightsail_owner")
+        }
+        let database = TestDatabase(name: name, ownerURL: Peers.url(peers.ownerURL, database: name),
+                                    appURL: Peers.url(peers.appURL, database: name))
+        let owner = try await PostgresConnection.connect(.init(url: database.ownerURL))
+        _ = try await PostgresMigrations.migrate(owner)
+        return database
+    }
+}
+
+/// A store of the given backend, or nil (with an issue in CI) when its peer is missing.
+func makeStore(_ backend: Backend) async throws -> (any EvidenceStore)? {
+    switch backend {
+    case .embedded:
+        return try await SQLiteEvidenceStore(path: try ExternalTool.temporaryDirectory().appendingPathComponent("db.sqlite").path)
+    case .production:
+        guard let database = try await TestDatabase.make() else { return nil }
+        return try await PostgresEvidenceStore(settings: .init(url: database.appURL))
+    }
+}
+
+let asOf = Date(timeIntervalSince1970: 1_795_824_000)  // 2026-11-28T00:00:00Z
+
+func org(_ raw: String) -> OrganizationID { try! OrganizationID(raw) }
+
+func evidence(_ n: Int, org organization: String, body: String? = nil) -> Evidence {
+    EvidenceFactory.make(organization: org(organization), source: "github", operation: "orgs/get",
+                         resource: "res-\(n)", request: "GET /res/\(n)", status: 200, mediaType: "application/json",
+                         body: Data((body ?? "{\"n\": \(n), \"text\": \"tab\\there\\nnewline \\\\ backslash\"}").utf8),
+                         collectedAt: asOf, freshFor: .seconds(3600))
+}
+
+func runRecord(_ organization: String, actor: String = "system") -> RunRecord {
+    RunRecord(id: UUID().uuidString.lowercased(), organizationID: org(organization), pipeline: "report", asOf: asOf,
+              actor: actor)
+}

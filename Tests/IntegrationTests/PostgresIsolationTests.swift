@@ -1,0 +1,166 @@
+import Foundation
+import Pipeline
+import PipelineTesting
+import Stages
+import Testing
+
+/// Row-level security as the pipeline's ordinary role sees it, in raw SQL.
+@Suite struct PostgresIsolationTests {
+    /// A migrated database holding evidence for acme and globex.
+    func seeded() async throws -> (TestDatabase, PostgresConnection)? {
+        guard let database = try await TestDatabase.make() else { return nil }
+        let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
+        for name in ["acme", "globex"] {
+            let run = runRecord(name)
+            try await store.beginRun(run)
+            try await store.storeEvidence((0..<4).map { evidence($0, org: name) }, run: run)
+        }
+        return (database, try await PostgresConnection.connect(.init(url: database.appURL)))
+    }
+
+    @Test func theRoleNeitherOwnsTheTablesNorBypassesSecurity() async throws {
+        guard let (_, db) = try await seeded() else { return }
+        let row = try await db.run { db in
+            try db.execute("""
+                SELECT r.rolsuper, r.rolbypassrls, (SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user)
+                FROM pg_roles r WHERE r.rolname = current_user
+                """).first
+        }
+        #expect(row == ["f", "f", "0"])
+        let forced = try await db.run { db in
+            try db.execute("""
+                SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'schema_migrations'
+                  AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
+                """).scalar()
+        }
+        #expect(forced == "0")
+    }
+
+    @Test func aQueryWithoutWhereSeesOnlyItsOrganization() async throws {
+        guard let (_, db) = try await seeded() else { return }
+        let seen = try await db.transaction(organization: org("acme")) { db in
+            try db.execute("SELECT DISTINCT organization_id FROM evidence").values.map { $0[0] ?? "" }
+        }
+        #expect(seen == ["acme"])
+        let runs = try await db.transaction(organization: org("globex")) { db in
+            try db.execute("SELECT count(*) FROM runs").scalar()
+        }
+        #expect(runs == "1")
+    }
+
+    @Test func withNoOrganizationSetThereAreNoRows() async throws {
+        guard let (_, db) = try await seeded() else { return }
+        let counts = try await db.transaction(organization: nil) { db in
+            try ["evidence", "runs", "audit_log", "organizations"].map {
+                try db.execute("SELECT count(*) FROM \($0)").scalar() ?? "?"
+            }
+        }
+        #expect(counts == ["0", "0", "0", "0"])
+    }
+
+    @Test func writingAnotherOrganizationsRowFails() async throws {
+        guard let (_, db) = try await seeded() else { return }
+        await #expect(throws: PipelineError.self) {
+            try await db.transaction(organization: org("acme")) { db in
+                try db.execute("""
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id) VALUES ('globex', 'x', 'y', 'z', 'w')
+                    """)
+            }
+        }
+        // Updating another organization's row touches nothing.
+        let touched = try await db.transaction(organization: org("acme")) { db in
+            try db.execute("UPDATE runs SET message = 'hijacked' WHERE organization_id = 'globex'").affected
+        }
+        #expect(touched == 0)
+    }
+
+    @Test func evidenceAndTheAuditLogCannotBeRewritten() async throws {
+        guard let (_, db) = try await seeded() else { return }
+        for statement in ["UPDATE evidence SET sha256 = 'x'", "DELETE FROM evidence", "DELETE FROM audit_log",
+                          "UPDATE audit_log SET actor = 'x'"] {
+            do {
+                try await db.transaction(organization: org("acme")) { db in try db.execute(statement) }
+                Issue.record("\(statement) was allowed")
+            } catch {
+                #expect("\(error)".contains("permission denied"), "\(statement): \(error)")
+            }
+        }
+    }
+}
+
+@Suite struct PostgresOperationsTests {
+    @Test func migrationsStartedTogetherApplyOnce() async throws {
+        guard let peers = Peers.postgres else {
+            if ExternalTool.isCI { Issue.record("PostgreSQL peer missing in CI") }
+            return
+        }
+        let name = "lightsail_m_" + UUID().uuidString.prefix(8).lowercased()
+        let admin = try await PostgresConnection.connect(.init(url: peers.adminURL))
+        try await admin.run { db in try db.execute("CREATE DATABASE \(name) OWNER lightsail_owner") }
+        let url = Peers.url(peers.ownerURL, database: name)
+        let applied = try await mapConcurrently(0..<6, width: 6) { _ in
+            try await PostgresMigrations.migrate(try await PostgresConnection.connect(.init(url: url)))
+        }
+        #expect(applied.flatMap { $0 }.sorted() == PostgresMigrations.all.map(\.version))
+        let owner = try await PostgresConnection.connect(.init(url: url))
+        #expect(try await owner.run { db in try db.execute("SELECT count(*) FROM schema_migrations").scalar() }
+                == String(PostgresMigrations.all.count))
+    }
+
+    @Test func theAppRoleCannotMigrateAndAnOldSchemaIsRefusedClearly() async throws {
+        guard let peers = Peers.postgres else { return }
+        let name = "lightsail_e_" + UUID().uuidString.prefix(8).lowercased()
+        let admin = try await PostgresConnection.connect(.init(url: peers.adminURL))
+        try await admin.run { db in try db.execute("CREATE DATABASE \(name) OWNER lightsail_owner") }
+        do {
+            _ = try await PostgresEvidenceStore(settings: .init(url: Peers.url(peers.appURL, database: name)))
+            Issue.record("opened an unmigrated database")
+        } catch {
+            #expect("\(error)".contains("run `pipeline db migrate`"))
+        }
+    }
+
+    @Test func cancellingATaskCancelsTheStatementOnTheServer() async throws {
+        guard let database = try await TestDatabase.make() else { return }
+        let db = try await PostgresConnection.connect(.init(url: database.appURL))
+        let task = Task { try await db.run { db in try db.execute("SELECT pg_sleep(30)") } }
+        try await Task.sleep(for: .milliseconds(200))
+        let start = ContinuousClock.now
+        task.cancel()
+        await #expect(throws: (any Error).self) { _ = try await task.value }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        // The connection is usable again.
+        #expect(try await db.run { db in try db.execute("SELECT 1").scalar() } == "1")
+    }
+
+    @Test func theStatementTimeoutStopsARunawayQuery() async throws {
+        guard let database = try await TestDatabase.make() else { return }
+        var settings = PostgresConnection.Settings(url: database.appURL)
+        settings.statementTimeout = .milliseconds(200)
+        let db = try await PostgresConnection.connect(settings)
+        do {
+            _ = try await db.run { db in try db.execute("SELECT pg_sleep(10)") }
+            Issue.record("not stopped")
+        } catch {
+            #expect("\(error)".contains("statement cancelled or timed out"))
+        }
+    }
+
+    @Test func aServerThatIsNotThereIsAClearErrorWithoutThePassword() async throws {
+        let port = try freePort()
+        do {
+            _ = try await PostgresConnection.connect(.init(url: "postgres://lightsail:s3cret@127.0.0.1:\(port)/lightsail"))
+            Issue.record("connected to nothing")
+        } catch {
+            #expect("\(error)".contains("cannot connect to PostgreSQL at postgres://lightsail:***@127.0.0.1:\(port)/lightsail"))
+            #expect(!"\(error)".contains("s3cret"))
+        }
+    }
+}
+
+/// A loopback port nothing listens on.
+func freePort() throws -> Int {
+    let result = try ExternalTool.run("python3", ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
+    return Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))!
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Pipeline
+import PipelineTesting
+import Stages
+import Testing
+
+/// The repository interface's promises, held by SQLite and PostgreSQL alike.
+@Suite struct StoreContractTests {
+    @Test(arguments: Backend.allCases)
+    func storingTheSameEvidenceAgainAddsNoRow(_ backend: Backend) async throws {
+        guard let store = try await makeStore(backend) else { return }
+        let items = (0..<250).map { evidence($0, org: "acme") }
+        let first = runRecord("acme")
+        try await store.beginRun(first)
+        #expect(try await store.storeEvidence(items, run: first) == 250)
+        let second = runRecord("acme")
+        try await store.beginRun(second)
+        #expect(try await store.storeEvidence(items + [evidence(250, org: "acme")], run: second) == 1)
+        #expect(try await store.evidenceCount(organization: org("acme")) == 251)
+        let log = try await store.auditLog(of: org("acme"))
+        #expect(log.filter { $0.action == "evidence.stored" }.count == 251)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func oneOrganizationNeverSeesAnothersRows(_ backend: Backend) async throws {
+        guard let store = try await makeStore(backend) else { return }
+        let acme = runRecord("acme")
+        try await store.beginRun(acme)
+        try await store.storeEvidence((0..<5).map { evidence($0, org: "acme") }, run: acme)
+        let globex = runRecord("globex")
+        try await store.beginRun(globex)
+        try await store.storeEvidence((0..<3).map { evidence($0, org: "globex") }, run: globex)
+        #expect(try await store.evidenceCount(organization: org("acme")) == 5)
+        #expect(try await store.evidenceCount(organization: org("globex")) == 3)
+        #expect(try await store.evidenceCount(organization: org("initech")) == 0)
+        #expect(try await store.auditLog(of: org("globex")).allSatisfy { $0.organizationID == org("globex") })
+        await #expect(throws: PipelineError.self) {
+            try await store.storeEvidence([evidence(9, org: "acme")], run: globex)
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aRunIsRecordedAndAuditedFromStartToFinish(_ backend: Backend) async throws {
+        guard let store = try await makeStore(backend) else { return }
+        let run = runRecord("acme", actor: "alice@acme.example")
+        try await store.beginRun(run)
+        let result = CheckResult(checkID: "github.x", title: "x", controls: [ControlRef(framework: "soc2", id: "CC8.1")],
+                                 status: .fail, reason: "because", findings: ["a: b"], evidenceIDs: ["e1"])
+        let score = ScoreSummary(frameworks: [FrameworkScore(framework: "soc2", controls: [
+            ControlStatus(control: ControlRef(framework: "soc2", id: "CC8.1"), title: "t", status: .fail,
+                          checkIDs: ["github.x"], evidenceIDs: ["e1"])])])
+        try await store.storeResults([result], scores: score, run: run)
+        try await store.storeExport(ExportRecord(id: "exp-1", organizationID: org("acme"), artifacts: []), run: run)
+        try await store.finishRun(run, status: .succeeded, message: nil)
+        let actions = try await store.auditLog(of: org("acme")).map(\.action)
+        #expect(actions == ["run.started", "export.created", "run.succeeded"])
+        #expect(try await store.auditLog(of: org("acme")).allSatisfy { $0.actor == "alice@acme.example" })
+    }
+
+    @Test(arguments: Backend.allCases)
+    func membersCarryRolesAndEveryChangeIsAudited(_ backend: Backend) async throws {
+        guard let store = try await makeStore(backend) else { return }
+        let acme = Organization(id: org("acme"), name: "Acme Corp", integrations: ["github": ["account": "acme-corp"]])
+        let members = [Member(actor: "olive@acme.example", role: .owner), Member(actor: "vic@acme.example", role: .viewer)]
+        try await store.ensureOrganization(acme, members: members, actor: "system")
+        try await store.ensureOrganization(acme, members: members, actor: "system")  // idempotent
+        #expect(try await store.role(of: "vic@acme.example", in: org("acme")) == .viewer)
+        #expect(try await store.role(of: "vic@acme.example", in: org("globex")) == nil)
+        try await store.setMember(Member(actor: "vic@acme.example", role: .admin), in: org("acme"), actor: "olive@acme.example")
+        #expect(try await store.role(of: "vic@acme.example", in: org("acme")) == .admin)
+        #expect(try await store.removeMember("vic@acme.example", from: org("acme"), actor: "olive@acme.example"))
+        #expect(try await !store.removeMember("vic@acme.example", from: org("acme"), actor: "olive@acme.example"))
+        #expect(try await store.members(of: org("acme")) == [Member(actor: "olive@acme.example", role: .owner)])
+        let log = try await store.auditLog(of: org("acme")).map { "\($0.action) \($0.entityID)" }
+        #expect(log == ["organization.created acme", "member.added olive@acme.example", "member.added vic@acme.example",
+                        "integration.added github", "member.role_changed vic@acme.example", "member.removed vic@acme.example"])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func theSchemaIsCurrent(_ backend: Backend) async throws {
+        guard let store = try await makeStore(backend) else { return }
+        let state = try await store.migrationState()
+        #expect(state.applied == state.latest)
+        #expect(state.latest >= 1)
+    }
+}
