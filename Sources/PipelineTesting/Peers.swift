@@ -15,6 +15,8 @@ public enum Peers {
 
     public struct S3: Sendable {
         public let endpoint: String
+        /// A second server that checks no signatures (see scripts/with-services for why).
+        public let openEndpoint: String?
         public let bucket: String
         public let accessKeyID: String
         public let secretAccessKey: String
@@ -30,7 +32,8 @@ public enum Peers {
         guard let endpoint = environment["LIGHTSAIL_TEST_S3_ENDPOINT"], let bucket = environment["LIGHTSAIL_TEST_S3_BUCKET"],
               let key = environment["LIGHTSAIL_TEST_S3_ACCESS_KEY_ID"],
               let secret = environment["LIGHTSAIL_TEST_S3_SECRET_ACCESS_KEY"] else { return nil }
-        return S3(endpoint: endpoint, bucket: bucket, accessKeyID: key, secretAccessKey: secret)
+        return S3(endpoint: endpoint, openEndpoint: environment["LIGHTSAIL_TEST_S3_OPEN_ENDPOINT"], bucket: bucket,
+                  accessKeyID: key, secretAccessKey: secret)
     }
 
     /// Why a peer is missing, for the message of a test that cannot run.
