@@ -40,6 +40,7 @@ actor MemoryObjects: ObjectStore {
     }
     func get(_ key: String) throws -> Data { objects[key]! }
     func exists(_ key: String) -> Bool { objects[key] != nil }
+    func delete(_ key: String) { objects[key] = nil }
     nonisolated func location(of key: String) -> String { "mem://\(key)" }
 }
 

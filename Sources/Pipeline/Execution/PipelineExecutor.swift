@@ -52,6 +52,14 @@ public struct RunOutcome: Sendable {
     public let results: [CheckResult]
     public let scores: ScoreSummary?
     public let export: ExportRecord?
+    /// Shared download links by object key, where the storage makes them.
+    public var links: [String: URL] = [:]
+
+    public func withLinks(_ links: [String: URL]) -> RunOutcome {
+        var copy = self
+        copy.links = links
+        return copy
+    }
 }
 
 /// Runs a definition's stages for one organization: collect streams evidence into store and

@@ -22,11 +22,14 @@ public struct Evidence: Sendable, Hashable, Codable {
     /// Hex SHA-256 of `body`.
     public let sha256: String
     public let mediaType: String
+    /// The raw answer; empty when the original was stored elsewhere (an upload), see `size`.
     public let body: Data
+    /// Size of the original in bytes.
+    public let size: Int
 
     public init(id: String, organizationID: OrganizationID, source: String, operation: String, resource: String,
                 request: String, status: Int, collectedAt: Date, freshUntil: Date, sha256: String,
-                mediaType: String, body: Data) {
+                mediaType: String, body: Data, size: Int? = nil) {
         self.id = id
         self.organizationID = organizationID
         self.source = source
@@ -39,6 +42,7 @@ public struct Evidence: Sendable, Hashable, Codable {
         self.sha256 = sha256
         self.mediaType = mediaType
         self.body = body
+        self.size = size ?? body.count
     }
 
     /// The file extension its original is stored under.
@@ -50,7 +54,12 @@ public struct Evidence: Sendable, Hashable, Codable {
         case "text/csv": return "csv"
         case "application/pdf": return "pdf"
         case "text/plain": return "txt"
-        default: return body.isEmpty ? "txt" : "bin"
+        case "image/png": return "png"
+        case "image/jpeg": return "jpg"
+        case "application/zip": return "zip"
+        case "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": return "xlsx"
+        case "application/vnd.openxmlformats-officedocument.wordprocessingml.document": return "docx"
+        default: return size == 0 ? "txt" : "bin"
         }
     }
 
@@ -62,7 +71,7 @@ public struct Evidence: Sendable, Hashable, Codable {
     public var metadata: EvidenceMetadata {
         EvidenceMetadata(id: id, organizationID: organizationID, source: source, operation: operation,
                          resource: resource, request: request, status: status, collectedAt: collectedAt,
-                         freshUntil: freshUntil, sha256: sha256, mediaType: mediaType, size: body.count)
+                         freshUntil: freshUntil, sha256: sha256, mediaType: mediaType, size: size)
     }
 }
 

@@ -20,6 +20,7 @@ public struct PipelineError: Error, CustomStringConvertible, CustomDebugStringCo
         public static let cancelled = Code(name: "cancelled")
         public static let configuration = Code(name: "configuration")
         public static let crypto = Code(name: "crypto")
+        public static let forbidden = Code(name: "forbidden")
     }
 
     public let code: Code

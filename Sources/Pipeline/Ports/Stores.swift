@@ -70,8 +70,17 @@ public protocol ObjectStore: Sendable {
     func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async throws -> Bool
     func get(_ key: String) async throws -> Data
     func exists(_ key: String) async throws -> Bool
+    /// Removes the object; removing what is not there is not an error.
+    func delete(_ key: String) async throws
     /// Where a person finds the object (a path for a local directory, a URL for S3).
     func location(of key: String) -> String
+    /// A link anyone holding it may download the object with until it expires (a presigned URL),
+    /// or nil where the store has no such thing (a local directory).
+    func shareableLink(for key: String, expires: Duration) throws -> URL?
+}
+
+extension ObjectStore {
+    public func shareableLink(for key: String, expires: Duration) throws -> URL? { nil }
 }
 
 /// Checks a key before use: it must start with the organization's prefix, and no segment may be
@@ -91,11 +100,14 @@ public struct Organization: Sendable, Hashable {
     public let name: String
     /// Integration name → its settings (account, login, recording), as configured.
     public let integrations: [String: [String: String]]
+    /// Members the directory knows of (seeded into the store when absent there).
+    public let members: [Member]
 
-    public init(id: OrganizationID, name: String, integrations: [String: [String: String]]) {
+    public init(id: OrganizationID, name: String, integrations: [String: [String: String]], members: [Member] = []) {
         self.id = id
         self.name = name
         self.integrations = integrations
+        self.members = members
     }
 }
 

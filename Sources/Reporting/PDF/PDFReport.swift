@@ -111,7 +111,7 @@ struct PDFReport {
         let columns: [(String, Double)] = [("Id", 80), ("Source", 50), ("Request", 240), ("Status", 40), ("Bytes", 85)]
         w.tableHeader(columns)
         for item in input.evidence.sorted(by: { ($0.request, $0.id) < ($1.request, $1.id) }) {
-            w.tableRow(columns, [String(item.id.prefix(12)), item.source, item.request, "\(item.status)", "\(item.body.count)"],
+            w.tableRow(columns, [String(item.id.prefix(12)), item.source, item.request, "\(item.status)", "\(item.size)"],
                        font: .mono)
         }
         if !input.failures.isEmpty {

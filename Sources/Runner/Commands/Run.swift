@@ -24,14 +24,8 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "Run for every organization.")
     var allOrgs = false
 
-    @Option(name: .long, help: ArgumentHelp("Data directory of the embedded store (env LIGHTSAIL_DATA_DIR, default ./.lightsail).", valueName: "dir"))
-    var dataDir: String?
-
     @Option(name: .long, help: ArgumentHelp("Run clock, ISO-8601 UTC (default: now). Same evidence and clock give the same report bytes.", valueName: "time"))
     var asOf: String?
-
-    @Option(name: .long, help: "Who runs it, for the audit log (env LIGHTSAIL_ACTOR; default: system).")
-    var actor: String?
 
     @Option(name: .long, help: "Organizations run at once with --all-orgs.")
     var orgConcurrency = 2
@@ -42,6 +36,11 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "No progress lines on standard error.")
     var quiet = false
 
+    @Option(name: .long, help: ArgumentHelp("How long a shared link to the bundle lasts, when the storage makes links (S3): 1s to 7d.", valueName: "duration"))
+    var linkExpiry = "7d"
+
+    @OptionGroup var backends: BackendOptions
+    @OptionGroup var actorOption: ActorOption
     @OptionGroup var locations: LocationOptions
     @OptionGroup var logging: LoggingOptions
 
@@ -55,6 +54,10 @@ struct Run: AsyncParsableCommand {
         if let asOf, Timestamp.parse(asOf) == nil {
             throw ValidationError("--as-of '\(asOf)' is not an ISO-8601 time such as 2026-11-28T00:00:00Z")
         }
+        guard let expiry = parseDuration(linkExpiry), expiry >= .seconds(1), expiry <= .seconds(604_800) else {
+            throw ValidationError("--link-expiry '\(linkExpiry)' must be a duration from 1s to 7d")
+        }
+        _ = try actorOption.resolve()
     }
 
     func run() async throws {
@@ -86,17 +89,11 @@ struct Run: AsyncParsableCommand {
             }
         }
 
-        let dataRoot = URL(fileURLWithPath: dataDir ?? ProcessInfo.processInfo.environment["LIGHTSAIL_DATA_DIR"] ?? ".lightsail")
-        do {
-            try FileManager.default.createDirectory(at: dataRoot, withIntermediateDirectories: true)
-        } catch {
-            throw PipelineError(.storage, "cannot create data directory \(dataRoot.path): \(error.localizedDescription)")
-        }
-        let store = try await SQLiteEvidenceStore(path: dataRoot.appendingPathComponent("lightsail.sqlite").path)
-        let objects = try LocalObjectStore(root: dataRoot.appendingPathComponent("objects"))
-
+        let store = try await backends.openStore()
+        let objects = try backends.openObjects()
         let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
-        let runActor = actor ?? ProcessInfo.processInfo.environment["LIGHTSAIL_ACTOR"] ?? "system"
+        let runActor = try actorOption.resolve()
+        let linkLifetime = parseDuration(linkExpiry)!
         let stages = StageSet(
             collectors: BuiltIn.collectors,
             transport: { source, organization in
@@ -114,7 +111,16 @@ struct Run: AsyncParsableCommand {
             let context = RunContext(run: record, organization: organization, logger: logger, store: store,
                                      objects: objects, progress: progress.handle)
             do {
-                return (organization, .success(try await executor.run(context)))
+                try await store.ensureOrganization(organization, members: organization.members, actor: Actor.systemName)
+                try await Authorization.require(.runPipeline, actor: runActor, organization: organization.id,
+                                                what: "run pipelines", store: store)
+                if definition.render != nil {
+                    try await Authorization.require(.createExport, actor: runActor, organization: organization.id,
+                                                    what: "create exports", store: store)
+                }
+                let outcome = try await executor.run(context)
+                let links = try await share(outcome, objects: objects, store: store, expires: linkLifetime)
+                return (organization, .success(outcome.withLinks(links)))
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 return (organization, .failure(error))
@@ -137,6 +143,21 @@ struct Run: AsyncParsableCommand {
             }
         }
         return failed.isEmpty ? .success : Exit.problems
+    }
+
+    /// Makes a download link for the bundle where the storage can (S3), and audits the share.
+    func share(_ outcome: RunOutcome, objects: any ObjectStore, store: any EvidenceStore,
+               expires: Duration) async throws -> [String: URL] {
+        var links: [String: URL] = [:]
+        for artifact in outcome.export?.artifacts ?? [] where artifact.kind == .bundle {
+            guard let link = try objects.shareableLink(for: artifact.key, expires: expires) else { continue }
+            links[artifact.key] = link
+            try await store.audit(AuditEntry(organizationID: outcome.run.organizationID, actor: outcome.run.actor,
+                                             action: "export.shared", entityType: "export",
+                                             entityID: outcome.export?.id ?? artifact.key,
+                                             detail: "presigned link for \(expires.formattedForHumans)"))
+        }
+        return links
     }
 
     func loadDefinition() throws -> PipelineDefinition {
@@ -189,6 +210,7 @@ struct Run: AsyncParsableCommand {
             for artifact in outcome.export?.artifacts ?? [] {
                 let name = artifact.kind == .pdf ? "report: " : "bundle: "
                 print("  \(name)  \(artifact.location)")
+                if let link = outcome.links[artifact.key] { print("  link:     \(link.absoluteString)") }
             }
             print("  run:      \(outcome.run.id)")
         }
@@ -215,7 +237,8 @@ struct Run: AsyncParsableCommand {
                 }
                 entry["export_id"] = outcome.export?.id ?? NSNull()
                 entry["artifacts"] = (outcome.export?.artifacts ?? []).map {
-                    ["kind": $0.kind.rawValue, "key": $0.key, "location": $0.location, "sha256": $0.sha256, "size": $0.size] as [String: Any]
+                    ["kind": $0.kind.rawValue, "key": $0.key, "location": $0.location, "sha256": $0.sha256, "size": $0.size,
+                     "link": outcome.links[$0.key]?.absoluteString ?? NSNull()] as [String: Any]
                 }
             }
             list.append(entry)

@@ -7,6 +7,8 @@ import Yams
 ///
 /// ```
 /// name: Acme Corp
+/// members:
+///   - { actor: olive@acme.example, role: owner }
 /// integrations:
 ///   github:
 ///     account: acme-corp
@@ -84,6 +86,19 @@ public struct FixtureOrganizations: OrganizationDirectory {
                 integrations[source] = values
             }
         }
-        return Organization(id: id, name: name, integrations: integrations)
+        var members: [Member] = []
+        if let list = mapping["members"] {
+            guard let entries = list.sequence else {
+                throw PipelineError(.fixture, "\(file.path): 'members' must be a list of {actor, role}")
+            }
+            for entry in entries {
+                guard let actor = entry.mapping?["actor"]?.string, Actor.isValidName(actor),
+                      let role = entry.mapping?["role"]?.string.flatMap(Role.init(rawValue:)) else {
+                    throw PipelineError(.fixture, "\(file.path): each member needs an 'actor' and a 'role' (owner, admin, member, viewer)")
+                }
+                members.append(Member(actor: actor, role: role))
+            }
+        }
+        return Organization(id: id, name: name, integrations: integrations, members: members)
     }
 }

@@ -25,7 +25,7 @@ public final class PostgresConnection: @unchecked Sendable {
         /// The URL with any password replaced, for messages.
         public var redacted: String { Self.redact(url) }
 
-        static func redact(_ url: String) -> String {
+        public static func redact(_ url: String) -> String {
             guard var components = URLComponents(string: url), components.password != nil else {
                 return url.replacingOccurrences(of: #"password=\S+"#, with: "password=***", options: .regularExpression)
             }

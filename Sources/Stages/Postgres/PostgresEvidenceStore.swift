@@ -67,7 +67,7 @@ public final class PostgresEvidenceStore: EvidenceStore {
         for e in batch {
             let fields: [String?] = [e.organizationID.rawValue, e.id, e.source, e.operation, e.resource, e.request,
                                      String(e.status), Timestamp.iso8601(e.collectedAt), Timestamp.iso8601(e.freshUntil),
-                                     e.sha256, e.mediaType, String(e.body.count), e.originalKey, firstRun]
+                                     e.sha256, e.mediaType, String(e.size), e.originalKey, firstRun]
             text += fields.map(copyField).joined(separator: "\t")
             text += "\n"
         }

@@ -10,7 +10,7 @@ public struct S3ObjectStore: ObjectStore {
         self.client = client
     }
 
-    func fullKey(_ key: String) -> String { client.location.prefix + key }
+    public func fullKey(_ key: String) -> String { client.location.prefix + key }
 
     public func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async throws -> Bool {
         if ifAbsent, try await client.head(fullKey(key)) != nil { return false }
@@ -26,12 +26,20 @@ public struct S3ObjectStore: ObjectStore {
         try await client.head(fullKey(key)) != nil
     }
 
+    public func delete(_ key: String) async throws {
+        try await client.delete(fullKey(key))
+    }
+
     public func location(of key: String) -> String {
         "s3://\(client.location.bucket)/\(fullKey(key))"
     }
 
     public func presignedURL(_ method: String, key: String, expires: Duration) throws -> URL {
         try client.presignedURL(method, key: fullKey(key), expires: expires)
+    }
+
+    public func shareableLink(for key: String, expires: Duration) throws -> URL? {
+        try presignedURL("GET", key: key, expires: expires)
     }
 }
 

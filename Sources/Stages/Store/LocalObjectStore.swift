@@ -76,6 +76,36 @@ public struct LocalObjectStore: ObjectStore {
         return FileManager.default.fileExists(atPath: target.path)
     }
 
+    public func delete(_ key: String) async throws {
+        let target = try url(for: key)
+        try await BlockingIO.run {
+            do {
+                try FileManager.default.removeItem(at: target)
+            } catch CocoaError.fileNoSuchFile {
+            } catch let error as NSError where error.domain == NSPOSIXErrorDomain && error.code == Int(ENOENT) {
+            }
+        }
+    }
+
+    /// Copies a file in whole: to a temporary file beside the target, then renamed into place.
+    public func putFile(_ key: String, file: URL) async throws {
+        let target = try url(for: key)
+        try await BlockingIO.run {
+            let manager = FileManager.default
+            try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+            let temporary = target.deletingLastPathComponent().appendingPathComponent(".tmp-\(UUID().uuidString)")
+            do {
+                try manager.copyItem(at: file, to: temporary)
+                if rename(temporary.path, target.path) != 0 {
+                    throw PipelineError(.storage, "cannot store \(key): \(String(cString: strerror(errno)))")
+                }
+            } catch {
+                try? manager.removeItem(at: temporary)
+                throw error
+            }
+        }
+    }
+
     public func location(of key: String) -> String {
         (try? url(for: key).path) ?? key
     }

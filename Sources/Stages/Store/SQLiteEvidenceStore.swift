@@ -168,7 +168,7 @@ public final class SQLiteEvidenceStore: EvidenceStore {
                     """, [org, .text(evidence.id), .text(evidence.source), .text(evidence.operation),
                           .text(evidence.resource), .text(evidence.request), .integer(Int64(evidence.status)),
                           .text(Timestamp.iso8601(evidence.collectedAt)), .text(Timestamp.iso8601(evidence.freshUntil)),
-                          .text(evidence.sha256), .text(evidence.mediaType), .integer(Int64(evidence.body.count)),
+                          .text(evidence.sha256), .text(evidence.mediaType), .integer(Int64(evidence.size)),
                           .text(evidence.originalKey), .text(run.id)])
                 if db.changes > 0 {
                     inserted += 1

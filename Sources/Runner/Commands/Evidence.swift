@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Stages
+
+struct EvidenceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evidence",
+        abstract: "Work with evidence directly.",
+        subcommands: [Upload.self]
+    )
+
+    struct Upload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Upload a file as evidence for some controls.",
+            discussion: """
+            The product's upload flow: the file is hashed, a presigned PUT is obtained for its place \
+            {org}/evidence/{evidence_id}/original.{ext}, the file goes up through it, its size is \
+            checked, and only then is the evidence recorded (with metadata.json beside it) and linked \
+            to the controls. Uploading the same file again records nothing new.
+            """
+        )
+
+        @Option(name: .long, help: "Organization id.")
+        var org: String
+
+        @Option(name: .long, help: ArgumentHelp("The file to upload.", valueName: "path"))
+        var file: String
+
+        @Option(name: .long, help: ArgumentHelp("Controls it supports, comma-separated (CC6.1,A.8.5).", valueName: "ids"))
+        var controls: String
+
+        @Option(name: .long, help: "Media type (default: from the file's extension).")
+        var type: String?
+
+        @OptionGroup var backends: BackendOptions
+        @OptionGroup var actorOption: ActorOption
+        @OptionGroup var locations: LocationOptions
+
+        func validate() throws {
+            _ = try actorOption.resolve()
+            if controlList.isEmpty { throw ValidationError("--controls names no control") }
+        }
+
+        var controlList: [String] {
+            controls.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+
+        func run() async throws {
+            do {
+                let organizationID = try OrganizationID(org)
+                let known = Set(ControlCatalog.frameworks.values.flatMap { $0.controls.keys })
+                if let unknown = controlList.first(where: { !known.contains($0) }) {
+                    throw PipelineError(.configuration, "unknown control '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
+                }
+                let organization = try await locations.organizations.organization(organizationID)
+                let actor = try actorOption.resolve()
+                let store = try await backends.openStore()
+                let objects = try backends.openObjects()
+                try await store.ensureOrganization(organization, members: organization.members, actor: Actor.systemName)
+                try await Authorization.require(.runPipeline, actor: actor, organization: organizationID,
+                                                what: "upload evidence", store: store)
+
+                let source = URL(fileURLWithPath: file)
+                let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+                let evidence = try UploadedEvidence.describe(file: source, organization: organizationID, mediaType: type,
+                                                             at: now, freshFor: .seconds(365 * 86_400))
+                let run = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organizationID,
+                                    pipeline: "evidence-upload", asOf: now, actor: actor)
+                try await store.beginRun(run)
+                do {
+                    try await put(evidence, from: source, objects: objects)
+                    try await objects.put(evidence.metadataKey, data: evidence.metadata.canonicalJSON(),
+                                          contentType: "application/json", ifAbsent: true)
+                    let inserted = try await store.storeEvidence([evidence], run: run)
+                    try await store.linkEvidence(evidence.id, to: controlList, organization: organizationID)
+                    try await store.finishRun(run, status: .succeeded, message: nil)
+                    print("\(organizationID): evidence \(evidence.id) \(inserted == 0 ? "already stored" : "stored")")
+                    print("  file:     \(source.lastPathComponent) (\(evidence.size) bytes, sha256 \(evidence.sha256))")
+                    print("  controls: \(controlList.joined(separator: ", "))")
+                    print("  object:   \(objects.location(of: evidence.originalKey))")
+                } catch {
+                    try? await store.finishRun(run, status: .failed, message: "\(error)")
+                    throw error
+                }
+            } catch {
+                throw report(error)
+            }
+        }
+
+        /// Through a presigned PUT where the storage makes them, else straight into the directory.
+        func put(_ evidence: Evidence, from source: URL, objects: any ObjectStore) async throws {
+            if try await objects.exists(evidence.originalKey) { return }
+            if let s3 = objects as? S3ObjectStore {
+                let url = try s3.presignedURL("PUT", key: evidence.originalKey, expires: .seconds(900))
+                let response = try await s3.client.http.perform(
+                    HTTPRequest(method: "PUT", url: url, headers: [("Content-Type", evidence.mediaType)]),
+                    upload: .file(source, offset: 0, length: UInt64(evidence.size)), download: .memory)
+                guard (200...299).contains(response.status) else {
+                    throw PipelineError(.storage, "the presigned upload of \(source.lastPathComponent) answered \(response.status)")
+                }
+                guard let head = try await s3.client.head(s3.fullKey(evidence.originalKey)), head.size == evidence.size else {
+                    throw PipelineError(.storage, "the uploaded object of \(source.lastPathComponent) is missing or not \(evidence.size) bytes")
+                }
+            } else if let local = objects as? LocalObjectStore {
+                try await local.putFile(evidence.originalKey, file: source)
+            } else {
+                try await objects.put(evidence.originalKey, data: try Data(contentsOf: source), contentType: evidence.mediaType,
+                                      ifAbsent: true)
+            }
+        }
+    }
+}

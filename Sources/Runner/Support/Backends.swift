@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Stages
+
+/// Where state lives, chosen by configuration alone: the embedded default (SQLite and a directory
+/// under the data directory) or production (PostgreSQL and S3-compatible storage).
+struct BackendOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Data directory of the embedded default (env LIGHTSAIL_DATA_DIR, default ./.lightsail).", valueName: "dir"))
+    var dataDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("""
+        Database: postgres://user:pass@host:port/db (or key=value, or 'postgres' for the PG* environment \
+        variables), or sqlite:///path. Env LIGHTSAIL_DATABASE_URL. Default: SQLite in the data directory.
+        """, valueName: "url"))
+    var database: String?
+
+    @Option(name: .long, help: ArgumentHelp("""
+        Object storage: s3://bucket/prefix?endpoint=URL&region=R&path_style=true, or file:///path. \
+        Env LIGHTSAIL_STORAGE_URL. Default: the data directory's objects folder.
+        """, valueName: "url"))
+    var storage: String?
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    var dataRoot: URL {
+        URL(fileURLWithPath: dataDir ?? environment["LIGHTSAIL_DATA_DIR"] ?? ".lightsail")
+    }
+
+    enum DatabaseChoice {
+        case sqlite(String)
+        case postgres(String)
+    }
+
+    var databaseChoice: DatabaseChoice {
+        let value = database ?? environment["LIGHTSAIL_DATABASE_URL"]
+        guard let value, !value.isEmpty else { return .sqlite(dataRoot.appendingPathComponent("lightsail.sqlite").path) }
+        if value.hasPrefix("sqlite://") { return .sqlite(String(value.dropFirst("sqlite://".count))) }
+        if value == "postgres" || value == "postgresql" { return .postgres("") }
+        return .postgres(value)
+    }
+
+    var databaseDescription: String {
+        switch databaseChoice {
+        case .sqlite(let path): return "sqlite://\(path)"
+        case .postgres(let url): return url.isEmpty ? "postgres (PG* environment)" : PostgresConnection.Settings.redact(url)
+        }
+    }
+
+    func ensureDataRoot() throws {
+        do {
+            try FileManager.default.createDirectory(at: dataRoot, withIntermediateDirectories: true)
+        } catch {
+            throw PipelineError(.storage, "cannot create data directory \(dataRoot.path): \(error.localizedDescription)")
+        }
+    }
+
+    func openStore() async throws -> any EvidenceStore {
+        switch databaseChoice {
+        case .sqlite(let path):
+            if dataDir != nil || environment["LIGHTSAIL_DATA_DIR"] != nil || database == nil { try ensureDataRoot() }
+            return try await SQLiteEvidenceStore(path: path)
+        case .postgres(let url):
+            return try await PostgresEvidenceStore(settings: .init(url: url))
+        }
+    }
+
+    func openObjects() throws -> any ObjectStore {
+        let value = storage ?? environment["LIGHTSAIL_STORAGE_URL"]
+        guard let value, !value.isEmpty else {
+            try ensureDataRoot()
+            return try LocalObjectStore(root: dataRoot.appendingPathComponent("objects"))
+        }
+        switch try StorageURL.parse(value) {
+        case .local(let url):
+            return try LocalObjectStore(root: url)
+        case .s3(let location):
+            let credentials = try AWSCredentialChain.resolve()
+            return S3ObjectStore(client: S3Client(location: location, credentials: credentials))
+        }
+    }
+}
+
+/// Who acts on demand (`--actor`, LIGHTSAIL_ACTOR), or the system for scheduled work.
+struct ActorOption: ParsableArguments {
+    @Option(name: .long, help: "Who acts, for permissions and the audit log (env LIGHTSAIL_ACTOR; default: system, as the scheduler).")
+    var actor: String?
+
+    func resolve() throws -> String {
+        let name = actor ?? ProcessInfo.processInfo.environment["LIGHTSAIL_ACTOR"] ?? Actor.systemName
+        guard Actor.isValidName(name) else {
+            throw ValidationError("--actor \(quotedForMessage(name)) is not a valid actor id")
+        }
+        return name
+    }
+}
+
+/// Checks an actor may do something in an organization; a refusal is audited and explained.
+enum Authorization {
+    static func require(_ permission: Permission, actor: String, organization: OrganizationID, what: String,
+                        store: any EvidenceStore) async throws {
+        guard Actor(actor) != .system else { return }
+        let role = try await store.role(of: actor, in: organization)
+        let reason: String?
+        if let role {
+            reason = PermissionMatrix.allows(role, permission) ? nil
+                : "\(actor) is a \(role.rawValue) of \(organization) and may not \(what) (needs \(permission))"
+        } else {
+            reason = "\(actor) is not a member of \(organization)"
+        }
+        guard let reason else { return }
+        try await store.audit(AuditEntry(organizationID: organization, actor: actor, action: "access.refused",
+                                         entityType: "permission", entityID: permission.description, detail: what))
+        throw PipelineError(.forbidden, "refused: \(reason)")
+    }
+}
