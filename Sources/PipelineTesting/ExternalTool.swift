@@ -65,3 +65,42 @@ public enum ExternalTool {
         return url
     }
 }
+
+/// A helper process a test starts (a fault-injecting server), stopped when the value goes away.
+public final class BackgroundProcess: @unchecked Sendable {
+    public let process: Process
+    /// The first line the process printed (a server prints its port).
+    public let firstLine: String
+    private let output: Pipe
+
+    public init(_ tool: String, _ arguments: [String]) throws {
+        guard let executable = ExternalTool.find(tool) else {
+            throw NSError(domain: "ExternalTool", code: 127, userInfo: [NSLocalizedDescriptionKey: "\(tool) is not installed"])
+        }
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while true {
+            let byte = output.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        firstLine = String(decoding: line, as: UTF8.self)
+    }
+
+    /// Everything printed after the first line, once the process has ended.
+    public func stop() -> String {
+        kill(process.processIdentifier, SIGKILL)
+        // The pipe closes when the process is gone; Foundation reaps it.
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGKILL)
+    }
+}

@@ -222,7 +222,7 @@ func line(_ output: String, _ prefix: String) -> String? {
     }
 
     @Test func everyCommandHasHelp() throws {
-        for command in [[], ["run"], ["list"], ["lint"]] {
+        for command in [[], ["run"], ["list"], ["lint"], ["health"], ["db", "migrate"], ["evidence", "upload"], ["members", "add"]] {
             let result = try CLI().run(command + ["--help"])
             #expect(result.status == 0)
             #expect(result.stdout.contains("USAGE: pipeline"))

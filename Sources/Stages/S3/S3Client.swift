@@ -251,8 +251,17 @@ public enum S3Error {
         var body = response.body
         if case .file(let url) = download, body.isEmpty { body = (try? Data(contentsOf: url).prefix(4096)) ?? Data() }
         let text = String(decoding: body.prefix(4096), as: UTF8.self)
-        let code = MiniXML.text("Code", in: text) ?? (response.status == 404 ? "NotFound" : "HTTP \(response.status)")
-        let message = MiniXML.text("Message", in: text).map { ": \($0)" } ?? ""
+        let fallback: String
+        switch response.status {
+        case 403: fallback = "Forbidden"
+        case 404: fallback = "NotFound"
+        default: fallback = "HTTP \(response.status)"
+        }
+        let code = MiniXML.text("Code", in: text) ?? fallback
+        var message = MiniXML.text("Message", in: text).map { ": \($0)" } ?? ""
+        if method == "HEAD", response.status == 403 {
+            message = " (a HEAD answer carries no detail: check the credentials and their permissions)"
+        }
         let transient = [500, 502, 503, 504].contains(response.status) || code == "SlowDown" || code == "InternalError"
             || code == "RequestTimeout"
         let target = key.map { "s3://\(bucket)/\($0)" } ?? "s3://\(bucket)"

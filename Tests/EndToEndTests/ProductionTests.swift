@@ -1,0 +1,209 @@
+import Foundation
+import PipelineTesting
+import Testing
+
+/// The built binary against the production pair: PostgreSQL (as the ordinary role) and S3 on moto.
+struct Production {
+    let database: String
+    let adminDatabaseURL: String
+    let ownerURL: String
+    let appURL: String
+    let storage: String
+    let openStorage: String?
+    let environment: [String: String]
+    let cli: CLI
+
+    /// A fresh database (migrated through `pipeline db migrate` as the owner) and a fresh prefix.
+    static func make() throws -> Production? {
+        guard let pg = Peers.postgres, let s3 = Peers.s3 else {
+            if ExternalTool.isCI { Issue.record("peers missing in CI: \(Peers.missingHint)") }
+            return nil
+        }
+        let name = "lightsail_e2e_" + UUID().uuidString.prefix(8).lowercased()
+        let created = try ExternalTool.run("psql", [pg.adminURL, "-Xqc", "CREATE DATABASE \(name) OWNER lightsail_owner"])
+        guard created.status == 0 else { throw NSError(domain: "psql", code: 1, userInfo: [NSLocalizedDescriptionKey: created.stderr]) }
+        let prefix = "e2e-\(UUID().uuidString.prefix(8).lowercased())"
+        let production = Production(
+            database: name, adminDatabaseURL: Peers.url(pg.adminURL, database: name),
+            ownerURL: Peers.url(pg.ownerURL, database: name), appURL: Peers.url(pg.appURL, database: name),
+            storage: "s3://\(s3.bucket)/\(prefix)?endpoint=\(s3.endpoint)&region=us-east-1",
+            openStorage: s3.openEndpoint.map { "s3://\(s3.bucket)/\(prefix)?endpoint=\($0)&region=us-east-1" },
+            environment: ["AWS_ACCESS_KEY_ID": s3.accessKeyID, "AWS_SECRET_ACCESS_KEY": s3.secretAccessKey],
+            cli: try CLI())
+        let migrated = try production.cli.run(["db", "migrate", "--database", production.ownerURL])
+        guard migrated.status == 0 else { throw NSError(domain: "migrate", code: 1, userInfo: [NSLocalizedDescriptionKey: migrated.stderr]) }
+        return production
+    }
+
+    @discardableResult
+    func run(_ arguments: [String], storage: String? = nil, database: String? = nil) throws -> ToolResult {
+        try cli.run(arguments + ["--database", database ?? appURL, "--storage", storage ?? self.storage], environment: environment)
+    }
+
+    /// SQL as the superuser, which row-level security does not confine (for counting across tenants).
+    func sql(_ query: String) throws -> String {
+        try ExternalTool.run("psql", [adminDatabaseURL, "-XAtqc", query]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+@Suite(.serialized) struct ProductionTests {
+    @Test func migrateIsIdempotentAndHealthReportsBothChecks() throws {
+        guard let p = try Production.make() else { return }
+        let again = try p.cli.run(["db", "migrate", "--database", p.ownerURL])
+        #expect(again.status == 0)
+        #expect(again.stdout.contains("schema already at version"))
+        let health = try p.run(["health"])
+        #expect(health.status == 0, "\(health.stdout)\(health.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(health.stdout.utf8)) as? [String: Any]
+        #expect(object?["status"] as? String == "healthy")
+        let checks = object?["checks"] as? [String: [String: Any]]
+        #expect(checks?["database"]?["status"] as? String == "ok")
+        #expect(checks?["database"]?["backend"] as? String == "postgresql")
+        #expect(checks?["storage"]?["status"] as? String == "ok")
+        #expect(checks?["storage"]?["backend"] as? String == "s3")
+        #expect(object?["timestamp"] is String)
+    }
+
+    @Test func theReportRunsEndToEndOnPostgresAndS3WithoutDuplicates() throws {
+        guard let p = try Production.make() else { return }
+        let first = try p.run(["run", "report", "--org", "acme", "--quiet", "--as-of", "2026-11-28T00:00:00Z"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.hasPrefix("acme: score 56% (iso27001 60%, soc2 50%)"))
+        let bundle = try #require(line(first.stdout, "bundle:")?.split(separator: " ").last.map(String.init))
+        #expect(bundle.hasPrefix("s3://lightsail-test/e2e-"))
+        #expect(line(first.stdout, "link:")?.contains("X-Amz-Signature=") == true)
+        #expect(try p.sql("SELECT count(*) FROM evidence") == "10")
+        #expect(try p.sql("SELECT count(DISTINCT organization_id) FROM evidence") == "1")
+
+        let second = try p.run(["run", "report", "--org", "acme", "--quiet"])
+        #expect(second.status == 0)
+        #expect(line(second.stdout, "evidence:") == "evidence: 10 collected, 0 new, 0 not collected")
+        #expect(try p.sql("SELECT count(*) FROM evidence") == "10")
+        #expect(try p.sql("SELECT count(*) FROM runs WHERE status = 'succeeded'") == "2")
+        let audit = try p.sql("SELECT action || ':' || count(*) FROM audit_log GROUP BY action ORDER BY action")
+        #expect(audit.contains("evidence.stored:10"))
+        #expect(audit.contains("export.created:2"))
+        #expect(audit.contains("export.shared:2"))
+        #expect(audit.contains("run.started:2"))
+
+        // The bundle in S3 is the one the report names, whole and verifiable.
+        let zip = try p.cli.dataDir.appendingPathComponent("bundle.zip")
+        let key = String(bundle.dropFirst("s3://lightsail-test/".count))
+        let fetch = try ExternalTool.run("python3", ["-c", """
+            import boto3, sys, os
+            s3 = boto3.session.Session(region_name="us-east-1").client("s3", endpoint_url=sys.argv[1])
+            s3.download_file("lightsail-test", sys.argv[2], sys.argv[3])
+            """, Peers.s3!.endpoint, key, zip.path], environment: p.environment)
+        #expect(fetch.status == 0, "\(fetch.stderr)")
+        #expect(try ExternalTool.run("unzip", ["-t", zip.path]).stdout.contains("No errors detected"))
+    }
+
+    @Test func aViewerCannotRunAndTheRefusalIsAudited() throws {
+        guard let p = try Production.make() else { return }
+        let result = try p.run(["run", "report", "--org", "acme", "--actor", "vic@acme.example", "--quiet"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("refused: vic@acme.example is a viewer of acme and may not run pipelines"))
+        #expect(try p.sql("SELECT count(*) FROM runs") == "0")
+        #expect(try p.sql("SELECT actor || ' ' || action || ' ' || entity_id FROM audit_log WHERE action = 'access.refused'")
+                == "vic@acme.example access.refused evidence:create")
+        let stranger = try p.run(["run", "report", "--org", "acme", "--actor", "eve@evil.example", "--quiet"])
+        #expect(stranger.stderr.contains("eve@evil.example is not a member of acme"))
+        let admin = try p.run(["run", "report", "--org", "acme", "--actor", "ada@acme.example", "--quiet"])
+        #expect(admin.status == 0)
+        #expect(try p.sql("SELECT DISTINCT actor FROM runs") == "ada@acme.example")
+    }
+
+    @Test func membersAreManagedByThoseAllowedTo() throws {
+        guard let p = try Production.make() else { return }
+        #expect(try p.run(["run", "nightly", "--org", "acme", "--quiet"]).status == 0)  // seeds acme's members
+        let byMember = try p.run(["members", "add", "--org", "acme", "--user", "new@acme.example", "--role", "admin",
+                                  "--actor", "mel@acme.example"])
+        #expect(byMember.status == 1)
+        #expect(byMember.stderr.contains("may not manage members (needs users:manage)"))
+        let byOwner = try p.run(["members", "add", "--org", "acme", "--user", "new@acme.example", "--role", "viewer",
+                                 "--actor", "olive@acme.example"])
+        #expect(byOwner.status == 0)
+        #expect(try p.run(["members", "list", "--org", "acme"]).stdout.contains("viewer\tnew@acme.example"))
+        #expect(try p.sql("SELECT count(*) FROM audit_log WHERE action = 'member.added' AND entity_id = 'new@acme.example'") == "1")
+    }
+
+    @Test func evidenceIsUploadedThroughAPresignedPutAndRecordedOnce() throws {
+        guard let p = try Production.make(), let open = p.openStorage else { return }
+        let file = p.cli.dataDir.appendingPathComponent("access-review-q3.pdf")
+        try Data("%PDF-1.4 quarterly access review".utf8).write(to: file)
+        let args = ["evidence", "upload", "--org", "acme", "--file", file.path, "--controls", "CC6.1,A.5.17",
+                    "--actor", "mel@acme.example"]
+        // moto checks no signature of a presigned URL (it answers 500 without an Authorization
+        // header), so the upload runs against the open server.
+        let first = try p.run(args, storage: open)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("stored"))
+        let id = try #require(first.stdout.split(separator: " ").dropFirst(2).first.map(String.init))
+        #expect(try p.sql("SELECT source || ' ' || resource || ' ' || size FROM evidence WHERE id = '\(id)'")
+                == "upload access-review-q3.pdf 32")
+        #expect(try p.sql("SELECT string_agg(control, ',' ORDER BY control) FROM evidence_controls WHERE evidence_id = '\(id)'")
+                == "A.5.17,CC6.1")
+        let again = try p.run(args, storage: open)
+        #expect(again.stdout.contains("already stored"))
+        #expect(try p.sql("SELECT count(*) FROM evidence") == "1")
+        let viewer = try p.run(args.dropLast(2) + ["--actor", "vic@acme.example"], storage: open)
+        #expect(viewer.status == 1)
+        let unknown = try p.run(["evidence", "upload", "--org", "acme", "--file", file.path, "--controls", "CC99.9"], storage: open)
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("unknown control 'CC99.9'"))
+    }
+
+    @Test func aDatabaseThatIsDownIsAClearErrorAtStart() throws {
+        guard let p = try Production.make() else { return }
+        let result = try p.run(["run", "report", "--org", "acme"], database: "postgres://lightsail_pipeline:pipeline-secret@127.0.0.1:1/nothing")
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("cannot connect to PostgreSQL at postgres://lightsail_pipeline:***@127.0.0.1:1/nothing"))
+        #expect(!result.stderr.contains("pipeline-secret"))
+        let health = try p.run(["health"], database: "postgres://x:y@127.0.0.1:1/nothing")
+        #expect(health.status == 1)
+        #expect(health.stdout.contains("\"status\" : \"unhealthy\""))
+    }
+
+    /// Objects go up before rows, so a refused storage leaves no row pointing at a missing object.
+    @Test func wrongStorageCredentialsFailTheRunClearlyAndStoreNoRowWithoutItsObject() throws {
+        guard let p = try Production.make() else { return }
+        var environment = p.environment
+        environment["AWS_SECRET_ACCESS_KEY"] = "wrong"
+        let result = try p.cli.run(["run", "report", "--org", "acme", "--quiet", "--database", p.appURL, "--storage", p.storage],
+                                   environment: environment)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("answered 403 Forbidden"))
+        #expect(result.stderr.contains("check the credentials"))
+        #expect(!result.stderr.contains("wrong"))
+        #expect(try p.sql("SELECT status FROM runs") == "failed")
+        #expect(try p.sql("SELECT count(*) FROM evidence") == "0")
+    }
+
+    @Test func aConnectionLostMidRunFailsCleanlyAndARerunCompletes() throws {
+        guard let p = try Production.make() else { return }
+        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 1500)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["run", "report", "--org", "acme", "--quiet", "--fixtures", fixtures.path,
+                             "--database", p.appURL, "--storage", p.storage]
+        process.environment = ProcessInfo.processInfo.environment.merging(p.environment) { _, b in b }
+        process.currentDirectoryURL = CLI.projectRoot
+        let stderr = Pipe()
+        process.standardOutput = Pipe()
+        process.standardError = stderr
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, try p.sql("SELECT count(*) FROM runs WHERE status = 'running'") != "1" {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        _ = try p.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '\(p.database)' AND usename = 'lightsail_pipeline'")
+        process.waitUntilExit()
+        let message = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationStatus != 0)
+        #expect(message.contains("PostgreSQL"), "\(message)")
+        let rerun = try p.run(["run", "report", "--org", "acme", "--quiet"])
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(try p.sql("SELECT count(*) FROM evidence") == "10")
+        #expect(try p.sql("SELECT count(*) FROM (SELECT id FROM evidence GROUP BY id HAVING count(*) > 1) d") == "0")
+    }
+}
