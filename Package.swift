@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "pipeline", targets: ["Runner"]),
+        .executable(name: "pipeline-bench", targets: ["Benchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,6 +54,9 @@ let package = Package(
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: strict),
 
+        // Throughput against baselines measured in the same run (scripts/bench).
+        .executableTarget(name: "Benchmarks", dependencies: ["Stages", "Pipeline", "Cryptography", "PipelineTesting"],
+                          swiftSettings: strict),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "Cryptography", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),

@@ -17,8 +17,9 @@ import Testing
         try await store.beginRun(second)
         #expect(try await store.storeEvidence(items + [evidence(250, org: "acme")], run: second) == 1)
         #expect(try await store.evidenceCount(organization: org("acme")) == 251)
-        let log = try await store.auditLog(of: org("acme"))
-        #expect(log.filter { $0.action == "evidence.stored" }.count == 251)
+        let log = try await store.auditLog(of: org("acme")).filter { $0.action == "evidence.stored" }
+        #expect(log.map(\.detail) == ["250 new evidence items", "1 new evidence items"])
+        #expect(log.map(\.entityID) == [first.id, second.id])
     }
 
     @Test(arguments: Backend.allCases)
@@ -82,5 +83,21 @@ import Testing
         let state = try await store.migrationState()
         #expect(state.applied == state.latest)
         #expect(state.latest >= 1)
+    }
+}
+
+@Suite struct ConcurrentWriterTests {
+    /// Two processes' worth of writers storing the same evidence at once: every item stored once.
+    @Test(arguments: Backend.allCases)
+    func concurrentRunsStoringTheSameEvidenceStoreItOnce(_ backend: Backend) async throws {
+        guard let store = try await makeStore(backend) else { return }
+        let items = (0..<2000).map { evidence($0, org: "acme") }
+        let inserted = try await mapConcurrently(0..<4, width: 4) { _ in
+            let run = runRecord("acme")
+            try await store.beginRun(run)
+            return try await store.storeEvidence(items.shuffled(), run: run)
+        }
+        #expect(inserted.reduce(0, +) == 2000)
+        #expect(try await store.evidenceCount(organization: org("acme")) == 2000)
     }
 }

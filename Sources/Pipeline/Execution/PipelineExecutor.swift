@@ -128,6 +128,7 @@ public struct PipelineExecutor: Sendable {
             let batchSize = definition.store?.batchSize ?? 100
             var batch: [Evidence] = []
             var perSource: [String: Int] = [:]
+            var persisted = Set<String>()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     defer { continuation.finish() }
@@ -141,6 +142,8 @@ public struct PipelineExecutor: Sendable {
                     perSource[evidence.source, default: 0] += 1
                     context.progress(.evidenceCollected(org.id, source: evidence.source,
                                                         count: perSource[evidence.source]!))
+                    // The same evidence seen twice in a run is stored and linked once.
+                    guard persisted.insert(evidence.id).inserted else { continue }
                     batch.append(evidence)
                     if batch.count >= batchSize, definition.store != nil {
                         newEvidence += try await persistEvidence(batch, context)

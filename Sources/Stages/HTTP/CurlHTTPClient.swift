@@ -114,6 +114,9 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
         try set(lightsail_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
         try set(lightsail_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
         try set(lightsail_curl_setopt_string(handle, CURLOPT_USERAGENT, options.userAgent))
+        // Large buffers: fewer callbacks and reads per transfer for big objects.
+        try set(lightsail_curl_setopt_long(handle, CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20))
+        try set(lightsail_curl_setopt_long(handle, CURLOPT_BUFFERSIZE, 512 << 10))
         try set(lightsail_curl_setopt_write_callback(handle) { buffer, size, count, context in
             let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
             return transfer.receive(buffer, size * count)

@@ -43,62 +43,82 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
-    /// COPY text format: tab-separated, `\N` for NULL, backslash escapes.
-    static func copyField(_ value: String?) -> String {
-        guard let value else { return "\\N" }
-        var out = ""
-        out.reserveCapacity(value.utf8.count)
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\t": out += "\\t"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            default: out.unicodeScalars.append(scalar)
+    /// Appends one field in COPY's text format: `\N` for NULL, backslash escapes.
+    static func appendCopyField(_ value: String?, to out: inout [UInt8]) {
+        guard let value else {
+            out.append(contentsOf: [0x5C, 0x4E])  // \N
+            return
+        }
+        for byte in value.utf8 {
+            switch byte {
+            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+            case 0x09: out.append(contentsOf: [0x5C, 0x74])
+            case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
+            case 0x0D: out.append(contentsOf: [0x5C, 0x72])
+            default: out.append(byte)
             }
         }
-        return out
     }
 
-    static let evidenceColumns = "organization_id, id, source, operation, resource, request, status, collected_at, fresh_until, sha256, media_type, size, object_key, first_run_id"
+    public static let evidenceColumns = "organization_id, id, source, operation, resource, request, status, collected_at, fresh_until, sha256, media_type, size, object_key, first_run_id"
 
-    static func copyRows(_ batch: [Evidence], firstRun: String) -> Data {
-        var text = ""
+    /// The rows in COPY's text format: tab-separated, one line each.
+    public static func copyRows(_ batch: [Evidence], firstRun: String) -> Data {
+        var out: [UInt8] = []
+        out.reserveCapacity(batch.count * 400)
         for e in batch {
-            let fields: [String?] = [e.organizationID.rawValue, e.id, e.source, e.operation, e.resource, e.request,
-                                     String(e.status), Timestamp.iso8601(e.collectedAt), Timestamp.iso8601(e.freshUntil),
-                                     e.sha256, e.mediaType, String(e.size), e.originalKey, firstRun]
-            text += fields.map(copyField).joined(separator: "\t")
-            text += "\n"
+            let fields: [String] = [e.organizationID.rawValue, e.id, e.source, e.operation, e.resource, e.request,
+                                    String(e.status), Timestamp.iso8601(e.collectedAt), Timestamp.iso8601(e.freshUntil),
+                                    e.sha256, e.mediaType, String(e.size), e.originalKey, firstRun]
+            for (index, field) in fields.enumerated() {
+                if index > 0 { out.append(0x09) }
+                appendCopyField(field, to: &out)
+            }
+            out.append(0x0A)
         }
-        return Data(text.utf8)
+        return Data(out)
     }
 
+    /// Bulk path: COPY into a staging table (COPY cannot target a table with row-level security),
+    /// then insert what is new in key order (an anti-join, which is much faster than ON CONFLICT's
+    /// speculative inserts). If another process inserts the same evidence meanwhile, the batch is
+    /// retried with ON CONFLICT DO NOTHING.
     public func storeEvidence(_ batch: [Evidence], run: RunRecord) async throws -> Int {
         for evidence in batch where evidence.organizationID != run.organizationID {
             throw PipelineError(.database, "evidence \(evidence.id.prefix(12)) belongs to \(evidence.organizationID), not \(run.organizationID)")
         }
-        guard !batch.isEmpty else { return 0 }
-        let rows = Self.copyRows(batch, firstRun: run.id)
+        var seen = Set<String>()
+        let unique = batch.filter { seen.insert($0.id).inserted }
+        guard !unique.isEmpty else { return 0 }
+        let rows = Self.copyRows(unique, firstRun: run.id)
+        do {
+            return try await insertEvidence(rows, run: run, concurrentSafe: false)
+        } catch where PostgresConnection.isUniqueViolation(error) {
+            return try await insertEvidence(rows, run: run, concurrentSafe: true)
+        }
+    }
+
+    private func insertEvidence(_ rows: Data, run: RunRecord, concurrentSafe: Bool) async throws -> Int {
+        let columns = Self.evidenceColumns
+        let selected = columns.split(separator: ",").map { "i." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
         return try await unit(run.organizationID) { db in
             try db.execute("CREATE TEMP TABLE incoming_evidence (LIKE evidence) ON COMMIT DROP")
-            try db.copyIn("COPY incoming_evidence (\(Self.evidenceColumns)) FROM STDIN", data: rows)
-            let inserted = try db.execute("""
-                WITH new AS (
-                    INSERT INTO evidence (\(Self.evidenceColumns))
-                    SELECT DISTINCT ON (id) \(Self.evidenceColumns) FROM incoming_evidence
-                    ON CONFLICT DO NOTHING
-                    RETURNING organization_id, id, source, operation
-                ), audited AS (
-                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
-                    SELECT organization_id, $1, 'evidence.stored', 'evidence', id, source || ' ' || operation FROM new
-                )
-                SELECT count(*) FROM new
-                """, [run.actor]).scalar().flatMap(Int.init) ?? 0
+            try db.copyIn("COPY incoming_evidence (\(columns)) FROM STDIN", data: rows)
+            let insert = concurrentSafe
+                ? "INSERT INTO evidence (\(columns)) SELECT \(selected) FROM incoming_evidence i ORDER BY i.id ON CONFLICT DO NOTHING"
+                : """
+                  INSERT INTO evidence (\(columns)) SELECT \(selected) FROM incoming_evidence i
+                  WHERE NOT EXISTS (SELECT 1 FROM evidence e WHERE e.organization_id = i.organization_id AND e.id = i.id)
+                  ORDER BY i.id
+                  """
+            let inserted = try db.execute(insert).affected
             try db.execute("""
-                INSERT INTO run_evidence (organization_id, run_id, evidence_id)
-                SELECT DISTINCT organization_id, $1, id FROM incoming_evidence ON CONFLICT DO NOTHING
+                INSERT INTO run_evidence (organization_id, run_id, evidence_id) SELECT organization_id, $1, id FROM incoming_evidence
                 """, [run.id])
+            if inserted > 0 {
+                try Self.audit(db, run.organizationID, actor: run.actor, action: "evidence.stored", entityType: "run",
+                               entityID: run.id, detail: "\(inserted) new evidence items")
+            }
             return inserted
         }
     }

@@ -72,12 +72,14 @@ public enum PostgresMigrations {
             first_run_id text NOT NULL,
             PRIMARY KEY (organization_id, id)
         );
+        -- One row per evidence item a run saw. No unique key: the store writes each item once per
+        -- run, and a narrow index keeps bulk loads fast.
         CREATE TABLE run_evidence (
             organization_id text NOT NULL,
             run_id text NOT NULL,
-            evidence_id text NOT NULL,
-            PRIMARY KEY (organization_id, run_id, evidence_id)
+            evidence_id text NOT NULL
         );
+        CREATE INDEX run_evidence_run ON run_evidence (organization_id, run_id);
         CREATE TABLE evidence_controls (
             organization_id text NOT NULL,
             evidence_id text NOT NULL,

@@ -170,13 +170,13 @@ public final class SQLiteEvidenceStore: EvidenceStore {
                           .text(Timestamp.iso8601(evidence.collectedAt)), .text(Timestamp.iso8601(evidence.freshUntil)),
                           .text(evidence.sha256), .text(evidence.mediaType), .integer(Int64(evidence.size)),
                           .text(evidence.originalKey), .text(run.id)])
-                if db.changes > 0 {
-                    inserted += 1
-                    try Self.audit(db, evidence.organizationID, actor: run.actor, action: "evidence.stored",
-                                   entityType: "evidence", entityID: evidence.id, detail: "\(evidence.source) \(evidence.operation)")
-                }
+                inserted += db.changes
                 try db.query("INSERT OR IGNORE INTO run_evidence (organization_id, run_id, evidence_id) VALUES (?, ?, ?)",
                              [org, .text(run.id), .text(evidence.id)])
+            }
+            if inserted > 0 {
+                try Self.audit(db, run.organizationID, actor: run.actor, action: "evidence.stored", entityType: "run",
+                               entityID: run.id, detail: "\(inserted) new evidence items")
             }
             return inserted
         }
