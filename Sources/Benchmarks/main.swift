@@ -11,6 +11,7 @@ import Stages
 //   2. A 200 MB object to moto_server through the S3 client (parallel multipart) against
 //      `aws s3 cp` of the same file.
 // Run: scripts/bench   (starts PostgreSQL and moto, builds in release mode, runs this)
+// Knobs: BENCH_ROWS (0 skips the rows part), BENCH_BATCH (rows per store call), BENCH_MB, BENCH_ROUNDS.
 
 func seconds(_ body: () async throws -> Void) async rethrows -> Double {
     let start = ContinuousClock.now
@@ -29,16 +30,17 @@ func run(_ tool: String, _ args: [String], env: [String: String] = [:]) throws {
     if result.status != 0 { fail("\(tool) failed: \(result.stderr)") }
 }
 
-let skipRows = ProcessInfo.processInfo.environment["BENCH_SKIP_ROWS"] != nil
 let rows = Int(ProcessInfo.processInfo.environment["BENCH_ROWS"] ?? "") ?? 100_000
 let megabytes = Int(ProcessInfo.processInfo.environment["BENCH_MB"] ?? "") ?? 200
+let skipRows = ProcessInfo.processInfo.environment["BENCH_ROWS"] == "0"
+let batch = Int(ProcessInfo.processInfo.environment["BENCH_BATCH"] ?? "") ?? 100_000
 let rounds = Int(ProcessInfo.processInfo.environment["BENCH_ROUNDS"] ?? "") ?? 3
 guard let pg = Peers.postgres, let s3 = Peers.s3 else { fail("no peers: \(Peers.missingHint)") }
 
 func freshDatabase() async throws -> String {
     let name = "lightsail_bench_" + UUID().uuidString.prefix(8).lowercased()
     let admin = try await PostgresConnection.connect(.init(url: pg.adminURL))
-    try await admin.run { db in try db.execute("CREATE DATABASE \(name) OWNER lightsail_owner") }
+    _ = try await admin.run { db in try db.execute("CREATE DATABASE \(name) OWNER lightsail_owner") }
     _ = try await PostgresMigrations.migrate(try await PostgresConnection.connect(.init(url: Peers.url(pg.ownerURL, database: name))))
     return name
 }
@@ -69,6 +71,7 @@ for _ in 0..<(skipRows ? 0 : rounds) {
     try await owner.run { db in
         try db.execute("CREATE TABLE bench_copy (LIKE evidence INCLUDING ALL)")
         try db.execute("GRANT INSERT, SELECT ON bench_copy TO lightsail_app")
+        return ()
     }
     baseline.append(try await seconds {
         try run("psql", [Peers.url(pg.appURL, database: baseDB), "-Xq", "-c",
@@ -80,8 +83,8 @@ for _ in 0..<(skipRows ? 0 : rounds) {
     try await store.beginRun(record)
     ours.append(try await seconds {
         var stored = 0
-        for start in stride(from: 0, to: evidence.count, by: 10_000) {
-            stored += try await store.storeEvidence(Array(evidence[start..<min(start + 10_000, evidence.count)]), run: record)
+        for start in stride(from: 0, to: evidence.count, by: batch) {
+            stored += try await store.storeEvidence(Array(evidence[start..<min(start + batch, evidence.count)]), run: record)
         }
         if stored != rows { fail("stored \(stored) of \(rows)") }
     })
@@ -89,8 +92,8 @@ for _ in 0..<(skipRows ? 0 : rounds) {
 if !skipRows {
 let oursRate = Double(rows) / median(ours)
 let baseRate = Double(rows) / median(baseline)
-print(String(format: "evidence rows: %d rows, median of %d; store %.0f rows/s, psql \\copy %.0f rows/s; ratio %.2f (goal >= 0.50)",
-             rows, rounds, oursRate, baseRate, oursRate / baseRate))
+print(String(format: "evidence rows: %d rows in batches of %d, median of %d; store %.0f rows/s, psql \\copy %.0f rows/s; ratio %.2f (goal >= 0.50)",
+             rows, batch, rounds, oursRate, baseRate, oursRate / baseRate))
 }
 try? FileManager.default.removeItem(at: tsv)
 
@@ -99,7 +102,7 @@ try? FileManager.default.removeItem(at: tsv)
 let file = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(megabytes)mb.bin")
 do {
     var chunk = Data(count: 1 << 20)
-    FileManager.default.createFile(atPath: file.path, contents: nil)
+    guard FileManager.default.createFile(atPath: file.path, contents: nil) else { fail("cannot write \(file.path)") }
     let handle = try FileHandle(forWritingTo: file)
     for n in 0..<megabytes {
         chunk.withUnsafeMutableBytes { raw in for i in stride(from: 0, to: raw.count, by: 512) { raw[i] = UInt8(truncatingIfNeeded: n &+ i) } }
@@ -107,11 +110,9 @@ do {
     }
     try handle.close()
 }
-var client = S3Client(location: S3Location(endpoint: URL(string: s3.endpoint)!, bucket: s3.bucket, region: "us-east-1",
+let client = S3Client(location: S3Location(endpoint: URL(string: s3.endpoint)!, bucket: s3.bucket, region: "us-east-1",
                                            pathStyle: true, prefix: ""),
                       credentials: AWSCredentials(accessKeyID: s3.accessKeyID, secretAccessKey: s3.secretAccessKey))
-if let part = Int(ProcessInfo.processInfo.environment["BENCH_PART_MB"] ?? "") { client.partSize = part << 20 }
-if let width = Int(ProcessInfo.processInfo.environment["BENCH_PARALLEL"] ?? "") { client.partConcurrency = width }
 let awsEnv = ["AWS_ACCESS_KEY_ID": s3.accessKeyID, "AWS_SECRET_ACCESS_KEY": s3.secretAccessKey, "AWS_DEFAULT_REGION": "us-east-1"]
 var upload: [Double] = []
 var awsCP: [Double] = []

@@ -358,7 +358,7 @@ private struct Walker {
             for entry in entries {
                 switch entry.key {
                 case "batch_size":
-                    if let v = integer(entry.value, "batch_size", 1...10_000) { options.batchSize = v } else { valid = false }
+                    if let v = integer(entry.value, "batch_size", 1...100_000) { options.batchSize = v } else { valid = false }
                 default:
                     unknownKey(entry.key, entry.keyNode, allowed: ["batch_size"], in: "stage 'store'")
                     valid = false

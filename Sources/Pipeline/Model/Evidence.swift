@@ -47,8 +47,9 @@ public struct Evidence: Sendable, Hashable, Codable {
 
     /// The file extension its original is stored under.
     public var fileExtension: String {
-        let type = mediaType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        switch type {
+        var type = Substring(mediaType)
+        if let semicolon = type.firstIndex(of: ";") { type = type[..<semicolon] }
+        switch type.trimmingCharacters(in: .whitespaces).lowercased() {
         case "application/json", "application/vnd.github+json", "application/x-amz-json-1.1": return "json"
         case "text/xml", "application/xml": return "xml"
         case "text/csv": return "csv"

@@ -84,6 +84,7 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Runs `work` on the connection's queue; if the awaiting task is cancelled meanwhile, the
     /// statement in flight is cancelled on the server.
+    @discardableResult
     public func run<T: Sendable>(_ work: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         try await withTaskCancellationHandler {
             try Task.checkCancellation()
@@ -102,6 +103,7 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Runs `body` in one transaction with `app.org_id` set for row-level security; rolls back on
     /// any error.
+    @discardableResult
     public func transaction<T: Sendable>(organization: OrganizationID?,
                                          _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         try await run { db in
@@ -138,17 +140,38 @@ public final class PostgresConnection: @unchecked Sendable {
     /// `COPY … FROM STDIN` with `data` in the text format; returns rows copied.
     @discardableResult
     public func copyIn(_ sql: String, data: Data) throws -> Int {
-        let start = try consume(PQexec(conn, sql), sql: sql, expectCopyIn: true)
-        _ = start
-        let chunk = 1 << 20
-        var offset = 0
-        while offset < data.count {
-            let end = min(offset + chunk, data.count)
-            let rc = data[offset..<end].withUnsafeBytes { raw in
-                PQputCopyData(conn, raw.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(raw.count))
+        var sent = false
+        return try copyIn(sql) { buffer in
+            guard !sent else { return false }
+            buffer.append(contentsOf: data)
+            sent = true
+            return true
+        }
+    }
+
+    /// `COPY … FROM STDIN`, the data made piece by piece by `produce` (which fills the buffer and
+    /// returns false when there is no more), so making the next piece overlaps the server's work
+    /// on the last. Returns rows copied.
+    @discardableResult
+    public func copyIn(_ sql: String, produce: (inout [UInt8]) throws -> Bool) throws -> Int {
+        _ = try consume(PQexec(conn, sql), sql: sql, expectCopyIn: true)
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20)
+        do {
+            while try produce(&buffer) {
+                guard !buffer.isEmpty else { continue }
+                let rc = buffer.withUnsafeBufferPointer { raw in
+                    raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) {
+                        PQputCopyData(conn, $0, Int32(raw.count))
+                    }
+                }
+                guard rc == 1 else { throw connectionError("COPY data") }
+                buffer.removeAll(keepingCapacity: true)
             }
-            guard rc == 1 else { throw connectionError("COPY data") }
-            offset = end
+        } catch {
+            _ = PQputCopyEnd(conn, "aborted by the client")
+            while let result = PQgetResult(conn) { PQclear(result) }
+            throw error
         }
         guard PQputCopyEnd(conn, nil) == 1 else { throw connectionError("COPY end") }
         let rows = try consume(PQgetResult(conn), sql: sql)

@@ -64,25 +64,62 @@ public final class PostgresEvidenceStore: EvidenceStore {
 
     /// The rows in COPY's text format: tab-separated, one line each.
     public static func copyRows(_ batch: [Evidence], firstRun: String) -> Data {
+        var encoder = CopyEncoder(firstRun: firstRun)
         var out: [UInt8] = []
         out.reserveCapacity(batch.count * 400)
-        for e in batch {
-            let fields: [String] = [e.organizationID.rawValue, e.id, e.source, e.operation, e.resource, e.request,
-                                    String(e.status), Timestamp.iso8601(e.collectedAt), Timestamp.iso8601(e.freshUntil),
-                                    e.sha256, e.mediaType, String(e.size), e.originalKey, firstRun]
-            for (index, field) in fields.enumerated() {
-                if index > 0 { out.append(0x09) }
-                appendCopyField(field, to: &out)
-            }
-            out.append(0x0A)
-        }
+        for evidence in batch { encoder.append(evidence, to: &out) }
         return Data(out)
+    }
+
+    /// Writes evidence rows in COPY's text format. A batch shares a handful of times and media
+    /// types, so each is formatted once.
+    struct CopyEncoder {
+        let firstRun: String
+        var times: [Date: String] = [:]
+        var extensions: [String: String] = [:]
+
+        mutating func time(_ date: Date) -> String {
+            if let text = times[date] { return text }
+            let text = Timestamp.iso8601(date)
+            times[date] = text
+            return text
+        }
+
+        mutating func append(_ e: Evidence, to out: inout [UInt8]) {
+            let ext: String
+            if let known = extensions[e.mediaType], e.size > 0 {
+                ext = known
+            } else {
+                ext = e.fileExtension
+                if e.size > 0 { extensions[e.mediaType] = ext }
+            }
+            let org = e.organizationID.rawValue
+            func field(_ value: String, last: Bool = false) {
+                appendCopyField(value, to: &out)
+                out.append(last ? 0x0A : 0x09)
+            }
+            field(org)
+            field(e.id)
+            field(e.source)
+            field(e.operation)
+            field(e.resource)
+            field(e.request)
+            field(String(e.status))
+            field(time(e.collectedAt))
+            field(time(e.freshUntil))
+            field(e.sha256)
+            field(e.mediaType)
+            field(String(e.size))
+            field("\(org)/evidence/\(e.id)/original.\(ext)")
+            field(firstRun, last: true)
+        }
     }
 
     /// Bulk path: COPY into a staging table (COPY cannot target a table with row-level security),
     /// then insert what is new in key order (an anti-join, which is much faster than ON CONFLICT's
     /// speculative inserts). If another process inserts the same evidence meanwhile, the batch is
     /// retried with ON CONFLICT DO NOTHING.
+    @discardableResult
     public func storeEvidence(_ batch: [Evidence], run: RunRecord) async throws -> Int {
         for evidence in batch where evidence.organizationID != run.organizationID {
             throw PipelineError(.database, "evidence \(evidence.id.prefix(12)) belongs to \(evidence.organizationID), not \(run.organizationID)")
@@ -90,20 +127,27 @@ public final class PostgresEvidenceStore: EvidenceStore {
         var seen = Set<String>()
         let unique = batch.filter { seen.insert($0.id).inserted }
         guard !unique.isEmpty else { return 0 }
-        let rows = Self.copyRows(unique, firstRun: run.id)
         do {
-            return try await insertEvidence(rows, run: run, concurrentSafe: false)
+            return try await insertEvidence(unique, run: run, concurrentSafe: false)
         } catch where PostgresConnection.isUniqueViolation(error) {
-            return try await insertEvidence(rows, run: run, concurrentSafe: true)
+            return try await insertEvidence(unique, run: run, concurrentSafe: true)
         }
     }
 
-    private func insertEvidence(_ rows: Data, run: RunRecord, concurrentSafe: Bool) async throws -> Int {
+    private func insertEvidence(_ batch: [Evidence], run: RunRecord, concurrentSafe: Bool) async throws -> Int {
         let columns = Self.evidenceColumns
         let selected = columns.split(separator: ",").map { "i." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
         return try await unit(run.organizationID) { db in
             try db.execute("CREATE TEMP TABLE incoming_evidence (LIKE evidence) ON COMMIT DROP")
-            try db.copyIn("COPY incoming_evidence (\(columns)) FROM STDIN", data: rows)
+            var encoder = CopyEncoder(firstRun: run.id)
+            var next = 0
+            try db.copyIn("COPY incoming_evidence (\(columns)) FROM STDIN") { buffer in
+                guard next < batch.count else { return false }
+                let end = min(next + 2_000, batch.count)
+                for evidence in batch[next..<end] { encoder.append(evidence, to: &buffer) }
+                next = end
+                return true
+            }
             let insert = concurrentSafe
                 ? "INSERT INTO evidence (\(columns)) SELECT \(selected) FROM incoming_evidence i ORDER BY i.id ON CONFLICT DO NOTHING"
                 : """

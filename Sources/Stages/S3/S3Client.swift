@@ -38,7 +38,7 @@ public struct S3Client: Sendable {
     public let retry: RetryPolicy
     /// Files larger than this go up in parts of `partSize`.
     public var multipartThreshold = 64 << 20
-    public var partSize = 16 << 20
+    public var partSize = 8 << 20
     public var partConcurrency = 8
     let now: @Sendable () -> Date
     let sleeper: Sleeper
@@ -125,28 +125,33 @@ public struct S3Client: Sendable {
     }
 
     func multipartUpload(_ key: String, file: URL, size: UInt64, contentType: String) async throws {
-        let created = try await execute("POST", key: key, query: [("uploads", "")], headers: [("Content-Type", contentType)])
+        // SHA-256 checksums on every part: the service verifies each part and the whole.
+        let created = try await execute("POST", key: key, query: [("uploads", "")],
+                                        headers: [("Content-Type", contentType), ("x-amz-checksum-algorithm", "SHA256")])
         guard let uploadID = MiniXML.text("UploadId", in: String(decoding: created.body, as: UTF8.self)) else {
             throw PipelineError(.storage, "CreateMultipartUpload for \(key) returned no UploadId")
         }
         let partSize = UInt64(self.partSize)
         let count = Int((size + partSize - 1) / partSize)
         do {
-            let etags = try await mapConcurrently(1...count, width: partConcurrency) { number in
+            let parts = try await mapConcurrently(1...count, width: partConcurrency) { number in
                 let offset = UInt64(number - 1) * partSize
                 let length = min(partSize, size - offset)
                 let hash = try Self.sha256(file, offset: offset, length: length)
+                let checksum = Data(hash).base64EncodedString()
                 let response = try await self.execute("PUT", key: key,
                                                       query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                                                      headers: [("x-amz-checksum-sha256", checksum)],
                                                       upload: .file(file, offset: offset, length: length),
                                                       payloadHash: Digest.hex(hash))
                 guard let etag = response.header("ETag") else {
                     throw PipelineError(.storage, "UploadPart \(number) of \(key) returned no ETag")
                 }
-                return etag
+                return (etag: etag, checksum: checksum)
             }
-            let body = "<CompleteMultipartUpload>" + etags.enumerated().map {
-                "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\(MiniXML.escape($0.element))</ETag></Part>"
+            let body = "<CompleteMultipartUpload>" + parts.enumerated().map {
+                "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\(MiniXML.escape($0.element.etag))</ETag>"
+                    + "<ChecksumSHA256>\($0.element.checksum)</ChecksumSHA256></Part>"
             }.joined() + "</CompleteMultipartUpload>"
             let data = Data(body.utf8)
             let completed = try await execute("POST", key: key, query: [("uploadId", uploadID)],

@@ -153,6 +153,7 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         }
     }
 
+    @discardableResult
     public func storeEvidence(_ batch: [Evidence], run: RunRecord) async throws -> Int {
         for evidence in batch where evidence.organizationID != run.organizationID {
             throw PipelineError(.database, "evidence \(evidence.id.prefix(12)) belongs to \(evidence.organizationID), not \(run.organizationID)")
