@@ -72,9 +72,13 @@ import Testing
         #expect(try await store.removeMember("vic@acme.example", from: org("acme"), actor: "olive@acme.example"))
         #expect(try await !store.removeMember("vic@acme.example", from: org("acme"), actor: "olive@acme.example"))
         #expect(try await store.members(of: org("acme")) == [Member(actor: "olive@acme.example", role: .owner)])
+        #expect(try await store.integrations(of: org("acme")) == ["github": ["account": "acme-corp"]])
+        #expect(try await store.removeIntegration("github", from: org("acme"), actor: "olive@acme.example"))
+        #expect(try await store.integrations(of: org("acme")).isEmpty)
         let log = try await store.auditLog(of: org("acme")).map { "\($0.action) \($0.entityID)" }
         #expect(log == ["organization.created acme", "member.added olive@acme.example", "member.added vic@acme.example",
-                        "integration.added github", "member.role_changed vic@acme.example", "member.removed vic@acme.example"])
+                        "integration.added github", "member.role_changed vic@acme.example", "member.removed vic@acme.example",
+                        "integration.removed github"])
     }
 
     @Test(arguments: Backend.allCases)
@@ -99,5 +103,36 @@ import Testing
         }
         #expect(inserted.reduce(0, +) == 2000)
         #expect(try await store.evidenceCount(organization: org("acme")) == 2000)
+    }
+}
+
+/// The object store's promises, held by a local directory and S3 (moto) alike.
+@Suite struct ObjectStoreContractTests {
+    enum Kind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+        case directory, s3
+        var testDescription: String { rawValue }
+    }
+
+    func make(_ kind: Kind) throws -> (any ObjectStore)? {
+        switch kind {
+        case .directory: return try LocalObjectStore(root: try ExternalTool.temporaryDirectory())
+        case .s3: return s3Client().map { S3ObjectStore(client: $0) }
+        }
+    }
+
+    @Test(arguments: Kind.allCases)
+    func objectsAreWrittenWholeReadBackAndRemoved(_ kind: Kind) async throws {
+        guard let store = try make(kind) else { return }
+        let key = "acme/evidence/\(String(repeating: "ab", count: 32))/original.json"
+        #expect(try await !store.exists(key))
+        #expect(try await store.put(key, data: Data("first".utf8), contentType: "application/json", ifAbsent: true))
+        #expect(try await !store.put(key, data: Data("second".utf8), contentType: "application/json", ifAbsent: true))
+        #expect(try await store.get(key) == Data("first".utf8))
+        #expect(try await store.put(key, data: Data("third".utf8), contentType: "application/json", ifAbsent: false))
+        #expect(try await store.get(key) == Data("third".utf8))
+        try await store.delete(key)
+        try await store.delete(key)
+        #expect(try await !store.exists(key))
+        await #expect(throws: PipelineError.self) { _ = try await store.get(key) }
     }
 }

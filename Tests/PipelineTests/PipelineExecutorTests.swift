@@ -26,6 +26,8 @@ actor MemoryStore: EvidenceStore {
     func setMember(_ member: Member, in organization: OrganizationID, actor: String) {}
     func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) -> Bool { false }
     func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) {}
+    func integrations(of organization: OrganizationID) -> [String: [String: String]] { [:] }
+    func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) -> Bool { false }
     func audit(_ entry: AuditEntry) {}
     func auditLog(of organization: OrganizationID) -> [AuditEntry] { [] }
     func migrationState() -> (applied: Int, latest: Int) { (1, 1) }

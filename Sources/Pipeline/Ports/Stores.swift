@@ -26,6 +26,11 @@ public protocol EvidenceStore: Sendable {
     /// Returns whether there was such a member (audited as `member.removed`).
     @discardableResult
     func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) async throws -> Bool
+    /// Connected integrations: kind → settings (never credentials).
+    func integrations(of organization: OrganizationID) async throws -> [String: [String: String]]
+    /// Returns whether there was such an integration (audited as `integration.removed`).
+    @discardableResult
+    func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) async throws -> Bool
     /// Links evidence to the controls it supports (uploads name them).
     func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws
     func audit(_ entry: AuditEntry) async throws

@@ -77,3 +77,51 @@ struct Members: AsyncParsableCommand {
         }
     }
 }
+
+struct Integrations: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List or remove an organization's connected integrations.",
+        subcommands: [ListIntegrations.self, RemoveIntegration.self]
+    )
+
+    struct ListIntegrations: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List integrations and their settings.")
+        @Option(name: .long, help: "Organization id.") var org: String
+        @OptionGroup var backends: BackendOptions
+
+        func run() async throws {
+            do {
+                let store = try await backends.openStore()
+                for (kind, settings) in try await store.integrations(of: try OrganizationID(org)).sorted(by: { $0.key < $1.key }) {
+                    print("\(kind)\t" + settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+                }
+            } catch {
+                throw report(error)
+            }
+        }
+    }
+
+    struct RemoveIntegration: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Disconnect an integration.")
+        @Option(name: .long, help: "Organization id.") var org: String
+        @Option(name: .long, help: "Integration kind (github).") var kind: String
+        @OptionGroup var backends: BackendOptions
+        @OptionGroup var actorOption: ActorOption
+
+        func run() async throws {
+            do {
+                let organization = try OrganizationID(org)
+                let store = try await backends.openStore()
+                let actor = try actorOption.resolve()
+                try await Authorization.require(.manageIntegrations, actor: actor, organization: organization,
+                                                what: "manage integrations", store: store)
+                guard try await store.removeIntegration(kind, from: organization, actor: actor) else {
+                    throw PipelineError(.configuration, "\(organization) has no \(quotedForMessage(kind)) integration")
+                }
+                print("\(organization): \(kind) removed")
+            } catch {
+                throw report(error)
+            }
+        }
+    }
+}

@@ -302,6 +302,25 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
+    public func integrations(of organization: OrganizationID) async throws -> [String: [String: String]] {
+        try await unit(organization) { db in
+            var out: [String: [String: String]] = [:]
+            for row in try db.execute("SELECT kind, settings::text FROM integrations").values {
+                guard let kind = row[0], let json = row[1] else { continue }
+                out[kind] = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String] ?? [:]
+            }
+            return out
+        }
+    }
+
+    public func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) async throws -> Bool {
+        try await unit(organization) { db in
+            guard try db.execute("DELETE FROM integrations WHERE kind = $1", [kind]).affected > 0 else { return false }
+            try Self.audit(db, organization, actor: actor, action: "integration.removed", entityType: "integration", entityID: kind)
+            return true
+        }
+    }
+
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
         try await unit(organization) { db in
             for control in controls {

@@ -328,6 +328,26 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         }
     }
 
+    public func integrations(of organization: OrganizationID) async throws -> [String: [String: String]] {
+        try await db.run { db in
+            var out: [String: [String: String]] = [:]
+            for row in try db.query("SELECT kind, settings FROM integrations WHERE organization_id = ?", [.text(organization.rawValue)]) {
+                guard let kind = row[0].string, let json = row[1].string else { continue }
+                out[kind] = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String] ?? [:]
+            }
+            return out
+        }
+    }
+
+    public func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) async throws -> Bool {
+        try await db.transaction { db in
+            try db.query("DELETE FROM integrations WHERE organization_id = ? AND kind = ?", [.text(organization.rawValue), .text(kind)])
+            guard db.changes > 0 else { return false }
+            try Self.audit(db, organization, actor: actor, action: "integration.removed", entityType: "integration", entityID: kind)
+            return true
+        }
+    }
+
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
         try await db.transaction { db in
             for control in controls {
