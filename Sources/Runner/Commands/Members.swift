@@ -40,13 +40,11 @@ struct Members: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                let organization = try OrganizationID(org)
-                let store = try await backends.openStore()
-                let actor = try actorOption.resolve()
-                try await Authorization.require(.manageMembers, actor: actor, organization: organization,
-                                                what: "manage members", store: store)
-                try await store.setMember(Member(actor: user, role: Role(rawValue: role)!), in: organization, actor: actor)
-                print("\(organization): \(user) is \(role)")
+                let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
+                                                          permission: .manageMembers, what: "manage members")
+                try await context.store.setMember(Member(actor: user, role: Role(rawValue: role)!), in: context.organization,
+                                                  actor: context.actor)
+                print("\(context.organization): \(user) is \(role)")
             } catch {
                 throw report(error)
             }
@@ -62,15 +60,12 @@ struct Members: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                let organization = try OrganizationID(org)
-                let store = try await backends.openStore()
-                let actor = try actorOption.resolve()
-                try await Authorization.require(.manageMembers, actor: actor, organization: organization,
-                                                what: "manage members", store: store)
-                guard try await store.removeMember(user, from: organization, actor: actor) else {
-                    throw PipelineError(.configuration, "\(quotedForMessage(user)) is not a member of \(organization)")
+                let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
+                                                          permission: .manageMembers, what: "manage members")
+                guard try await context.store.removeMember(user, from: context.organization, actor: context.actor) else {
+                    throw PipelineError(.configuration, "\(quotedForMessage(user)) is not a member of \(context.organization)")
                 }
-                print("\(organization): \(user) removed")
+                print("\(context.organization): \(user) removed")
             } catch {
                 throw report(error)
             }
@@ -110,15 +105,12 @@ struct Integrations: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                let organization = try OrganizationID(org)
-                let store = try await backends.openStore()
-                let actor = try actorOption.resolve()
-                try await Authorization.require(.manageIntegrations, actor: actor, organization: organization,
-                                                what: "manage integrations", store: store)
-                guard try await store.removeIntegration(kind, from: organization, actor: actor) else {
-                    throw PipelineError(.configuration, "\(organization) has no \(quotedForMessage(kind)) integration")
+                let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
+                                                          permission: .manageIntegrations, what: "manage integrations")
+                guard try await context.store.removeIntegration(kind, from: context.organization, actor: context.actor) else {
+                    throw PipelineError(.configuration, "\(context.organization) has no \(quotedForMessage(kind)) integration")
                 }
-                print("\(organization): \(kind) removed")
+                print("\(context.organization): \(kind) removed")
             } catch {
                 throw report(error)
             }

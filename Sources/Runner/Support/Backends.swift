@@ -114,3 +114,18 @@ enum Authorization {
         throw PipelineError(.forbidden, "refused: \(reason)")
     }
 }
+
+/// What a management command needs: the organization, an open store, and the actor, already
+/// checked for `permission`.
+struct AuthorizedContext {
+    let organization: OrganizationID
+    let store: any EvidenceStore
+    let actor: String
+
+    init(org: String, backends: BackendOptions, actorOption: ActorOption, permission: Permission, what: String) async throws {
+        organization = try OrganizationID(org)
+        store = try await backends.openStore()
+        actor = try actorOption.resolve()
+        try await Authorization.require(permission, actor: actor, organization: organization, what: what, store: store)
+    }
+}

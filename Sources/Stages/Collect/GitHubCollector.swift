@@ -100,6 +100,15 @@ public struct GitHubCollector: EvidenceCollector {
 
         func fetch(_ operation: String, url: URL, resource: String, evidenceStatuses: Set<Int>) async -> Evidence? {
             let request = request(url)
+            guard let response = await answer(operation, request, resource: resource, accepting: evidenceStatuses) else {
+                return nil
+            }
+            return await record(operation, resource: resource, request: request, response: response)
+        }
+
+        /// Sends a request; an error or a status outside `accepting` is reported as a failure.
+        func answer(_ operation: String, _ request: HTTPRequest, resource: String,
+                    accepting statuses: Set<Int>) async -> HTTPResponse? {
             let response: HTTPResponse
             do {
                 response = try await context.transport.send(request)
@@ -107,11 +116,11 @@ public struct GitHubCollector: EvidenceCollector {
                 await fail(operation, resource, "\(request.summary): \(error)")
                 return nil
             }
-            guard evidenceStatuses.contains(response.status) else {
+            guard statuses.contains(response.status) else {
                 await fail(operation, resource, "\(request.summary) answered \(response.status)\(Self.gitHubMessage(response))")
                 return nil
             }
-            return await record(operation, resource: resource, request: request, response: response)
+            return response
         }
 
         /// Makes evidence of an answer and passes it on.
@@ -132,15 +141,7 @@ public struct GitHubCollector: EvidenceCollector {
             var seen = Set<URL>()
             while pages.count < collector.maxPages, seen.insert(url).inserted {
                 let request = request(url)
-                let response: HTTPResponse
-                do {
-                    response = try await context.transport.send(request)
-                } catch {
-                    await fail(operation, resource, "\(request.summary): \(error)")
-                    return pages
-                }
-                guard response.status == 200 else {
-                    await fail(operation, resource, "\(request.summary) answered \(response.status)\(Self.gitHubMessage(response))")
+                guard let response = await answer(operation, request, resource: resource, accepting: [200]) else {
                     return pages
                 }
                 pages.append(await record(operation, resource: resource, request: request, response: response))

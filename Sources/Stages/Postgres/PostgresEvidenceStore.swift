@@ -168,13 +168,10 @@ public final class PostgresEvidenceStore: EvidenceStore {
     }
 
     public func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let rows: [[String?]] = try results.map { r in
-            [run.organizationID.rawValue, run.id, r.checkID, r.status.rawValue, r.reason,
-             String(decoding: try encoder.encode(r.findings), as: UTF8.self),
-             String(decoding: try encoder.encode(r.controls), as: UTF8.self),
-             String(decoding: try encoder.encode(r.evidenceIDs), as: UTF8.self)]
+            let columns = try ResultColumns(r)
+            return [run.organizationID.rawValue, run.id, r.checkID, r.status.rawValue, r.reason,
+                    columns.findings, columns.controls, columns.evidenceIDs]
         }
         try await unit(run.organizationID) { db in
             for row in rows {
@@ -202,9 +199,7 @@ public final class PostgresEvidenceStore: EvidenceStore {
         guard export.organizationID == run.organizationID else {
             throw PipelineError(.database, "export \(export.id) belongs to \(export.organizationID), not \(run.organizationID)")
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let artifacts = String(decoding: try encoder.encode(export.artifacts), as: UTF8.self)
+        let artifacts = try ResultColumns.artifacts(export)
         try await unit(run.organizationID) { db in
             try db.execute("""
                 INSERT INTO exports (organization_id, id, run_id, artifacts) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING

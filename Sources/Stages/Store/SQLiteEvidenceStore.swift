@@ -184,21 +184,15 @@ public final class SQLiteEvidenceStore: EvidenceStore {
     }
 
     public func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) async throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let rows = try results.map { result in
-            (result, String(decoding: try encoder.encode(result.findings), as: UTF8.self),
-             String(decoding: try encoder.encode(result.controls), as: UTF8.self),
-             String(decoding: try encoder.encode(result.evidenceIDs), as: UTF8.self))
-        }
+        let rows = try results.map { ($0, try ResultColumns($0)) }
         try await db.transaction { db in
             let org = Self.text(run.organizationID.rawValue)
-            for (result, findings, controls, evidenceIDs) in rows {
+            for (result, columns) in rows {
                 try db.query("""
                     INSERT OR REPLACE INTO check_results (organization_id, run_id, check_id, status, reason, findings, controls, evidence_ids)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """, [org, .text(run.id), .text(result.checkID), .text(result.status.rawValue), .text(result.reason),
-                          .text(findings), .text(controls), .text(evidenceIDs)])
+                          .text(columns.findings), .text(columns.controls), .text(columns.evidenceIDs)])
             }
             for score in scores.frameworks {
                 try db.query("""
@@ -214,9 +208,7 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         guard export.organizationID == run.organizationID else {
             throw PipelineError(.database, "export \(export.id) belongs to \(export.organizationID), not \(run.organizationID)")
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let artifacts = String(decoding: try encoder.encode(export.artifacts), as: UTF8.self)
+        let artifacts = try ResultColumns.artifacts(export)
         try await db.transaction { db in
             try db.query("""
                 INSERT OR IGNORE INTO exports (organization_id, id, run_id, created_at, artifacts) VALUES (?, ?, ?, ?, ?)
