@@ -16,6 +16,7 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
+    @discardableResult
     func unit<T: Sendable>(_ organization: OrganizationID?,
                            _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         try await pool.withConnection { connection in
@@ -173,26 +174,45 @@ public final class PostgresEvidenceStore: EvidenceStore {
             return [run.organizationID.rawValue, run.id, r.checkID, r.status.rawValue, r.reason,
                     columns.findings, columns.controls, columns.evidenceIDs]
         }
+        let scoreRows: [[String?]] = scores.frameworks.map { score in
+            [run.organizationID.rawValue, run.id, score.framework, String(score.passed), String(score.failed),
+             String(score.notVerified), String(score.notApplicable), String(score.excepted)]
+        }
+        // One statement per table, whatever the number of rows.
         try await unit(run.organizationID) { db in
-            for row in rows {
+            if !rows.isEmpty {
+                let (values, parameters) = Self.values(rows)
                 try db.execute("""
                     INSERT INTO check_results (organization_id, run_id, check_id, status, reason, findings, controls, evidence_ids)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    VALUES \(values)
                     ON CONFLICT (organization_id, run_id, check_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
                         findings = excluded.findings, controls = excluded.controls, evidence_ids = excluded.evidence_ids
-                    """, row)
+                    """, parameters)
             }
-            for score in scores.frameworks {
+            if !scoreRows.isEmpty {
+                let (values, parameters) = Self.values(scoreRows)
                 try db.execute("""
                     INSERT INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    VALUES \(values)
                     ON CONFLICT (organization_id, run_id, framework) DO UPDATE SET passed = excluded.passed,
                         failed = excluded.failed, not_verified = excluded.not_verified,
                         not_applicable = excluded.not_applicable, excepted = excluded.excepted
-                    """, [run.organizationID.rawValue, run.id, score.framework, String(score.passed), String(score.failed),
-                          String(score.notVerified), String(score.notApplicable), String(score.excepted)])
+                    """, parameters)
             }
         }
+    }
+
+    /// `($1, $2), ($3, $4)` for the rows, with the parameters flattened in order; `casts` adds a
+    /// type cast to the columns it names by index.
+    static func values(_ rows: [[String?]], casts: [Int: String] = [:], startingAt first: Int = 1) -> (String, [String?]) {
+        var number = first
+        let text = rows.map { row in
+            "(" + row.indices.map { column in
+                defer { number += 1 }
+                return "$\(number)" + (casts[column].map { "::\($0)" } ?? "")
+            }.joined(separator: ", ") + ")"
+        }.joined(separator: ", ")
+        return (text, rows.flatMap { $0 })
     }
 
     public func storeExport(_ export: ExportRecord, run: RunRecord) async throws {
@@ -237,23 +257,29 @@ public final class PostgresEvidenceStore: EvidenceStore {
                 try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
                                entityID: organization.id.rawValue)
             }
-            for member in members {
-                let added = try db.execute("""
-                    INSERT INTO members (organization_id, actor, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
-                    """, [organization.id.rawValue, member.actor, member.role.rawValue]).affected
-                if added > 0 {
-                    try Self.audit(db, organization.id, actor: actor, action: "member.added", entityType: "member",
-                                   entityID: member.actor, detail: member.role.rawValue)
-                }
+            if !members.isEmpty {
+                let (values, parameters) = Self.values(members.map { [organization.id.rawValue, $0.actor, $0.role.rawValue] },
+                                                       startingAt: 3)
+                try db.execute("""
+                    WITH added AS (
+                        INSERT INTO members (organization_id, actor, role) VALUES \(values) ON CONFLICT DO NOTHING
+                        RETURNING organization_id, actor, role
+                    )
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
+                    SELECT $1, $2, 'member.added', 'member', added.actor, added.role FROM added
+                    """, [organization.id.rawValue, actor] + parameters)
             }
-            for (kind, json) in settings.sorted(by: { $0.key < $1.key }) {
-                let added = try db.execute("""
-                    INSERT INTO integrations (organization_id, kind, settings) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING
-                    """, [organization.id.rawValue, kind, json]).affected
-                if added > 0 {
-                    try Self.audit(db, organization.id, actor: actor, action: "integration.added", entityType: "integration",
-                                   entityID: kind)
-                }
+            if !settings.isEmpty {
+                let rows = settings.sorted(by: { $0.key < $1.key }).map { [organization.id.rawValue, $0.key, $0.value] }
+                let (values, parameters) = Self.values(rows, casts: [2: "jsonb"], startingAt: 3)
+                try db.execute("""
+                    WITH added AS (
+                        INSERT INTO integrations (organization_id, kind, settings) VALUES \(values) ON CONFLICT DO NOTHING
+                        RETURNING organization_id, kind
+                    )
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
+                    SELECT $1, $2, 'integration.added', 'integration', added.kind FROM added
+                    """, [organization.id.rawValue, actor] + parameters)
             }
         }
     }
@@ -317,12 +343,11 @@ public final class PostgresEvidenceStore: EvidenceStore {
     }
 
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
+        guard !controls.isEmpty else { return }
+        let (values, parameters) = Self.values(controls.map { [organization.rawValue, evidenceID, $0] })
         try await unit(organization) { db in
-            for control in controls {
-                try db.execute("""
-                    INSERT INTO evidence_controls (organization_id, evidence_id, control) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
-                    """, [organization.rawValue, evidenceID, control])
-            }
+            try db.execute("INSERT INTO evidence_controls (organization_id, evidence_id, control) VALUES \(values) ON CONFLICT DO NOTHING",
+                           parameters)
         }
     }
 
