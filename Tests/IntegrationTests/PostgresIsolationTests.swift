@@ -164,3 +164,45 @@ func freePort() throws -> Int {
     let result = try ExternalTool.run("python3", ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
     return Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines))!
 }
+
+@Suite struct PostgresPoolTests {
+    @Test func aPooledConnectionTheServerEndedIsReplacedNotLentOut() async throws {
+        guard let database = try await TestDatabase.make(), let peers = Peers.postgres else { return }
+        let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL), poolSize: 1)
+        let run = runRecord("acme")
+        try await store.beginRun(run)
+        // The server ends every session of the pipeline's role on that database.
+        let admin = try await PostgresConnection.connect(.init(url: Peers.url(peers.adminURL, database: database.name)))
+        let ended = try await admin.run { db in
+            try db.execute("""
+                SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = current_database() AND usename = 'lightsail_pipeline') t
+                """).scalar()
+        }
+        #expect(ended == "1")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await store.storeEvidence([evidence(1, org: "acme")], run: run) == 1)
+    }
+}
+
+extension PostgresPoolTests {
+    /// A session ended in the middle of a statement: a clear, transient error, and the store's
+    /// next unit of work runs on a new connection.
+    @Test func aConnectionLostDuringAStatementIsAClearTransientError() async throws {
+        guard let database = try await TestDatabase.make(), let peers = Peers.postgres else { return }
+        let victim = try await PostgresConnection.connect(.init(url: database.appURL))
+        let pid = try await victim.run { db in try db.execute("SELECT pg_backend_pid()").scalar() ?? "" }
+        let task = Task { try await victim.run { db in try db.execute("SELECT pg_sleep(30)") } }
+        try await Task.sleep(for: .milliseconds(200))
+        let admin = try await PostgresConnection.connect(.init(url: Peers.url(peers.adminURL, database: database.name)))
+        try await admin.run { db in try db.execute("SELECT pg_terminate_backend($1::int)", [pid]) }
+        do {
+            _ = try await task.value
+            Issue.record("the statement survived its session")
+        } catch let error as PipelineError {
+            #expect(error.message.contains("the connection to PostgreSQL was lost"))
+            #expect(error.isTransient)
+        }
+        #expect(!victim.isAlive)
+    }
+}

@@ -82,6 +82,17 @@ public final class PostgresConnection: @unchecked Sendable {
         queue.sync { PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) == PQTRANS_IDLE }
     }
 
+    /// Whether the server is still there, without a round trip. An idle session that has
+    /// something to read has been ended by the server (it sends the reason, then closes): the
+    /// pipeline never LISTENs, so nothing else arrives unasked.
+    public var isAlive: Bool {
+        queue.sync {
+            guard PQstatus(conn) == CONNECTION_OK, PQtransactionStatus(conn) == PQTRANS_IDLE else { return false }
+            var readable = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+            return poll(&readable, 1, 0) == 0
+        }
+    }
+
     /// Runs `work` on the connection's queue; if the awaiting task is cancelled meanwhile, the
     /// statement in flight is cancelled on the server.
     @discardableResult

@@ -31,7 +31,12 @@ public actor PostgresPool {
     private func checkout() async throws -> PostgresConnection {
         while true {
             try Task.checkCancellation()
-            if let connection = idle.popLast() { return connection }
+            // An idle connection the server has since closed (a restart, an idle timeout, a
+            // terminated backend) is dropped here, not lent out to fail a unit of work.
+            while let connection = idle.popLast() {
+                if connection.isAlive { return connection }
+                open -= 1
+            }
             if open < size {
                 open += 1
                 do {
