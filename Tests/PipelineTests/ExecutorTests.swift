@@ -181,28 +181,11 @@ struct Permanent: Error {}
     }
 }
 
-/// A transport answering from a script of statuses, counting requests.
-final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
-    private let lock = NSLock()
-    private var statuses: [Int]
-    private(set) var requests = 0
-
-    init(_ statuses: [Int]) { self.statuses = statuses }
-
-    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let status: Int = lock.withLock {
-            requests += 1
-            return statuses.count > 1 ? statuses.removeFirst() : statuses[0]
-        }
-        return HTTPResponse(status: status, body: Data("{}".utf8))
-    }
-}
-
 @Suite struct ResilientTransportTests {
     let request = HTTPRequest(url: URL(string: "https://api.example.test/x")!)
 
     @Test func serverErrorsAndRateLimitsAreRetried() async throws {
-        let base = ScriptedTransport([503, 429, 500, 200])
+        let base = ResponseScript(statuses: [503, 429, 500, 200])
         let transport = ResilientTransport(base: base, retry: RetryPolicy(maxAttempts: 5), timeout: .seconds(5),
                                            sleeper: RecordingSleeper().sleeper)
         #expect(try await transport.send(request).status == 200)
@@ -210,7 +193,7 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
     }
 
     @Test func clientErrorsAreAnsweredAtOnce() async throws {
-        let base = ScriptedTransport([404, 200])
+        let base = ResponseScript(statuses: [404, 200])
         let transport = ResilientTransport(base: base, retry: RetryPolicy(maxAttempts: 5), timeout: .seconds(5),
                                            sleeper: RecordingSleeper().sleeper)
         #expect(try await transport.send(request).status == 404)
@@ -218,7 +201,7 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
     }
 
     @Test func aServerThatKeepsFailingGivesAClearError() async {
-        let base = ScriptedTransport([502])
+        let base = ResponseScript(statuses: [502])
         let transport = ResilientTransport(base: base, retry: RetryPolicy(maxAttempts: 3), timeout: .seconds(5),
                                            sleeper: RecordingSleeper().sleeper)
         do {
@@ -231,13 +214,18 @@ final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
     }
 }
 
-/// A transport answering a fixed script of full responses.
+/// A transport answering a fixed script of responses (the last one repeating), counting requests.
 final class ResponseScript: HTTPTransport, @unchecked Sendable {
     private let lock = NSLock()
     private var responses: [HTTPResponse]
     private(set) var requests = 0
 
     init(_ responses: [HTTPResponse]) { self.responses = responses }
+
+    /// Answers with these statuses and a `{}` body.
+    convenience init(statuses: [Int]) {
+        self.init(statuses.map { HTTPResponse(status: $0, body: Data("{}".utf8)) })
+    }
 
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         lock.withLock {
