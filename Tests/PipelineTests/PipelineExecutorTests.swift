@@ -134,7 +134,8 @@ struct NoTransport: HTTPTransport {
         let org = Organization(id: try OrganizationID("acme"), name: "Acme", integrations: [:])
         return RunContext(run: RunRecord(id: "run-1", organizationID: org.id, pipeline: "report",
                                          asOf: Date(timeIntervalSince1970: 1_800_000_000), actor: "test"),
-                          organization: org, logger: Logger(label: "test"), store: store, objects: objects)
+                          organization: org, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                          store: store, objects: objects)
     }
 
     func stages(_ collector: any EvidenceCollector) -> StageSet {
