@@ -134,5 +134,8 @@ import Testing
         try await store.delete(key)
         #expect(try await !store.exists(key))
         await #expect(throws: PipelineError.self) { _ = try await store.get(key) }
+        if let local = store as? LocalObjectStore {
+            #expect(try FileManager.default.contentsOfDirectory(atPath: local.root.path).isEmpty, "empty folders are removed")
+        }
     }
 }

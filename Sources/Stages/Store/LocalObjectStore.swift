@@ -78,11 +78,15 @@ public struct LocalObjectStore: ObjectStore {
 
     public func delete(_ key: String) async throws {
         let target = try url(for: key)
+        let root = self.root
         try await BlockingIO.run {
-            do {
-                try FileManager.default.removeItem(at: target)
-            } catch CocoaError.fileNoSuchFile {
-            } catch let error as NSError where error.domain == NSPOSIXErrorDomain && error.code == Int(ENOENT) {
+            if unlink(target.path) != 0, errno != ENOENT {
+                throw PipelineError(.storage, "cannot delete \(key): \(String(cString: strerror(errno)))")
+            }
+            // Folders the object leaves empty go too (rmdir refuses a folder that is not empty).
+            var folder = target.deletingLastPathComponent()
+            while folder.path.count > root.path.count, rmdir(folder.path) == 0 {
+                folder = folder.deletingLastPathComponent()
             }
         }
     }
