@@ -121,6 +121,20 @@ import Testing
         }
     }
 
+    @Test func theStoreRefusesRolesThatSecurityWouldNotBind() async throws {
+        guard let database = try await TestDatabase.make(), let peers = Peers.postgres else { return }
+        for (url, reason) in [(database.ownerURL, "the owner of the tables"),
+                              (Peers.url(peers.adminURL, database: database.name), "a superuser")] {
+            do {
+                _ = try await PostgresEvidenceStore(settings: .init(url: url))
+                Issue.record("opened as \(reason)")
+            } catch {
+                #expect("\(error)".contains(reason), "\(error)")
+                #expect("\(error)".contains("connect as a role granted lightsail_app"))
+            }
+        }
+    }
+
     @Test func cancellingATaskCancelsTheStatementOnTheServer() async throws {
         guard let database = try await TestDatabase.make() else { return }
         let db = try await PostgresConnection.connect(.init(url: database.appURL))

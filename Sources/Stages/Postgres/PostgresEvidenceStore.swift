@@ -14,6 +14,26 @@ public final class PostgresEvidenceStore: EvidenceStore {
         guard applied >= latest else {
             throw PipelineError(.database, "the database schema is at version \(applied) and this build needs \(latest): run `pipeline db migrate` as the owner role")
         }
+        try await refusePrivilegedRole()
+    }
+
+    /// Row-level security binds only a role that is neither a superuser, nor BYPASSRLS, nor the
+    /// tables' owner: the store refuses to work as any other.
+    func refusePrivilegedRole() async throws {
+        let row = try await unit(nil) { db in
+            try db.execute("""
+                SELECT current_user, r.rolsuper, r.rolbypassrls,
+                       (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tableowner = current_user)
+                FROM pg_roles r WHERE r.rolname = current_user
+                """).first
+        }
+        guard let row, row.count == 4 else { return }
+        let name = row[0] ?? "?"
+        let reason: String? = row[1] == "t" ? "a superuser" : row[2] == "t" ? "allowed to bypass row-level security"
+            : (row[3] ?? "0") != "0" ? "the owner of the tables" : nil
+        if let reason {
+            throw PipelineError(.database, "refusing to connect as \(name), \(reason): row-level security would not confine it; connect as a role granted \(PostgresMigrations.appRole)")
+        }
     }
 
     @discardableResult
