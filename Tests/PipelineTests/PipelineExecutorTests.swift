@@ -44,6 +44,10 @@ actor MemoryObjects: ObjectStore {
     func exists(_ key: String) -> Bool { objects[key] != nil }
     func delete(_ key: String) { objects[key] = nil }
     nonisolated func location(of key: String) -> String { "mem://\(key)" }
+    nonisolated var backend: String { "memory" }
+    func upload(_ key: String, file: URL, size: Int, contentType: String) throws {
+        objects[key] = try Data(contentsOf: file)
+    }
 }
 
 func evidence(_ n: Int, org: OrganizationID) -> Evidence {

@@ -82,6 +82,12 @@ public protocol ObjectStore: Sendable {
     /// A link anyone holding it may download the object with until it expires (a presigned URL),
     /// or nil where the store has no such thing (a local directory).
     func shareableLink(for key: String, expires: Duration) throws -> URL?
+    /// Puts a file of `size` bytes under `key` whole, streaming it from disk, and checks what
+    /// arrived. A store that makes presigned URLs uploads through one, as the product's upload
+    /// flow does.
+    func upload(_ key: String, file: URL, size: Int, contentType: String) async throws
+    /// `directory`, `s3`: for health output.
+    var backend: String { get }
 }
 
 extension ObjectStore {

@@ -63,13 +63,16 @@ struct EvidenceCommand: AsyncParsableCommand {
 
                 let source = URL(fileURLWithPath: file)
                 let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
-                let evidence = try UploadedEvidence.describe(file: source, organization: organizationID, mediaType: type,
+                let evidence = try await UploadedEvidence.describe(file: source, organization: organizationID, mediaType: type,
                                                              at: now, freshFor: .seconds(365 * 86_400))
                 let run = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organizationID,
                                     pipeline: "evidence-upload", asOf: now, actor: actor)
                 try await store.beginRun(run)
                 do {
-                    try await put(evidence, from: source, objects: objects)
+                    if try await !objects.exists(evidence.originalKey) {
+                        try await objects.upload(evidence.originalKey, file: source, size: evidence.size,
+                                                 contentType: evidence.mediaType)
+                    }
                     try await objects.put(evidence.metadataKey, data: evidence.metadata.canonicalJSON(),
                                           contentType: "application/json", ifAbsent: true)
                     let inserted = try await store.storeEvidence([evidence], run: run)
@@ -85,28 +88,6 @@ struct EvidenceCommand: AsyncParsableCommand {
                 }
             } catch {
                 throw report(error)
-            }
-        }
-
-        /// Through a presigned PUT where the storage makes them, else straight into the directory.
-        func put(_ evidence: Evidence, from source: URL, objects: any ObjectStore) async throws {
-            if try await objects.exists(evidence.originalKey) { return }
-            if let s3 = objects as? S3ObjectStore {
-                let url = try s3.presignedURL("PUT", key: evidence.originalKey, expires: .seconds(900))
-                let response = try await s3.client.http.perform(
-                    HTTPRequest(method: "PUT", url: url, headers: [("Content-Type", evidence.mediaType)]),
-                    upload: .file(source, offset: 0, length: UInt64(evidence.size)), download: .memory)
-                guard (200...299).contains(response.status) else {
-                    throw PipelineError(.storage, "the presigned upload of \(source.lastPathComponent) answered \(response.status)")
-                }
-                guard let head = try await s3.client.head(s3.fullKey(evidence.originalKey)), head.size == evidence.size else {
-                    throw PipelineError(.storage, "the uploaded object of \(source.lastPathComponent) is missing or not \(evidence.size) bytes")
-                }
-            } else if let local = objects as? LocalObjectStore {
-                try await local.putFile(evidence.originalKey, file: source)
-            } else {
-                try await objects.put(evidence.originalKey, data: try Data(contentsOf: source), contentType: evidence.mediaType,
-                                      ifAbsent: true)
             }
         }
     }

@@ -63,7 +63,7 @@ struct Health: AsyncParsableCommand {
         let back = try await objects.get(key)
         try await objects.delete(key)
         guard back == payload else { return ["status": "error", "error": "the probe object read back different"] }
-        return ["status": "ok", "backend": objects is S3ObjectStore ? "s3" : "directory",
+        return ["status": "ok", "backend": objects.backend,
                 "location": objects.location(of: "")]
     }
 }

@@ -11,9 +11,17 @@ public enum UploadedEvidence {
                              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                              "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"]
 
-    /// Describes `file` as evidence of `organization` without reading it into memory.
+    /// Describes `file` as evidence of `organization` without reading it into memory; the file
+    /// is hashed off the cooperative pool.
     public static func describe(file: URL, organization: OrganizationID, mediaType: String?, at date: Date,
-                                freshFor: Duration) throws -> Evidence {
+                                freshFor: Duration) async throws -> Evidence {
+        try await BlockingIO.run {
+            try describeNow(file: file, organization: organization, mediaType: mediaType, at: date, freshFor: freshFor)
+        }
+    }
+
+    static func describeNow(file: URL, organization: OrganizationID, mediaType: String?, at date: Date,
+                            freshFor: Duration) throws -> Evidence {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw PipelineError(.configuration, "no such file: \(file.path)")

@@ -115,7 +115,7 @@ public struct S3Client: Sendable {
     public func upload(_ key: String, file: URL, contentType: String) async throws {
         let size = try Self.fileSize(file)
         if size <= UInt64(multipartThreshold) {
-            let hash = try Self.sha256(file, offset: 0, length: size)
+            let hash = try await BlockingIO.run { try Self.sha256(file, offset: 0, length: size) }
             _ = try await execute("PUT", key: key, headers: [
                 ("Content-Type", contentType), ("x-amz-checksum-sha256", Data(hash).base64EncodedString()),
             ], upload: .file(file, offset: 0, length: size), payloadHash: Digest.hex(hash))
@@ -137,7 +137,7 @@ public struct S3Client: Sendable {
             let parts = try await mapConcurrently(1...count, width: partConcurrency) { number in
                 let offset = UInt64(number - 1) * partSize
                 let length = min(partSize, size - offset)
-                let hash = try Self.sha256(file, offset: offset, length: length)
+                let hash = try await BlockingIO.run { try Self.sha256(file, offset: offset, length: length) }
                 let checksum = Data(hash).base64EncodedString()
                 let response = try await self.execute("PUT", key: key,
                                                       query: [("partNumber", String(number)), ("uploadId", uploadID)],

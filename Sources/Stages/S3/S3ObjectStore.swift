@@ -41,6 +41,22 @@ public struct S3ObjectStore: ObjectStore {
     public func shareableLink(for key: String, expires: Duration) throws -> URL? {
         try presignedURL("GET", key: key, expires: expires)
     }
+
+    public var backend: String { "s3" }
+
+    /// Through a presigned PUT, then a HEAD to check the whole object arrived.
+    public func upload(_ key: String, file: URL, size: Int, contentType: String) async throws {
+        let url = try presignedURL("PUT", key: key, expires: .seconds(900))
+        let response = try await client.http.perform(
+            HTTPRequest(method: "PUT", url: url, headers: [("Content-Type", contentType)]),
+            upload: .file(file, offset: 0, length: UInt64(size)), download: .memory)
+        guard (200...299).contains(response.status) else {
+            throw PipelineError(.storage, "the presigned upload of \(file.lastPathComponent) answered \(response.status)")
+        }
+        guard let head = try await client.head(fullKey(key)), head.size == size else {
+            throw PipelineError(.storage, "the uploaded object of \(file.lastPathComponent) is missing or not \(size) bytes")
+        }
+    }
 }
 
 /// Storage chosen by URL: `file:///path` for a local directory, or

@@ -73,8 +73,10 @@ public struct LocalObjectStore: ObjectStore {
 
     public func exists(_ key: String) async throws -> Bool {
         let target = try url(for: key)
-        return FileManager.default.fileExists(atPath: target.path)
+        return try await BlockingIO.run { FileManager.default.fileExists(atPath: target.path) }
     }
+
+    public var backend: String { "directory" }
 
     public func delete(_ key: String) async throws {
         let target = try url(for: key)
@@ -92,7 +94,7 @@ public struct LocalObjectStore: ObjectStore {
     }
 
     /// Copies a file in whole: to a temporary file beside the target, then renamed into place.
-    public func putFile(_ key: String, file: URL) async throws {
+    public func upload(_ key: String, file: URL, size: Int, contentType: String) async throws {
         let target = try url(for: key)
         try await BlockingIO.run {
             let manager = FileManager.default
