@@ -32,37 +32,55 @@ let package = Package(
         .systemLibrary(name: "CPostgres", path: "Sources/CPostgres", pkgConfig: "libpq",
                        providers: [.apt(["libpq-dev"])]),
 
-        // Pure core: definitions, values, ports, executor. No C.
+        // Pure core: definitions, values, ports, the executor and the blocking-work executor. No C.
         .target(name: "Pipeline",
                 dependencies: [.product(name: "Yams", package: "Yams"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        // OpenSSL behind one Swift type (digests now; HMAC, AES-GCM and signatures later).
-        .target(name: "Cryptography", dependencies: ["COpenSSL"], swiftSettings: strict),
+        // OpenSSL behind one choke point: digests and MACs (AES-GCM and signatures come later).
+        .target(name: "Cryptography", dependencies: ["Pipeline", "COpenSSL"], swiftSettings: strict),
+        // The stages themselves: collectors, checks, scoring. Pure Swift over Pipeline's ports.
         .target(name: "Stages",
-                dependencies: ["Pipeline", "Cryptography", "CSQLite", "CPostgres", "CCurl", .product(name: "Yams", package: "Yams"),
-                               .product(name: "Logging", package: "swift-log")],
+                dependencies: ["Pipeline", "Cryptography", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // Talking HTTP: the libcurl client, replay of recordings, SigV4 and the S3 client.
+        .target(name: "Transport", dependencies: ["Pipeline", "Cryptography", "CCurl"], swiftSettings: strict),
+        // Keeping things: SQLite and PostgreSQL stores, directory and S3 object stores, fixture organizations.
+        .target(name: "Storage",
+                dependencies: ["Pipeline", "Transport", "Cryptography", "CSQLite", "CPostgres",
+                               .product(name: "Yams", package: "Yams")],
                 swiftSettings: strict),
         .target(name: "Reporting",
                 dependencies: ["Pipeline", "Cryptography", "CCairo", "CArchive"],
                 swiftSettings: strict),
-        // Helpers every test target shares: running the tools a reader uses, temporary folders.
-        .target(name: "PipelineTesting", swiftSettings: strict),
+        // What every test target shares: fakes of the ports, tools a reader uses, the peers' addresses.
+        .target(name: "PipelineTesting", dependencies: ["Pipeline"], swiftSettings: strict),
         .executableTarget(name: "Runner",
-                          dependencies: ["Pipeline", "Stages", "Reporting",
+                          dependencies: ["Pipeline", "Stages", "Transport", "Storage", "Reporting",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: strict),
 
         // Throughput against baselines measured in the same run (scripts/bench).
-        .executableTarget(name: "Benchmarks", dependencies: ["Stages", "Pipeline", "Cryptography", "PipelineTesting"],
+        .executableTarget(name: "Benchmarks",
+                          dependencies: ["Stages", "Storage", "Transport", "Pipeline", "Cryptography", "PipelineTesting"],
                           swiftSettings: strict),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "Cryptography", .product(name: "Logging", package: "swift-log")],
+        .testTarget(name: "PipelineTests",
+                    dependencies: ["Pipeline", "PipelineTesting", .product(name: "Logging", package: "swift-log")],
                     swiftSettings: strict),
+        .testTarget(name: "StagesTests",
+                    dependencies: ["Stages", "Pipeline", "Transport", "Cryptography", "PipelineTesting",
+                                   .product(name: "Logging", package: "swift-log")],
+                    exclude: ["Reference"], swiftSettings: strict),
+        .testTarget(name: "TransportTests",
+                    dependencies: ["Transport", "Pipeline", "Cryptography", "PipelineTesting"],
+                    exclude: ["Reference"], swiftSettings: strict),
+        .testTarget(name: "StorageTests",
+                    dependencies: ["Storage", "Pipeline", "PipelineTesting"], swiftSettings: strict),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Pipeline", "Cryptography", "PipelineTesting"],
                     swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["Stages", "Pipeline", "Cryptography", "PipelineTesting"],
+        .testTarget(name: "IntegrationTests",
+                    dependencies: ["Storage", "Transport", "Pipeline", "Cryptography", "PipelineTesting"],
                     swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["PipelineTesting"], swiftSettings: strict),
     ],

@@ -3,6 +3,8 @@ import Foundation
 import Pipeline
 import PipelineTesting
 import Stages
+import Storage
+import Transport
 
 // Throughput of the production store against the standard tools, in the same run on the same
 // peers, printed as ratios (these machines are shared and noisy; absolute times are not kept).
@@ -51,8 +53,8 @@ func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
 let org = try OrganizationID("bench")
 let asOf = Date(timeIntervalSince1970: 1_795_824_000)
-let evidence = (0..<rows).map { n in
-    EvidenceFactory.make(organization: org, source: "github", operation: "repos/get-branch-protection",
+let evidence = try (0..<rows).map { n in
+    try EvidenceFactory.make(organization: org, source: "github", operation: "repos/get-branch-protection",
                          resource: "bench-org/repo-\(n)@main", request: "GET /repos/bench-org/repo-\(n)/branches/main/protection",
                          status: 200, mediaType: "application/json", body: Data("{\"n\":\(n)}".utf8),
                          collectedAt: asOf, freshFor: .seconds(86_400))

@@ -1,33 +1,29 @@
 import COpenSSL
 import Foundation
+import Pipeline
 
-/// OpenSSL behind one type. Digests and MACs through the EVP interface; every return code is
-/// checked here and turned into a typed error.
+/// OpenSSL behind one type. Digests and MACs through the EVP interface. Every return code goes
+/// through `OpenSSL.check`, which turns a failure into a `crypto` error carrying OpenSSL's own
+/// reason; nothing here traps.
 public enum Digest {
-    public struct Failure: Error, CustomStringConvertible, Sendable {
-        public let operation: String
-        public var description: String { "OpenSSL \(operation) failed" }
-    }
-
     /// SHA-256 of `data`.
-    public static func sha256(_ data: some DataProtocol) -> [UInt8] {
+    public static func sha256(_ data: some DataProtocol) throws -> [UInt8] {
         var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         let bytes = Array(data)
-        let ok = bytes.withUnsafeBytes { raw in
+        let rc = bytes.withUnsafeBytes { raw in
             EVP_Digest(raw.baseAddress, raw.count, &output, &length, EVP_sha256(), nil)
         }
-        // EVP_Digest with SHA-256 and no engine only fails on allocation failure.
-        precondition(ok == 1, "EVP_Digest(SHA-256) failed")
+        try OpenSSL.check(rc == 1, "SHA-256 digest")
         return Array(output.prefix(Int(length)))
     }
 
-    public static func sha256Hex(_ data: some DataProtocol) -> String {
-        hex(sha256(data))
+    public static func sha256Hex(_ data: some DataProtocol) throws -> String {
+        hex(try sha256(data))
     }
 
     /// HMAC-SHA256 of `data` under `key`.
-    public static func hmacSHA256(key: some DataProtocol, data: some DataProtocol) -> [UInt8] {
+    public static func hmacSHA256(key: some DataProtocol, data: some DataProtocol) throws -> [UInt8] {
         var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         let keyBytes = Array(key)
@@ -38,7 +34,7 @@ public enum Digest {
                      d.count, &output, &length)
             }
         }
-        precondition(result != nil, "HMAC(SHA-256) failed")
+        try OpenSSL.check(result != nil, "HMAC-SHA256")
         return Array(output.prefix(Int(length)))
     }
 
@@ -53,34 +49,58 @@ public enum Digest {
     }
 }
 
-/// Incremental SHA-256 for streams too large to hold at once.
-public final class SHA256Hasher {
+/// The choke point every OpenSSL return code passes through.
+enum OpenSSL {
+    /// Throws a `crypto` error naming `operation` and OpenSSL's queued reasons when `ok` is false.
+    static func check(_ ok: Bool, _ operation: String, file: String = #fileID, line: Int = #line) throws {
+        guard !ok else { return }
+        throw failure(operation, file: file, line: line)
+    }
+
+    /// A `crypto` error for a failed `operation`, with the reasons OpenSSL queued (and cleared).
+    static func failure(_ operation: String, file: String = #fileID, line: Int = #line) -> PipelineError {
+        var reasons: [String] = []
+        while case let code = ERR_get_error(), code != 0 {
+            var buffer = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(code, &buffer, buffer.count)
+            reasons.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return PipelineError(.crypto, "OpenSSL \(operation) failed" + (reasons.isEmpty ? "" : ": \(reasons[0])"),
+                            detail: reasons.joined(separator: "\n"), file: file, line: line)
+    }
+}
+
+/// Incremental SHA-256 for streams too large to hold at once. `@unchecked Sendable`: it may pass
+/// between executor jobs, but is used by one at a time.
+public final class SHA256Hasher: @unchecked Sendable {
     private let context: OpaquePointer
 
     public init() throws {
-        guard let ctx = EVP_MD_CTX_new() else { throw Digest.Failure(operation: "EVP_MD_CTX_new") }
-        guard EVP_DigestInit_ex(ctx, EVP_sha256(), nil) == 1 else {
-            EVP_MD_CTX_free(ctx)
-            throw Digest.Failure(operation: "EVP_DigestInit_ex")
-        }
+        guard let ctx = EVP_MD_CTX_new() else { throw OpenSSL.failure("EVP_MD_CTX_new") }
         context = ctx
+        do {
+            try OpenSSL.check(EVP_DigestInit_ex(ctx, EVP_sha256(), nil) == 1, "EVP_DigestInit_ex")
+        } catch {
+            EVP_MD_CTX_free(ctx)
+            throw error
+        }
     }
 
     deinit { EVP_MD_CTX_free(context) }
 
-    public func update(_ bytes: UnsafeRawBufferPointer) {
+    public func update(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count > 0 else { return }
-        precondition(EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1, "EVP_DigestUpdate failed")
+        try OpenSSL.check(EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1, "EVP_DigestUpdate")
     }
 
-    public func update(_ data: Data) {
-        data.withUnsafeBytes { update($0) }
+    public func update(_ data: Data) throws {
+        try data.withUnsafeBytes { try update($0) }
     }
 
-    public func finalize() -> [UInt8] {
+    public func finalize() throws -> [UInt8] {
         var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
-        precondition(EVP_DigestFinal_ex(context, &output, &length) == 1, "EVP_DigestFinal_ex failed")
+        try OpenSSL.check(EVP_DigestFinal_ex(context, &output, &length) == 1, "EVP_DigestFinal_ex")
         return Array(output.prefix(Int(length)))
     }
 }

@@ -5,13 +5,13 @@ import Logging
 public struct StageSet: Sendable {
     public let collectors: [String: any EvidenceCollector]
     /// The transport a source of an organization talks through (live or replay).
-    public let transport: @Sendable (_ source: String, _ organization: Organization) throws -> any HTTPTransport
+    public let transport: @Sendable (_ source: String, _ organization: Organization) async throws -> any HTTPTransport
     public let validator: any Validator
     public let scorer: any Scorer
     public let renderer: any ReportRenderer
 
     public init(collectors: [any EvidenceCollector],
-                transport: @escaping @Sendable (String, Organization) throws -> any HTTPTransport,
+                transport: @escaping @Sendable (String, Organization) async throws -> any HTTPTransport,
                 validator: any Validator, scorer: any Scorer, renderer: any ReportRenderer) {
         self.collectors = Dictionary(collectors.map { ($0.source, $0) }, uniquingKeysWith: { a, _ in a })
         self.transport = transport
@@ -21,24 +21,27 @@ public struct StageSet: Sendable {
     }
 }
 
-/// One organization's run: its id, clock and the stores it writes to.
+/// One organization's run: its id, clock, the stores it writes to, and a scratch folder of its own
+/// for the files it makes (the report and bundle before they are stored).
 public struct RunContext: Sendable {
     public let run: RunRecord
     public let organization: Organization
     public let logger: Logger
     public let store: any EvidenceStore
     public let objects: any ObjectStore
+    public let scratch: URL
     public let progress: @Sendable (ProgressEvent) -> Void
     public let sleeper: Sleeper
 
     public init(run: RunRecord, organization: Organization, logger: Logger, store: any EvidenceStore,
-                objects: any ObjectStore, progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in },
+                objects: any ObjectStore, scratch: URL, progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in },
                 sleeper: Sleeper = .continuous) {
         self.run = run
         self.organization = organization
         self.logger = logger
         self.store = store
         self.objects = objects
+        self.scratch = scratch
         self.progress = progress
         self.sleeper = sleeper
     }
@@ -52,6 +55,8 @@ public struct RunOutcome: Sendable {
     public let results: [CheckResult]
     public let scores: ScoreSummary?
     public let export: ExportRecord?
+    /// How long each stage took, in the order they ran (collect includes storing what it collected).
+    public let timings: [(stage: StageKind, duration: Duration)]
     /// Shared download links by object key, where the storage makes them.
     public var links: [String: URL] = [:]
 
@@ -62,12 +67,16 @@ public struct RunOutcome: Sendable {
     }
 }
 
-/// Runs a definition's stages for one organization: collect streams evidence into store and
-/// validate as it arrives; then score, then render. Every write of a stage is one transaction,
-/// every object is written whole, so a killed run can be run again.
+/// Runs a definition's stages for one organization. Collectors stream evidence through a bounded
+/// channel; each answer passes once through the checks' reading (which keeps only the fields they
+/// need) and goes to the object store, a few at a time, and is then let go; each batch of rows
+/// commits after its objects are durable. Then validate, score and render. Every write of a stage
+/// is one transaction, every object is written whole, so a killed run can be run again.
 public struct PipelineExecutor: Sendable {
     public let definition: PipelineDefinition
     public let stages: StageSet
+    /// Objects written at once while collection streams in.
+    public var writeWidth = 8
 
     public init(definition: PipelineDefinition, stages: StageSet) {
         self.definition = definition
@@ -87,7 +96,7 @@ public struct PipelineExecutor: Sendable {
             guard stages.collectors[source] != nil else {
                 throw PipelineError(.configuration, "no collector for source '\(source)' is built in")
             }
-            transports[source] = try stages.transport(source, org)
+            transports[source] = try await stages.transport(source, org)
         }
         let persist = definition.store != nil
         if persist { try await context.store.beginRun(context.run) }
@@ -114,59 +123,51 @@ public struct PipelineExecutor: Sendable {
         }
     }
 
+    /// What collection gathered: the index the checks read, and the counts the summary prints.
+    struct Collected {
+        var index = EvidenceIndex()
+        var received = 0
+        var new = 0
+    }
+
     private func runStages(_ context: RunContext, transports: [String: any HTTPTransport],
                            logger: Logger) async throws -> RunOutcome {
         let org = context.organization
-        var index = EvidenceIndex()
-        var newEvidence = 0
+        var collected = Collected()
+        var timings: [(StageKind, Duration)] = []
+        let clock = ContinuousClock()
 
         if let collect = definition.collect {
             context.progress(.stageStarted(org.id, .collect))
-            let (stream, continuation) = AsyncStream<CollectEvent>.makeStream()
-            // Consume as evidence arrives: store in batches while collection goes on. The
-            // producer is a child of this group: an error on either side cancels the other.
-            let batchSize = definition.store?.batchSize ?? 100
-            var batch: [Evidence] = []
-            var perSource: [String: Int] = [:]
-            var persisted = Set<String>()
+            let started = clock.now
+            let channel = BoundedChannel<CollectEvent>(capacity: max(4, collect.concurrency * 2))
+            // The producer is a child of this group: an error on either side cancels the other,
+            // and a producer waiting for room stops waiting.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    defer { continuation.finish() }
+                    defer { channel.finish() }
                     try await collectAll(collect, transports: transports, context: context, logger: logger) { event in
-                        continuation.yield(event)
+                        try? await channel.send(event)
                     }
                 }
-                for await event in stream {
-                    index.add(event)
-                    guard case .evidence(let evidence) = event else { continue }
-                    perSource[evidence.source, default: 0] += 1
-                    context.progress(.evidenceCollected(org.id, source: evidence.source,
-                                                        count: perSource[evidence.source]!))
-                    // The same evidence seen twice in a run is stored and linked once.
-                    guard persisted.insert(evidence.id).inserted else { continue }
-                    batch.append(evidence)
-                    if batch.count >= batchSize, definition.store != nil {
-                        newEvidence += try await persistEvidence(batch, context)
-                        batch.removeAll(keepingCapacity: true)
-                    }
-                }
+                try await consume(channel.elements, into: &collected, context: context)
                 try await group.waitForAll()
             }
             try Task.checkCancellation()
-            if definition.store != nil, !batch.isEmpty {
-                newEvidence += try await persistEvidence(batch, context)
-            }
+            timings.append((.collect, clock.now - started))
             context.progress(.stageFinished(org.id, .collect, detail:
-                "\(index.all.count) evidence items, \(index.failures.count) not collected"))
+                "\(collected.index.all.count) evidence items, \(collected.index.failures.count) not collected"))
             if definition.store != nil {
-                context.progress(.stageFinished(org.id, .store, detail: "\(newEvidence) new evidence items"))
+                context.progress(.stageFinished(org.id, .store, detail: "\(collected.new) new evidence items"))
             }
         }
 
         var results: [CheckResult] = []
         if let validate = definition.validate {
             context.progress(.stageStarted(org.id, .validate))
-            results = stages.validator.evaluate(index, frameworks: validate.frameworks, organization: org)
+            let started = clock.now
+            results = stages.validator.evaluate(collected.index, frameworks: validate.frameworks, organization: org)
+            timings.append((.validate, clock.now - started))
             let failing = results.count { $0.status == .fail }
             let unverified = results.count { $0.status == .notVerified }
             context.progress(.stageFinished(org.id, .validate, detail:
@@ -176,39 +177,110 @@ public struct PipelineExecutor: Sendable {
         var scores: ScoreSummary?
         if let score = definition.score {
             context.progress(.stageStarted(org.id, .score))
+            let started = clock.now
             let summary = stages.scorer.score(results, frameworks: score.frameworks)
             scores = summary
+            timings.append((.score, clock.now - started))
             context.progress(.stageFinished(org.id, .score, detail: "overall \(summary.percentText)"))
         }
         try Task.checkCancellation()
         if definition.store != nil {
+            let started = clock.now
             try await context.store.storeResults(results, scores: scores ?? ScoreSummary(frameworks: []), run: context.run)
+            timings.append((.store, clock.now - started))
         }
 
         var export: ExportRecord?
         if let render = definition.render, let scores {
             context.progress(.stageStarted(org.id, .render))
+            let started = clock.now
             let periodStart = context.run.asOf.addingTimeInterval(-Double(render.periodDays) * 86_400)
             let input = ReportInput(organization: org, pipeline: definition.name, asOf: context.run.asOf,
                                     periodStart: periodStart, results: results, scores: scores,
-                                    evidence: index.all, failures: index.failures)
-            let rendered = try await stages.renderer.render(input, options: render)
+                                    evidence: collected.index.all, failures: collected.index.failures)
+            let rendered = try await stages.renderer.render(input, options: render, objects: context.objects,
+                                                            scratch: context.scratch)
             try Task.checkCancellation()
             var artifacts: [Artifact] = []
             for file in rendered.files {
                 try validateObjectKey(file.key, organization: org.id)
-                try await context.objects.put(file.key, data: file.data, contentType: file.contentType, ifAbsent: true)
-                artifacts.append(Artifact(kind: file.kind, key: file.key, sha256: file.sha256, size: file.data.count,
+                try await context.objects.put(file.key, file: file.file, contentType: file.contentType, ifAbsent: true)
+                artifacts.append(Artifact(kind: file.kind, key: file.key, sha256: file.sha256, size: file.size,
                                           location: context.objects.location(of: file.key)))
             }
+            try await context.objects.sync()
             let record = ExportRecord(id: rendered.id, organizationID: org.id, artifacts: artifacts)
             if definition.store != nil { try await context.store.storeExport(record, run: context.run) }
             export = record
+            timings.append((.render, clock.now - started))
             context.progress(.stageFinished(org.id, .render, detail: "export \(rendered.id)"))
         }
 
-        return RunOutcome(run: context.run, evidenceCollected: index.all.count, evidenceNew: newEvidence,
-                          failures: index.failures, results: results, scores: scores, export: export)
+        return RunOutcome(run: context.run, evidenceCollected: collected.received, evidenceNew: collected.new,
+                          failures: collected.index.failures, results: results, scores: scores, export: export,
+                          timings: timings)
+    }
+
+    /// Takes events as they come: every answer once through the checks' reading, then to the
+    /// object store with at most `writeWidth` writes in flight (a body is let go once written);
+    /// every `batch_size` items, the objects are made durable and the rows commit.
+    private func consume(_ events: some AsyncSequence<CollectEvent, Never>, into collected: inout Collected,
+                         context: RunContext) async throws {
+        let org = context.organization.id
+        let persist = definition.store != nil
+        let readFacts = definition.validate != nil
+        let batchSize = definition.store?.batchSize ?? 100
+        let validator = stages.validator
+        let objects = context.objects
+        var batch: [Evidence] = []
+        var perSource: [String: Int] = [:]
+        var seen = Set<String>()
+        try await withThrowingTaskGroup(of: Void.self) { writes in
+            var inFlight = 0
+            for await event in events {
+                switch event {
+                case .failure(let failure):
+                    collected.index.add(failure)
+                case .evidence(let evidence, let body):
+                    collected.received += 1
+                    perSource[evidence.source, default: 0] += 1
+                    context.progress(.evidenceCollected(org, source: evidence.source, count: perSource[evidence.source]!))
+                    // The same evidence seen twice in a run is kept, stored and linked once.
+                    guard seen.insert(evidence.id).inserted else { continue }
+                    collected.index.add(evidence, facts: readFacts ? validator.facts(of: evidence, body: body) : nil)
+                    guard persist else { continue }
+                    try validateObjectKey(evidence.originalKey, organization: org)
+                    if inFlight >= writeWidth {
+                        try await writes.next()
+                        inFlight -= 1
+                    }
+                    writes.addTask { try await Self.putObjects(evidence, body: body, objects: objects) }
+                    inFlight += 1
+                    batch.append(evidence)
+                    if batch.count >= batchSize {
+                        try await writes.waitForAll()
+                        inFlight = 0
+                        collected.new += try await commit(batch, context)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+            try await writes.waitForAll()
+        }
+        try Task.checkCancellation()
+        if !batch.isEmpty { collected.new += try await commit(batch, context) }
+    }
+
+    /// Objects first, then rows: a row never points at an object that is not there, or not durable.
+    private func commit(_ batch: [Evidence], _ context: RunContext) async throws -> Int {
+        try await context.objects.sync()
+        return try await context.store.storeEvidence(batch, run: context.run)
+    }
+
+    private static func putObjects(_ evidence: Evidence, body: Data, objects: any ObjectStore) async throws {
+        try await objects.put(evidence.originalKey, data: body, contentType: evidence.mediaType, ifAbsent: true)
+        try await objects.put(evidence.metadataKey, data: try evidence.canonicalJSON(), contentType: "application/json",
+                              ifAbsent: true)
     }
 
     /// Runs every source of the stage, `sourceConcurrency` at once. A source that cannot start is
@@ -239,17 +311,5 @@ public struct PipelineExecutor: Sendable {
                                                       reason: "\(error)")))
             }
         }
-    }
-
-    private func persistEvidence(_ batch: [Evidence], _ context: RunContext) async throws -> Int {
-        // Objects first, then rows: a row never points at an object that is not there.
-        for evidence in batch {
-            try validateObjectKey(evidence.originalKey, organization: context.organization.id)
-            try await context.objects.put(evidence.originalKey, data: evidence.body,
-                                          contentType: evidence.mediaType, ifAbsent: true)
-            try await context.objects.put(evidence.metadataKey, data: evidence.metadata.canonicalJSON(),
-                                          contentType: "application/json", ifAbsent: true)
-        }
-        return try await context.store.storeEvidence(batch, run: context.run)
     }
 }

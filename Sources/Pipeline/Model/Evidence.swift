@@ -1,7 +1,10 @@
 import Foundation
 
-/// One immutable, content-addressed piece of evidence: the raw answer of one API operation about
-/// one resource, with where it came from and until when it is fresh.
+/// One immutable, content-addressed piece of evidence: what one API operation answered about one
+/// resource, with where it came from and until when it is fresh. The answer itself (the body)
+/// travels beside it only while it is collected and stored (`CollectEvent.evidence`); from then on
+/// it lives in the object store under `originalKey`, and this description is what a run keeps.
+/// Encoded, it is the `metadata.json` stored beside the original.
 public struct Evidence: Sendable, Hashable, Codable {
     /// Hex SHA-256 over the evidence identity (source, operation, resource, status, content hash):
     /// the same answer about the same resource is the same evidence, run after run.
@@ -19,17 +22,15 @@ public struct Evidence: Sendable, Hashable, Codable {
     public let status: Int
     public let collectedAt: Date
     public let freshUntil: Date
-    /// Hex SHA-256 of `body`.
+    /// Hex SHA-256 of the original.
     public let sha256: String
     public let mediaType: String
-    /// The raw answer; empty when the original was stored elsewhere (an upload), see `size`.
-    public let body: Data
     /// Size of the original in bytes.
     public let size: Int
 
     public init(id: String, organizationID: OrganizationID, source: String, operation: String, resource: String,
                 request: String, status: Int, collectedAt: Date, freshUntil: Date, sha256: String,
-                mediaType: String, body: Data, size: Int? = nil) {
+                mediaType: String, size: Int) {
         self.id = id
         self.organizationID = organizationID
         self.source = source
@@ -41,8 +42,15 @@ public struct Evidence: Sendable, Hashable, Codable {
         self.freshUntil = freshUntil
         self.sha256 = sha256
         self.mediaType = mediaType
-        self.body = body
-        self.size = size ?? body.count
+        self.size = size
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, source, operation, resource, request, status, sha256, size
+        case organizationID = "organization_id"
+        case collectedAt = "collected_at"
+        case freshUntil = "fresh_until"
+        case mediaType = "media_type"
     }
 
     /// The file extension its original is stored under.
@@ -68,40 +76,14 @@ public struct Evidence: Sendable, Hashable, Codable {
     public var originalKey: String { "\(organizationID)/evidence/\(id)/original.\(fileExtension)" }
     public var metadataKey: String { "\(organizationID)/evidence/\(id)/metadata.json" }
 
-    /// The metadata document stored beside the original: everything but the body.
-    public var metadata: EvidenceMetadata {
-        EvidenceMetadata(id: id, organizationID: organizationID, source: source, operation: operation,
-                         resource: resource, request: request, status: status, collectedAt: collectedAt,
-                         freshUntil: freshUntil, sha256: sha256, mediaType: mediaType, size: size)
-    }
-}
-
-public struct EvidenceMetadata: Sendable, Hashable, Codable {
-    public let id: String
-    public let organizationID: OrganizationID
-    public let source: String
-    public let operation: String
-    public let resource: String
-    public let request: String
-    public let status: Int
-    public let collectedAt: Date
-    public let freshUntil: Date
-    public let sha256: String
-    public let mediaType: String
-    public let size: Int
-
-    enum CodingKeys: String, CodingKey {
-        case id, source, operation, resource, request, status, sha256, size
-        case organizationID = "organization_id"
-        case collectedAt = "collected_at"
-        case freshUntil = "fresh_until"
-        case mediaType = "media_type"
-    }
-
-    /// Canonical JSON: sorted keys, ISO-8601 UTC dates, so the same metadata is the same bytes.
-    public func canonicalJSON() -> Data {
-        let encoder = JSONEncoder.canonical
-        return (try? encoder.encode(self)) ?? Data()
+    /// `metadata.json`: canonical JSON (sorted keys, ISO-8601 UTC dates), so the same evidence is
+    /// the same bytes.
+    public func canonicalJSON() throws -> Data {
+        do {
+            return try JSONEncoder.canonical.encode(self)
+        } catch {
+            throw PipelineError(.storage, "cannot encode the metadata of evidence \(id.prefix(12)): \(error)")
+        }
     }
 }
 
@@ -120,9 +102,10 @@ public struct CollectionFailure: Sendable, Hashable, Codable {
     }
 }
 
-/// What a collector yields, in the order it learns it.
+/// What a collector yields, in the order it learns it: evidence with the answer it describes, or
+/// what could not be collected.
 public enum CollectEvent: Sendable {
-    case evidence(Evidence)
+    case evidence(Evidence, body: Data)
     case failure(CollectionFailure)
 }
 

@@ -21,10 +21,34 @@ public struct PipelineError: Error, CustomStringConvertible, CustomDebugStringCo
         public static let configuration = Code(name: "configuration")
         public static let crypto = Code(name: "crypto")
         public static let forbidden = Code(name: "forbidden")
+        /// A user's mistake in what they asked (an unknown member, a file that is not there): exit 2.
+        public static let invalidInput = Code(name: "invalid-input")
+    }
+
+    /// A structured fact about the failure that callers branch on (never the message text).
+    public struct Field: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        public var description: String { name }
+        public init(_ name: String) { self.name = name }
+
+        /// PostgreSQL's SQLSTATE (`23505` unique violation, `57014` query cancelled).
+        public static let sqlState = Field("sqlstate")
+        public static let serverMessage = Field("server.message")
+        public static let serverDetail = Field("server.detail")
+        public static let serverHint = Field("server.hint")
+        public static let serverConstraint = Field("server.constraint")
+        /// HTTP status of the answer that failed.
+        public static let httpStatus = Field("http.status")
+        /// S3's error code (`SignatureDoesNotMatch`, `SlowDown`, `NoSuchKey`).
+        public static let s3Code = Field("s3.code")
+        /// libcurl's result code.
+        public static let curlCode = Field("curl.code")
     }
 
     public let code: Code
     public let message: String
+    /// Structured facts (SQLSTATE, HTTP status, S3 error code); safe to print, never secrets.
+    public let fields: [Field: String]
     /// Detail for debugging (may include raw peer output); never shown by `description`.
     public let detail: String?
     /// Whether retrying the same operation may succeed.
@@ -34,10 +58,11 @@ public struct PipelineError: Error, CustomStringConvertible, CustomDebugStringCo
     public let file: String
     public let line: Int
 
-    public init(_ code: Code, _ message: String, detail: String? = nil, transient: Bool = false,
-                retryAfter: Duration? = nil, file: String = #fileID, line: Int = #line) {
+    public init(_ code: Code, _ message: String, detail: String? = nil, fields: [Field: String] = [:],
+                transient: Bool = false, retryAfter: Duration? = nil, file: String = #fileID, line: Int = #line) {
         self.code = code
         self.message = message
+        self.fields = fields
         self.detail = detail
         self.isTransient = transient
         self.retryAfter = retryAfter
@@ -45,9 +70,20 @@ public struct PipelineError: Error, CustomStringConvertible, CustomDebugStringCo
         self.line = line
     }
 
+    public subscript(field: Field) -> String? { fields[field] }
+
     public var description: String { "\(message) [\(code)]" }
+    /// The description with where it was made, the structured fields and the detail: for
+    /// `--log-level debug`.
     public var debugDescription: String {
-        "\(description) at \(file):\(line)" + (detail.map { "\n\($0)" } ?? "")
+        let facts = fields.sorted { $0.key.name < $1.key.name }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        return "\(description) at \(file):\(line)" + (facts.isEmpty ? "" : " (\(facts))") + (detail.map { "\n\($0)" } ?? "")
+    }
+
+    /// The same error with more facts, a different message or transience.
+    public func with(fields more: [Field: String] = [:], message: String? = nil) -> PipelineError {
+        PipelineError(code, message ?? self.message, detail: detail, fields: fields.merging(more) { _, new in new },
+                      transient: isTransient, retryAfter: retryAfter, file: file, line: line)
     }
 
     public static func == (lhs: Self, rhs: Self) -> Bool {

@@ -1,16 +1,41 @@
 import Foundation
 
-public struct HTTPRequest: Sendable, Hashable {
+public struct HTTPRequest: Sendable {
+    /// What a request sends: nothing, bytes in memory, or a range of a file streamed from disk
+    /// (read again from its start on every attempt).
+    public enum Body: Sendable, Equatable {
+        case none
+        case data(Data)
+        case file(URL, offset: UInt64, length: UInt64)
+
+        public var length: UInt64 {
+            switch self {
+            case .none: return 0
+            case .data(let data): return UInt64(data.count)
+            case .file(_, _, let length): return length
+            }
+        }
+    }
+
     public var method: String
     public var url: URL
     public var headers: [(String, String)]
-    public var body: Data
+    public var body: Body
+    /// Where the answer's body goes: nil keeps it in memory (`HTTPResponse.body`); a file receives
+    /// it as it arrives (created or truncated on every attempt), and `HTTPResponse.body` is empty.
+    public var responseFile: URL?
 
-    public init(method: String = "GET", url: URL, headers: [(String, String)] = [], body: Data = Data()) {
+    public init(method: String = "GET", url: URL, headers: [(String, String)] = [], body: Body = .none,
+                responseFile: URL? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.responseFile = responseFile
+    }
+
+    public init(method: String = "GET", url: URL, headers: [(String, String)] = [], data: Data) {
+        self.init(method: method, url: url, headers: headers, body: data.isEmpty ? .none : .data(data))
     }
 
     /// `GET /orgs/acme?per_page=100`: what the request asked, without host or credentials.
@@ -20,15 +45,8 @@ public struct HTTPRequest: Sendable, Hashable {
         return "\(method) \(target)"
     }
 
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.method == rhs.method && lhs.url == rhs.url && lhs.body == rhs.body
-            && lhs.headers.map { "\($0.0): \($0.1)" } == rhs.headers.map { "\($0.0): \($0.1)" }
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(method)
-        hasher.combine(url)
-        hasher.combine(body)
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
     }
 }
 
@@ -50,7 +68,9 @@ public struct HTTPResponse: Sendable {
 }
 
 /// Sends one HTTP request. The live transport (libcurl) and the replay transport (recorded
-/// fixtures) both stand behind it; a source never knows which it has.
+/// fixtures) both stand behind it; a source never knows which it has. Bodies may stream from and
+/// to files (`HTTPRequest.Body.file`, `HTTPRequest.responseFile`), so large objects never sit in
+/// memory.
 public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest) async throws -> HTTPResponse
 }
@@ -63,12 +83,13 @@ public protocol HTTPTransport: Sendable {
 public struct ResilientTransport: HTTPTransport {
     public let base: any HTTPTransport
     public let retry: RetryPolicy
-    public let timeout: Duration
+    /// Limit for one attempt; nil for none (large transfers rely on the transport's own stall limit).
+    public let timeout: Duration?
     public let maxRateLimitWait: Duration
     let sleeper: Sleeper
     let now: @Sendable () -> Date
 
-    public init(base: any HTTPTransport, retry: RetryPolicy, timeout: Duration,
+    public init(base: any HTTPTransport, retry: RetryPolicy, timeout: Duration?,
                 maxRateLimitWait: Duration = .seconds(300), sleeper: Sleeper = .continuous,
                 now: @escaping @Sendable () -> Date = { Date() }) {
         self.base = base
@@ -83,8 +104,11 @@ public struct ResilientTransport: HTTPTransport {
         try await retry.run(sleeper: sleeper, isTransient: { error in
             (error as? PipelineError)?.isTransient ?? false
         }) {
-            let response = try await withTimeout(self.timeout, "\(request.summary)") {
-                try await self.base.send(request)
+            let response: HTTPResponse
+            if let timeout = self.timeout {
+                response = try await withTimeout(timeout, "\(request.summary)") { try await self.base.send(request) }
+            } else {
+                response = try await self.base.send(request)
             }
             if let error = self.classify(response) { throw error }
             return response

@@ -29,43 +29,89 @@ public struct CollectContext: Sendable {
     }
 }
 
-/// Evidence gathered in a run, by source and operation, with what could not be collected.
+/// What checks keep of an answer: the fields they read, or why the answer cannot be read.
+public enum EvidenceFacts: Sendable, Hashable {
+    case value(JSONValue)
+    case unreadable(String)
+}
+
+/// Evidence gathered in a run, looked up by source and operation, or by resource, in constant
+/// time; with what could not be collected, looked up the same way, and the facts checks took
+/// from each answer as it passed. Bodies are not kept.
 public struct EvidenceIndex: Sendable {
+    struct OperationKey: Hashable {
+        let source: String
+        let operation: String
+    }
+
+    struct ResourceKey: Hashable {
+        let source: String
+        let operation: String
+        let resource: String
+    }
+
     public private(set) var all: [Evidence] = []
     public private(set) var failures: [CollectionFailure] = []
-    private var byOperation: [String: [Evidence]] = [:]
+    private var facts: [String: EvidenceFacts] = [:]
+    private var byOperation: [OperationKey: [Int]] = [:]
+    private var byResource: [ResourceKey: [Int]] = [:]
+    private var failuresByOperation: [OperationKey: [Int]] = [:]
+    private var failuresByResource: [ResourceKey: [Int]] = [:]
+    private var sourceFailures: [String: [Int]] = [:]
 
     public init() {}
 
-    public init(_ events: [CollectEvent]) {
-        for event in events { add(event) }
+    public mutating func add(_ evidence: Evidence, facts: EvidenceFacts?) {
+        byOperation[OperationKey(source: evidence.source, operation: evidence.operation), default: []].append(all.count)
+        byResource[ResourceKey(source: evidence.source, operation: evidence.operation, resource: evidence.resource),
+                   default: []].append(all.count)
+        all.append(evidence)
+        if let facts { self.facts[evidence.id] = facts }
     }
 
-    public mutating func add(_ event: CollectEvent) {
-        switch event {
-        case .evidence(let evidence):
-            all.append(evidence)
-            byOperation["\(evidence.source) \(evidence.operation)", default: []].append(evidence)
-        case .failure(let failure):
-            failures.append(failure)
+    public mutating func add(_ failure: CollectionFailure) {
+        let index = failures.count
+        failures.append(failure)
+        if failure.operation == "*" {
+            sourceFailures[failure.source, default: []].append(index)
+            return
         }
+        failuresByOperation[OperationKey(source: failure.source, operation: failure.operation), default: []].append(index)
+        failuresByResource[ResourceKey(source: failure.source, operation: failure.operation, resource: failure.resource),
+                           default: []].append(index)
     }
 
     public func evidence(source: String, operation: String) -> [Evidence] {
-        byOperation["\(source) \(operation)"] ?? []
+        (byOperation[OperationKey(source: source, operation: operation)] ?? []).map { all[$0] }
     }
 
     public func evidence(source: String, operation: String, resource: String) -> [Evidence] {
-        evidence(source: source, operation: operation).filter { $0.resource == resource }
+        (byResource[ResourceKey(source: source, operation: operation, resource: resource)] ?? []).map { all[$0] }
     }
 
-    public func failures(source: String, operation: String? = nil) -> [CollectionFailure] {
-        failures.filter { $0.source == source && (operation == nil || $0.operation == operation) }
+    /// What the checks took from the evidence's answer when it was collected.
+    public func facts(of evidence: Evidence) -> EvidenceFacts? {
+        facts[evidence.id]
+    }
+
+    /// Failures of `operation` (of any resource), and of the whole source.
+    public func failures(source: String, operation: String) -> [CollectionFailure] {
+        ((failuresByOperation[OperationKey(source: source, operation: operation)] ?? []) + (sourceFailures[source] ?? []))
+            .map { failures[$0] }
+    }
+
+    /// Failures of `operation` about `resource`, and of the whole source.
+    public func failures(source: String, operation: String, resource: String) -> [CollectionFailure] {
+        let key = ResourceKey(source: source, operation: operation, resource: resource)
+        return ((failuresByResource[key] ?? []) + (sourceFailures[source] ?? [])).map { failures[$0] }
     }
 }
 
 /// Evaluates checks against collected evidence.
 public protocol Validator: Sendable {
+    /// What the checks read of an answer, taken once as it passes on its way to storage (the body
+    /// is not kept); nil when no check reads this kind of answer.
+    func facts(of evidence: Evidence, body: Data) -> EvidenceFacts?
     func evaluate(_ evidence: EvidenceIndex, frameworks: [String], organization: Organization) -> [CheckResult]
 }
 
@@ -74,7 +120,7 @@ public protocol Scorer: Sendable {
     func score(_ results: [CheckResult], frameworks: [String]) -> ScoreSummary
 }
 
-/// Everything a report and bundle are made from. Same input, same bytes.
+/// Everything a report and bundle are made from. Same input (and stored originals), same bytes.
 public struct ReportInput: Sendable {
     public let organization: Organization
     public let pipeline: String
@@ -82,6 +128,8 @@ public struct ReportInput: Sendable {
     public let periodStart: Date
     public let results: [CheckResult]
     public let scores: ScoreSummary
+    /// The run's evidence, described; each original is read from the object store when the bundle
+    /// is written.
     public let evidence: [Evidence]
     public let failures: [CollectionFailure]
 
@@ -98,21 +146,24 @@ public struct ReportInput: Sendable {
     }
 }
 
-/// Files a renderer made, to be put in the object store under the organization's exports.
+/// Files a renderer made in the run's scratch folder, to be put in the object store under the
+/// organization's exports.
 public struct RenderedExport: Sendable {
     public struct File: Sendable {
         public let kind: Artifact.Kind
         public let key: String
-        public let data: Data
+        public let file: URL
         public let contentType: String
         public let sha256: String
+        public let size: Int
 
-        public init(kind: Artifact.Kind, key: String, data: Data, contentType: String, sha256: String) {
+        public init(kind: Artifact.Kind, key: String, file: URL, contentType: String, sha256: String, size: Int) {
             self.kind = kind
             self.key = key
-            self.data = data
+            self.file = file
             self.contentType = contentType
             self.sha256 = sha256
+            self.size = size
         }
     }
 
@@ -126,7 +177,10 @@ public struct RenderedExport: Sendable {
 }
 
 public protocol ReportRenderer: Sendable {
-    func render(_ input: ReportInput, options: RenderOptions) async throws -> RenderedExport
+    /// Renders the report and bundle into files under `scratch`, streaming each evidence original
+    /// from `objects` into the bundle: memory does not grow with the evidence.
+    func render(_ input: ReportInput, options: RenderOptions, objects: any ObjectStore, scratch: URL) async throws
+        -> RenderedExport
 }
 
 /// What the runner observes of a run, for progress display and metrics.

@@ -71,12 +71,25 @@ public struct ExportRecord: Sendable, Hashable, Codable {
 /// Blobs under keys that begin `{organization_id}/`. Writes are whole or not at all.
 public protocol ObjectStore: Sendable {
     /// Writes the object; with `ifAbsent`, leaves an existing object untouched and returns false.
+    /// The object may not be durable until `sync()` (a directory defers its flush to the batch).
     @discardableResult
     func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async throws -> Bool
+    /// Writes the object from a file, streamed from disk (the file stays where it is).
+    @discardableResult
+    func put(_ key: String, file: URL, contentType: String, ifAbsent: Bool) async throws -> Bool
     func get(_ key: String) async throws -> Data
+    /// Reads the object in pieces of at most `chunkSize` bytes, in order, handing each to `body`
+    /// before reading the next: memory holds one piece, whatever the object's size.
+    func read(_ key: String, chunkSize: Int, _ body: (Data) async throws -> Void) async throws
     func exists(_ key: String) async throws -> Bool
     /// Removes the object; removing what is not there is not an error.
     func delete(_ key: String) async throws
+    /// Makes every object written so far durable: called once per batch, before the rows that
+    /// point at the objects commit.
+    func sync() async throws
+    /// Removes what writers that died (`kill -9`, a crash) left half-written; returns how many
+    /// pieces and bytes went.
+    func sweep() async throws -> (files: Int, bytes: Int64)
     /// Where a person finds the object (a path for a local directory, a URL for S3).
     func location(of key: String) -> String
     /// A link anyone holding it may download the object with until it expires (a presigned URL),

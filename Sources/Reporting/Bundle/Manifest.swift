@@ -28,26 +28,29 @@ public struct BundleManifest: Codable, Sendable, Equatable {
 
     static let formatName = "lightsail-bundle/1"
 
-    init(input: ReportInput, files: [(String, Data)]) {
+    init(input: ReportInput, files: [File]) {
         format = Self.formatName
         organizationID = input.organization.id.rawValue
         organizationName = input.organization.name
         pipeline = input.pipeline
         asOf = Timestamp.iso8601(input.asOf)
         periodStart = Timestamp.iso8601(input.periodStart)
-        self.files = files.map { File(path: $0.0, sha256: Digest.sha256Hex($0.1), size: $0.1.count) }
-            .sorted { $0.path < $1.path }
+        self.files = files.sorted { $0.path < $1.path }
     }
 
     func json() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return try encoder.encode(self) + Data("\n".utf8)
+        do {
+            return try encoder.encode(self) + Data("\n".utf8)
+        } catch {
+            throw PipelineError(.render, "cannot encode the bundle manifest: \(error)")
+        }
     }
 
-    /// `sha256sum -c` input: `<hash>  <path>` lines.
-    func sha256sums(including extra: [(String, Data)]) -> Data {
-        let all = files.map { ($0.path, $0.sha256) } + extra.map { ($0.0, Digest.sha256Hex($0.1)) }
-        return Data(all.sorted { $0.0 < $1.0 }.map { "\($0.1)  \($0.0)\n" }.joined().utf8)
+    /// `sha256sum -c` input: `<hash>  <path>` lines, the manifest's files and `extra`.
+    func sha256sums(including extra: [File]) -> Data {
+        let all = (files + extra).sorted { $0.path < $1.path }
+        return Data(all.map { "\($0.sha256)  \($0.path)\n" }.joined().utf8)
     }
 }

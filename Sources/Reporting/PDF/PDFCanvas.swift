@@ -2,31 +2,45 @@ import CCairo
 import Foundation
 import Pipeline
 
-/// The one owner of cairo: a PDF surface writing into memory, with the few drawing and
-/// measuring calls the report needs. Every cairo status is checked at `finish()`.
+/// The one owner of cairo: a PDF surface writing into a file as pages are finished, with the few
+/// drawing and measuring calls the report needs. Every cairo status is checked at `finish()`.
+/// Its calls block: make them on the blocking executor.
 final class PDFCanvas {
     static let pageWidth = 595.0   // A4 in points
     static let pageHeight = 842.0
 
     private final class Sink {
-        var data = Data()
+        let handle: FileHandle
+        var failure: String?
+        init(handle: FileHandle) { self.handle = handle }
     }
 
-    private let sink = Sink()
+    private let sink: Sink
     private let surface: OpaquePointer
     private let cr: OpaquePointer
     private var finished = false
 
     enum Font { case regular, bold, mono }
 
-    init(title: String, author: String, createdAt: Date) throws {
+    init(file: URL, title: String, author: String, createdAt: Date) throws {
+        guard FileManager.default.createFile(atPath: file.path, contents: nil),
+              let handle = try? FileHandle(forWritingTo: file) else {
+            throw PipelineError(.render, "cannot write the report at \(file.path)")
+        }
+        sink = Sink(handle: handle)
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         guard let surface = cairo_pdf_surface_create_for_stream({ closure, bytes, length in
             guard let closure, let bytes else { return CAIRO_STATUS_WRITE_ERROR }
             let sink = Unmanaged<Sink>.fromOpaque(closure).takeUnretainedValue()
-            sink.data.append(bytes, count: Int(length))
+            do {
+                try sink.handle.write(contentsOf: UnsafeRawBufferPointer(start: bytes, count: Int(length)))
+            } catch {
+                sink.failure = error.localizedDescription
+                return CAIRO_STATUS_WRITE_ERROR
+            }
             return CAIRO_STATUS_SUCCESS
         }, sinkPointer, Self.pageWidth, Self.pageHeight) else {
+            try? handle.close()
             throw PipelineError(.render, "cairo could not create a PDF surface")
         }
         self.surface = surface
@@ -48,6 +62,7 @@ final class PDFCanvas {
     deinit {
         cairo_destroy(cr)
         cairo_surface_destroy(surface)
+        try? sink.handle.close()
     }
 
     func setFont(_ font: Font, size: Double) {
@@ -124,18 +139,19 @@ final class PDFCanvas {
         let surfaceStatus = cairo_surface_status(surface)
         guard status == CAIRO_STATUS_SUCCESS, surfaceStatus == CAIRO_STATUS_SUCCESS else {
             let failing = status != CAIRO_STATUS_SUCCESS ? status : surfaceStatus
-            throw PipelineError(.render, "cairo failed to \(step) the PDF: \(String(cString: cairo_status_to_string(failing)))")
+            let reason = sink.failure.map { "cannot write the file: \($0)" } ?? String(cString: cairo_status_to_string(failing))
+            throw PipelineError(.render, "cairo failed to \(step) the PDF: \(reason)")
         }
     }
 
-    /// Ends the document and returns its bytes.
-    func finish() throws -> Data {
-        precondition(!finished)
+    /// Ends the document and makes the file durable.
+    func finish() throws {
+        guard !finished else { throw PipelineError(.render, "the report was already finished") }
         finished = true
         cairo_show_page(cr)
         try check("draw")
         cairo_surface_finish(surface)
         try check("finish")
-        return sink.data
+        try sink.handle.synchronize()
     }
 }

@@ -7,14 +7,16 @@ import Pipeline
 struct PDFReport {
     let input: ReportInput
     let options: RenderOptions
-    let frameworkTitle: @Sendable (String) -> String
 
     static let margin = 50.0
     static let contentWidth = PDFCanvas.pageWidth - 2 * margin
     static let bottom = PDFCanvas.pageHeight - 60
 
-    func render() throws -> Data {
-        let canvas = try PDFCanvas(title: "\(options.title): \(input.organization.name)",
+    func frameworkTitle(_ id: String) -> String { ControlCatalog.frameworkTitle(id) }
+
+    /// Draws the report into `file`.
+    func render(to file: URL) throws {
+        let canvas = try PDFCanvas(file: file, title: "\(options.title): \(input.organization.name)",
                                    author: "Lightsail", createdAt: input.asOf)
         // Pass one counts pages without drawing, so every footer can say "Page n of N".
         var counter = Writer(canvas: canvas, draw: false, totalPages: 0, footer: footer)
@@ -22,7 +24,7 @@ struct PDFReport {
         var writer = Writer(canvas: canvas, draw: true, totalPages: counter.page, footer: footer)
         layout(&writer)
         writer.finishPage()
-        return try canvas.finish()
+        try canvas.finish()
     }
 
     var footer: String {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import Stages
+import Storage
+import Transport
 
 struct Database: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import Stages
+import Storage
+import Transport
 
 struct EvidenceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,7 +58,7 @@ struct EvidenceCommand: AsyncParsableCommand {
                 let organization = try await locations.organizations.organization(organizationID)
                 let actor = try actorOption.resolve()
                 let store = try await backends.openStore()
-                let objects = try backends.openObjects()
+                let objects = try await backends.openObjects()
                 try await store.ensureOrganization(organization, members: organization.members, actor: Actor.systemName)
                 try await Authorization.require(.runPipeline, actor: actor, organization: organizationID,
                                                 what: "upload evidence", store: store)
@@ -73,7 +75,7 @@ struct EvidenceCommand: AsyncParsableCommand {
                         try await objects.upload(evidence.originalKey, file: source, size: evidence.size,
                                                  contentType: evidence.mediaType)
                     }
-                    try await objects.put(evidence.metadataKey, data: evidence.metadata.canonicalJSON(),
+                    try await objects.put(evidence.metadataKey, data: try evidence.canonicalJSON(),
                                           contentType: "application/json", ifAbsent: true)
                     let inserted = try await store.storeEvidence([evidence], run: run)
                     try await store.linkEvidence(evidence.id, to: controlList, organization: organizationID)

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import Stages
+import Storage
+import Transport
 
 struct Health: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,7 +58,7 @@ struct Health: AsyncParsableCommand {
     }
 
     func checkStorage() async throws -> [String: String] {
-        let objects = try backends.openObjects()
+        let objects = try await backends.openObjects()
         let key = "health/probe-\(UUID().uuidString.lowercased())"
         let payload = Data("lightsail health probe \(Timestamp.iso8601(Date()))".utf8)
         try await objects.put(key, data: payload, contentType: "text/plain", ifAbsent: false)

@@ -4,6 +4,8 @@ import Logging
 import Pipeline
 import Reporting
 import Stages
+import Storage
+import Transport
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -90,17 +92,19 @@ struct Run: AsyncParsableCommand {
         }
 
         let store = try await backends.openStore()
-        let objects = try backends.openObjects()
+        let objects = try await backends.openObjects()
+        try backends.ensureDataRoot()
+        let (scratch, _) = try await Scratch.open(in: backends.dataRoot)
+        _ = try await objects.sweep()
         let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let runActor = try actorOption.resolve()
         let linkLifetime = parseDuration(linkExpiry)!
         let stages = StageSet(
             collectors: BuiltIn.collectors,
             transport: { source, organization in
-                try ReplayTransport(recording: try directory.recording(for: source, of: organization))
+                try await ReplayTransport.open(recording: try directory.recording(for: source, of: organization))
             },
-            validator: CheckValidator(), scorer: ControlScorer(),
-            renderer: BundleRenderer(frameworkTitle: ControlCatalog.frameworkTitle))
+            validator: CheckValidator(), scorer: ControlScorer(), renderer: BundleRenderer())
         let executor = PipelineExecutor(definition: definition, stages: stages)
         let progress = ProgressDisplay(enabled: !quiet)
         let logger = Logger(label: "lightsail.pipeline")
@@ -108,8 +112,6 @@ struct Run: AsyncParsableCommand {
         let outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
             let record = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organization.id,
                                    pipeline: definition.name, asOf: clock, actor: runActor)
-            let context = RunContext(run: record, organization: organization, logger: logger, store: store,
-                                     objects: objects, progress: progress.handle)
             do {
                 try await store.ensureOrganization(organization, members: organization.members, actor: Actor.systemName)
                 try await Authorization.require(.runPipeline, actor: runActor, organization: organization.id,
@@ -118,7 +120,10 @@ struct Run: AsyncParsableCommand {
                     try await Authorization.require(.createExport, actor: runActor, organization: organization.id,
                                                     what: "create exports", store: store)
                 }
-                let outcome = try await executor.run(context)
+                let outcome = try await scratch.withFolder { folder in
+                    try await executor.run(RunContext(run: record, organization: organization, logger: logger, store: store,
+                                                      objects: objects, scratch: folder, progress: progress.handle))
+                }
                 let links = try await share(outcome, objects: objects, store: store, expires: linkLifetime)
                 return (organization, .success(outcome.withLinks(links)))
             } catch {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import Stages
+import Storage
+import Transport
 
 /// Where state lives, chosen by configuration alone: the embedded default (SQLite and a directory
 /// under the data directory) or production (PostgreSQL and S3-compatible storage).
@@ -65,15 +67,15 @@ struct BackendOptions: ParsableArguments {
         }
     }
 
-    func openObjects() throws -> any ObjectStore {
+    func openObjects() async throws -> any ObjectStore {
         let value = storage ?? environment["LIGHTSAIL_STORAGE_URL"]
         guard let value, !value.isEmpty else {
             try ensureDataRoot()
-            return try LocalObjectStore(root: dataRoot.appendingPathComponent("objects"))
+            return try await LocalObjectStore.open(root: dataRoot.appendingPathComponent("objects"))
         }
         switch try StorageURL.parse(value) {
         case .local(let url):
-            return try LocalObjectStore(root: url)
+            return try await LocalObjectStore.open(root: url)
         case .s3(let location):
             let credentials = try AWSCredentialChain.resolve()
             return S3ObjectStore(client: S3Client(location: location, credentials: credentials))

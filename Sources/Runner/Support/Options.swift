@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import Pipeline
 import Stages
+import Storage
+import Transport
 
 /// Where definitions, fixtures and state live. Flags win over environment, which wins over defaults.
 struct LocationOptions: ParsableArguments {

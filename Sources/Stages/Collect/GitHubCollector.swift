@@ -34,23 +34,23 @@ public struct GitHubCollector: EvidenceCollector {
         }
         let session = Session(collector: self, organization: organization, context: context, emit: emit)
 
-        async let orgDone = session.fetch(Operation.getOrganization, "/orgs/\(account)", resource: account)
-        async let membersDone = session.paginate(Operation.listMembersWithout2FA,
+        async let orgDone: Void = session.fetch(Operation.getOrganization, "/orgs/\(account)", resource: account)
+        async let membersDone: Void = session.paginate(Operation.listMembersWithout2FA,
                                                        "/orgs/\(account)/members?filter=2fa_disabled&per_page=100",
-                                                       resource: account)
-        let repos = await session.paginate(Operation.listRepositories, "/orgs/\(account)/repos?type=all&per_page=100",
-                                           resource: account)
-        var active: [(name: String, branch: String)] = []
-        for page in repos {
-            guard let list = try? JSONSerialization.jsonObject(with: page.body) as? [[String: Any]] else { continue }
+                                                       resource: account) { _ in }
+        // Each page of repositories is read as it arrives for the few fields needed next; the page
+        // itself goes on as evidence and is not kept.
+        let repositoryFields = JSONProjection(["[].name", "[].archived", "[].default_branch"])
+        let active = ActiveRepositories()
+        await session.paginate(Operation.listRepositories, "/orgs/\(account)/repos?type=all&per_page=100",
+                               resource: account) { body in
+            guard case .array(let list)? = try? repositoryFields.apply(body) else { return }
             for repo in list {
-                guard let name = repo["name"] as? String, Self.isValidRepoName(name),
-                      (repo["archived"] as? Bool) != true else { continue }
-                let branch = repo["default_branch"] as? String ?? "main"
-                active.append((name, branch))
+                guard let name = repo["name"]?.string, Self.isValidRepoName(name), repo["archived"]?.bool != true else { continue }
+                active.append((name, repo["default_branch"]?.string ?? "main"))
             }
         }
-        try await forEachConcurrently(active, width: context.concurrency) { repo in
+        try await forEachConcurrently(active.all, width: context.concurrency) { repo in
             let branch = repo.branch.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(.init(charactersIn: "/"))) ?? repo.branch
             await session.fetch(Operation.getBranchProtection, "/repos/\(account)/\(repo.name)/branches/\(branch)/protection",
                                 resource: "\(account)/\(repo.name)@\(repo.branch)", evidenceStatuses: [200, 404])
@@ -59,6 +59,14 @@ public struct GitHubCollector: EvidenceCollector {
         }
         _ = await (orgDone, membersDone)
         try Task.checkCancellation()
+    }
+
+    /// Repositories found so far, in listing order.
+    final class ActiveRepositories: @unchecked Sendable {
+        private let lock = NSLock()
+        private var repositories: [(name: String, branch: String)] = []
+        func append(_ repository: (name: String, branch: String)) { lock.withLock { repositories.append(repository) } }
+        var all: [(name: String, branch: String)] { lock.withLock { repositories } }
     }
 
     /// GitHub logins: alphanumerics and single hyphens, at most 39 characters.
@@ -87,23 +95,18 @@ public struct GitHubCollector: EvidenceCollector {
             ])
         }
 
-        /// Fetches one URL; returns the evidence when the answer is one of `evidenceStatuses`.
-        @discardableResult
+        /// Fetches one URL; an answer with one of `evidenceStatuses` becomes evidence.
         func fetch(_ operation: String, _ pathAndQuery: String, resource: String,
-                   evidenceStatuses: Set<Int> = [200]) async -> Evidence? {
+                   evidenceStatuses: Set<Int> = [200]) async {
             guard let url = URL(string: pathAndQuery, relativeTo: collector.baseURL)?.absoluteURL else {
                 await fail(operation, resource, "cannot form a URL for \(quotedForMessage(pathAndQuery))")
-                return nil
+                return
             }
-            return await fetch(operation, url: url, resource: resource, evidenceStatuses: evidenceStatuses)
-        }
-
-        func fetch(_ operation: String, url: URL, resource: String, evidenceStatuses: Set<Int>) async -> Evidence? {
             let request = request(url)
             guard let response = await answer(operation, request, resource: resource, accepting: evidenceStatuses) else {
-                return nil
+                return
             }
-            return await record(operation, resource: resource, request: request, response: response)
+            await record(operation, resource: resource, request: request, response: response)
         }
 
         /// Sends a request; an error or a status outside `accepting` is reported as a failure.
@@ -124,38 +127,49 @@ public struct GitHubCollector: EvidenceCollector {
         }
 
         /// Makes evidence of an answer and passes it on.
-        func record(_ operation: String, resource: String, request: HTTPRequest, response: HTTPResponse) async -> Evidence {
-            let evidence = EvidenceFactory.make(
-                organization: organization.id, source: collector.source, operation: operation, resource: resource,
-                request: request.summary, status: response.status,
-                mediaType: response.header("Content-Type") ?? (response.body.isEmpty ? "text/plain" : "application/json"),
-                body: response.body, collectedAt: context.asOf, freshFor: context.freshFor)
-            await emit(.evidence(evidence))
-            return evidence
+        func record(_ operation: String, resource: String, request: HTTPRequest, response: HTTPResponse) async {
+            let evidence: Evidence
+            do {
+                evidence = try EvidenceFactory.make(
+                    organization: organization.id, source: collector.source, operation: operation, resource: resource,
+                    request: request.summary, status: response.status,
+                    mediaType: response.header("Content-Type") ?? (response.body.isEmpty ? "text/plain" : "application/json"),
+                    body: response.body, collectedAt: context.asOf, freshFor: context.freshFor)
+            } catch {
+                await fail(operation, resource, "\(request.summary): \(error)")
+                return
+            }
+            await emit(.evidence(evidence, body: response.body))
         }
 
-        /// Follows `Link: rel="next"` from the first page, staying on the API's host.
-        func paginate(_ operation: String, _ firstPath: String, resource: String) async -> [Evidence] {
-            guard var url = URL(string: firstPath, relativeTo: collector.baseURL)?.absoluteURL else { return [] }
-            var pages: [Evidence] = []
-            var seen = Set<URL>()
-            while pages.count < collector.maxPages, seen.insert(url).inserted {
+        /// Follows `Link: rel="next"` from the first page, staying on the API's host, handing each
+        /// page's body to `onPage`. A link back to a page already read (the same URL, or its query
+        /// in another order) ends the listing with a warning: nothing is read or counted twice.
+        func paginate(_ operation: String, _ firstPath: String, resource: String,
+                      onPage: (Data) -> Void) async {
+            guard var url = URL(string: firstPath, relativeTo: collector.baseURL)?.absoluteURL else { return }
+            var pages = 0
+            var seen: Set<String> = [LinkHeader.identity(of: url)]
+            while pages < collector.maxPages {
                 let request = request(url)
-                guard let response = await answer(operation, request, resource: resource, accepting: [200]) else {
-                    return pages
-                }
-                pages.append(await record(operation, resource: resource, request: request, response: response))
-                guard let link = response.header("Link"), let next = LinkHeader.parse(link)["next"] else { return pages }
+                guard let response = await answer(operation, request, resource: resource, accepting: [200]) else { return }
+                pages += 1
+                onPage(response.body)
+                await record(operation, resource: resource, request: request, response: response)
+                guard let link = response.header("Link"), let next = LinkHeader.parse(link)["next"] else { return }
                 guard next.host == collector.baseURL.host, next.scheme == collector.baseURL.scheme else {
                     await fail(operation, resource, "\(request.summary): next page link leaves \(collector.baseURL.host ?? "the API host"); not followed")
-                    return pages
+                    return
+                }
+                guard seen.insert(LinkHeader.identity(of: next)).inserted else {
+                    context.logger.warning("pagination loops back to a page already read; the listing ends here",
+                                           metadata: ["operation": "\(operation)", "resource": "\(resource)",
+                                                      "page": "\(pages)", "next": "\(next.path)"])
+                    return
                 }
                 url = next
             }
-            if pages.count >= collector.maxPages {
-                await fail(operation, resource, "more than \(collector.maxPages) pages; the listing was cut short")
-            }
-            return pages
+            await fail(operation, resource, "more than \(collector.maxPages) pages; the listing was cut short")
         }
 
         func fail(_ operation: String, _ resource: String, _ reason: String) async {

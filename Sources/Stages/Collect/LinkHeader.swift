@@ -25,3 +25,13 @@ public enum LinkHeader {
         return links
     }
 }
+
+extension LinkHeader {
+    /// What makes two page URLs the same page: scheme, host, port, path and the query items in
+    /// sorted order (a server may repeat a link with its parameters reordered).
+    public static func identity(of url: URL) -> String {
+        let components = URLComponents(url: url, resolvingAgainstBaseURL: true)
+        let query = (components?.percentEncodedQueryItems ?? []).map { "\($0.name)=\($0.value ?? "")" }.sorted()
+        return "\(url.scheme ?? "")://\(url.host ?? ""):\(url.port ?? -1)\(url.path)?\(query.joined(separator: "&"))"
+    }
+}

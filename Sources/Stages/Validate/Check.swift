@@ -1,19 +1,36 @@
 import Foundation
 import Pipeline
 
-/// One automated check: what it verifies, the controls it supports, and how it decides.
+/// One automated check: what it verifies, the controls it supports, what it reads of which
+/// answers, and how it decides.
 public struct Check: Sendable {
     public let id: String
     public let title: String
     public let controls: [ControlRef]
+    /// The fields of each kind of answer the check reads; only these are kept from a body.
+    public let reads: [Reading]
     public let evaluate: @Sendable (EvidenceIndex, Organization) -> Verdict
 
-    public init(id: String, title: String, controls: [ControlRef],
+    public init(id: String, title: String, controls: [ControlRef], reads: [Reading],
                 evaluate: @escaping @Sendable (EvidenceIndex, Organization) -> Verdict) {
         self.id = id
         self.title = title
         self.controls = controls
+        self.reads = reads
         self.evaluate = evaluate
+    }
+
+    /// Fields a check reads of the answers of one operation of one source.
+    public struct Reading: Sendable, Hashable {
+        public let source: String
+        public let operation: String
+        public let fields: [FieldPath]
+
+        public init(source: String, operation: String, fields: [FieldPath]) {
+            self.source = source
+            self.operation = operation
+            self.fields = fields
+        }
     }
 
     public struct Verdict: Sendable {
@@ -37,12 +54,31 @@ public struct Check: Sendable {
     }
 }
 
-/// Evaluates the built-in checks of the frameworks asked for.
+/// Evaluates the built-in checks of the frameworks asked for. As answers pass, it keeps of each
+/// only the fields some check reads (one parse per body, whatever the number of checks).
 public struct CheckValidator: Validator {
     public let checks: [Check]
+    let projections: [String: JSONProjection]
 
     public init(checks: [Check] = GitHubChecks.all) {
         self.checks = checks
+        var fields: [String: Set<FieldPath>] = [:]
+        for reading in checks.flatMap(\.reads) {
+            fields[Self.key(reading.source, reading.operation), default: []].formUnion(reading.fields)
+        }
+        projections = fields.mapValues(JSONProjection.init)
+    }
+
+    static func key(_ source: String, _ operation: String) -> String { "\(source) \(operation)" }
+
+    public func facts(of evidence: Evidence, body: Data) -> EvidenceFacts? {
+        guard let projection = projections[Self.key(evidence.source, evidence.operation)],
+              !projection.paths.isEmpty else { return nil }
+        do {
+            return .value(try projection.apply(body))
+        } catch {
+            return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) is not JSON: \(error)")
+        }
     }
 
     public func evaluate(_ evidence: EvidenceIndex, frameworks: [String], organization: Organization) -> [CheckResult] {
@@ -53,24 +89,35 @@ public struct CheckValidator: Validator {
     }
 }
 
-/// Reading evidence bodies: a body that does not parse makes the check not_verified, never pass.
+/// Reading what checks kept of an answer: an answer that does not parse, or is not the shape
+/// expected, makes the check not_verified, never pass.
 enum EvidenceReader {
     enum Outcome<T> {
         case value(T)
         case unreadable(String)
     }
 
-    static func object(_ evidence: Evidence) -> Outcome<[String: Any]> {
-        guard let value = try? JSONSerialization.jsonObject(with: evidence.body), let object = value as? [String: Any] else {
-            return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) is not a JSON object")
+    static func value(_ evidence: Evidence, in index: EvidenceIndex) -> Outcome<JSONValue> {
+        switch index.facts(of: evidence) {
+        case .value(let value)?: return .value(value)
+        case .unreadable(let why)?: return .unreadable(why)
+        case nil: return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) was not read")
         }
-        return .value(object)
     }
 
-    static func array(_ evidence: Evidence) -> Outcome<[[String: Any]]> {
-        guard let value = try? JSONSerialization.jsonObject(with: evidence.body), let array = value as? [[String: Any]] else {
-            return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) is not a JSON list of objects")
+    static func object(_ evidence: Evidence, in index: EvidenceIndex) -> Outcome<JSONValue> {
+        switch value(evidence, in: index) {
+        case .value(let value) where value.object != nil: return .value(value)
+        case .value: return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) is not a JSON object")
+        case .unreadable(let why): return .unreadable(why)
         }
-        return .value(array)
+    }
+
+    static func array(_ evidence: Evidence, in index: EvidenceIndex) -> Outcome<[JSONValue]> {
+        switch value(evidence, in: index) {
+        case .value(.array(let list)) where list.allSatisfy({ $0.object != nil }): return .value(list)
+        case .value: return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) is not a JSON list of objects")
+        case .unreadable(let why): return .unreadable(why)
+        }
     }
 }

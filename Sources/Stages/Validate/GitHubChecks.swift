@@ -16,30 +16,36 @@ public enum GitHubChecks {
 
     /// Reason for a missing piece of evidence: the collection failure if there was one.
     static func missing(_ index: EvidenceIndex, _ operation: String, _ what: String, resource: String? = nil) -> String {
-        let failures = index.failures(source: source).filter {
-            ($0.operation == operation || $0.operation == "*") && (resource == nil || $0.resource == resource || $0.operation == "*")
-        }
+        let failures = resource.map { index.failures(source: source, operation: operation, resource: $0) }
+            ?? index.failures(source: source, operation: operation)
         if let failure = failures.first { return "\(what) could not be collected: \(failure.reason)" }
         return "\(what) was not collected"
     }
 
+    static func reading(_ operation: String, _ fields: FieldPath...) -> Check.Reading {
+        Check.Reading(source: source, operation: operation, fields: fields)
+    }
+
+    static let repositoryList = reading(Op.listRepositories, "[].name", "[].archived", "[].default_branch")
+
     public static let organizationRequires2FA = Check(
         id: "github.org-requires-2fa",
         title: "GitHub organization requires two-factor authentication",
-        controls: soc2("CC6.1") + iso("A.5.17", "A.8.5")
+        controls: soc2("CC6.1") + iso("A.5.17", "A.8.5"),
+        reads: [reading(Op.getOrganization, "two_factor_requirement_enabled", "login")]
     ) { index, _ in
         guard let evidence = index.evidence(source: source, operation: Op.getOrganization).first else {
             return .init(.notVerified, missing(index, Op.getOrganization, "the organization's settings"))
         }
-        guard case .value(let org) = EvidenceReader.object(evidence) else {
+        guard case .value(let org) = EvidenceReader.object(evidence, in: index) else {
             return .init(.notVerified, "the organization's settings are unreadable", evidence: [evidence])
         }
-        switch org["two_factor_requirement_enabled"] {
-        case let enabled as Bool where enabled:
+        switch org["two_factor_requirement_enabled"]?.bool {
+        case true?:
             return .init(.pass, "Members must enable two-factor authentication to join.", evidence: [evidence])
-        case let enabled as Bool where !enabled:
+        case false?:
             return .init(.fail, "The organization does not require two-factor authentication.",
-                         findings: ["\(org["login"] as? String ?? "organization"): two_factor_requirement_enabled is false"],
+                         findings: ["\(org["login"]?.string ?? "organization"): two_factor_requirement_enabled is false"],
                          evidence: [evidence])
         default:
             return .init(.notVerified, "two_factor_requirement_enabled is not visible to this token (it needs an organization owner)",
@@ -50,7 +56,8 @@ public enum GitHubChecks {
     public static let membersHave2FA = Check(
         id: "github.members-have-2fa",
         title: "Every GitHub organization member has two-factor authentication on",
-        controls: soc2("CC6.1", "CC6.2") + iso("A.8.5")
+        controls: soc2("CC6.1", "CC6.2") + iso("A.8.5"),
+        reads: [reading(Op.listMembersWithout2FA, "[].login")]
     ) { index, _ in
         let pages = index.evidence(source: source, operation: Op.listMembersWithout2FA)
         let failed = index.failures(source: source, operation: Op.listMembersWithout2FA)
@@ -60,10 +67,10 @@ public enum GitHubChecks {
         }
         var logins: [String] = []
         for page in pages {
-            guard case .value(let members) = EvidenceReader.array(page) else {
+            guard case .value(let members) = EvidenceReader.array(page, in: index) else {
                 return .init(.notVerified, "a page of the members list is unreadable", evidence: pages)
             }
-            logins += members.map { $0["login"] as? String ?? "(unknown login)" }
+            logins += members.map { $0["login"]?.string ?? "(unknown login)" }
         }
         if logins.isEmpty {
             return .init(.pass, "No member is without two-factor authentication.", evidence: pages)
@@ -88,12 +95,12 @@ public enum GitHubChecks {
         }
         var repos: [(String, String)] = []
         for page in pages {
-            guard case .value(let list) = EvidenceReader.array(page) else {
+            guard case .value(let list) = EvidenceReader.array(page, in: index) else {
                 return ([], pages, "a page of the repository list is unreadable")
             }
-            for repo in list where (repo["archived"] as? Bool) != true {
-                if let name = repo["name"] as? String {
-                    repos.append((name, repo["default_branch"] as? String ?? "main"))
+            for repo in list where repo["archived"]?.bool != true {
+                if let name = repo["name"]?.string {
+                    repos.append((name, repo["default_branch"]?.string ?? "main"))
                 }
             }
         }
@@ -104,7 +111,7 @@ public enum GitHubChecks {
     /// up: any bad → fail; else any unknown → not_verified; else pass. No repositories → n/a.
     static func perRepository(_ index: EvidenceIndex, operation: String, resource: @escaping (String, String, String) -> String,
                               passReason: String, failReason: String,
-                              judge: (Evidence) -> RepoVerdict) -> Check.Verdict {
+                              judge: (Evidence, EvidenceIndex) -> RepoVerdict) -> Check.Verdict {
         let (repos, pages, problem) = activeRepositories(index)
         if let problem { return .init(.notVerified, problem, evidence: pages) }
         if repos.isEmpty { return .init(.notApplicable, "The organization has no active repositories.", evidence: pages) }
@@ -119,7 +126,7 @@ public enum GitHubChecks {
                 continue
             }
             used.append(evidence)
-            switch judge(evidence) {
+            switch judge(evidence, index) {
             case .ok: break
             case .bad(let finding): bad.append("\(owner)/\(repo.name): \(finding)")
             case .unknown(let why): unknown.append("\(owner)/\(repo.name): \(why)")
@@ -139,17 +146,17 @@ public enum GitHubChecks {
     static let protectionResource: @Sendable (String, String, String) -> String = { owner, repo, branch in "\(owner)/\(repo)@\(branch)" }
 
     /// The protection document, `nil` when the branch is not protected (404), or why it is unreadable.
-    static func protection(_ evidence: Evidence) -> EvidenceReader.Outcome<[String: Any]?> {
+    static func protection(_ evidence: Evidence, _ index: EvidenceIndex) -> EvidenceReader.Outcome<JSONValue?> {
         if evidence.status == 404 { return .value(nil) }
-        switch EvidenceReader.object(evidence) {
+        switch EvidenceReader.object(evidence, in: index) {
         case .value(let object): return .value(object)
         case .unreadable(let why): return .unreadable(why)
         }
     }
 
-    static func protectionRule(_ check: @escaping ([String: Any]) -> RepoVerdict) -> (Evidence) -> RepoVerdict {
-        { evidence in
-            switch protection(evidence) {
+    static func protectionRule(_ check: @escaping (JSONValue) -> RepoVerdict) -> (Evidence, EvidenceIndex) -> RepoVerdict {
+        { evidence, index in
+            switch protection(evidence, index) {
             case .unreadable(let why): return .unknown(why)
             case .value(nil): return .bad("default branch is not protected")
             case .value(let rules?): return check(rules)
@@ -157,23 +164,28 @@ public enum GitHubChecks {
         }
     }
 
-    static func flag(_ rules: [String: Any], _ key: String) -> Bool? {
-        (rules[key] as? [String: Any])?["enabled"] as? Bool
+    static func flag(_ rules: JSONValue, _ key: String) -> Bool? {
+        rules[key]?["enabled"]?.bool
+    }
+
+    static func protectionReading(_ fields: FieldPath...) -> [Check.Reading] {
+        [repositoryList, Check.Reading(source: source, operation: Op.getBranchProtection, fields: fields)]
     }
 
     public static let defaultBranchRequiresReview = Check(
         id: "github.default-branch-requires-review",
         title: "Default branches require an approving review before merge",
-        controls: soc2("CC8.1") + iso("A.8.4", "A.8.32")
+        controls: soc2("CC8.1") + iso("A.8.4", "A.8.32"),
+        reads: protectionReading("required_pull_request_reviews.required_approving_review_count")
     ) { index, _ in
         perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
                       passReason: "changes to the default branch need an approving review.",
                       failReason: "changes can reach the default branch without review.",
                       judge: protectionRule { rules in
-            guard let reviews = rules["required_pull_request_reviews"] as? [String: Any] else {
+            guard let reviews = rules["required_pull_request_reviews"], reviews.object != nil else {
                 return .bad("pull request reviews are not required")
             }
-            let count = reviews["required_approving_review_count"] as? Int ?? 1
+            let count = reviews["required_approving_review_count"]?.int ?? 1
             return count >= 1 ? .ok : .bad("required approving review count is 0")
         })
     }
@@ -181,7 +193,8 @@ public enum GitHubChecks {
     public static let forcePushesBlocked = Check(
         id: "github.force-pushes-blocked",
         title: "Force pushes to default branches are blocked",
-        controls: soc2("CC8.1") + iso("A.8.32")
+        controls: soc2("CC8.1") + iso("A.8.32"),
+        reads: protectionReading("allow_force_pushes.enabled")
     ) { index, _ in
         perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
                       passReason: "force pushes to the default branch are blocked.",
@@ -198,7 +211,8 @@ public enum GitHubChecks {
     public static let branchDeletionBlocked = Check(
         id: "github.branch-deletion-blocked",
         title: "Default branches cannot be deleted",
-        controls: soc2("CC8.1") + iso("A.8.32")
+        controls: soc2("CC8.1") + iso("A.8.32"),
+        reads: protectionReading("allow_deletions.enabled")
     ) { index, _ in
         perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
                       passReason: "the default branch cannot be deleted.",
@@ -215,7 +229,8 @@ public enum GitHubChecks {
     public static let adminsFollowProtection = Check(
         id: "github.admins-follow-protection",
         title: "Branch protection applies to administrators too",
-        controls: soc2("CC8.1") + iso("A.8.32")
+        controls: soc2("CC8.1") + iso("A.8.32"),
+        reads: protectionReading("enforce_admins.enabled")
     ) { index, _ in
         perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
                       passReason: "administrators are held to the same protection.",
@@ -232,12 +247,13 @@ public enum GitHubChecks {
     public static let dependabotAlertsEnabled = Check(
         id: "github.dependabot-alerts-enabled",
         title: "Dependabot vulnerability alerts are on for every repository",
-        controls: soc2("CC7.1") + iso("A.8.8")
+        controls: soc2("CC7.1") + iso("A.8.8"),
+        reads: [repositoryList]
     ) { index, _ in
         perRepository(index, operation: Op.checkVulnerabilityAlerts, resource: { owner, repo, _ in "\(owner)/\(repo)" },
                       passReason: "Dependabot alerts report vulnerable dependencies.",
                       failReason: "vulnerable dependencies go unreported.",
-                      judge: { evidence in
+                      judge: { evidence, _ in
             switch evidence.status {
             case 204: return .ok
             case 404: return .bad("Dependabot alerts are off")

@@ -1,0 +1,164 @@
+import Foundation
+import Glibc
+import Pipeline
+
+@_silgen_name("syncfs") private func lightsail_syncfs(_ fd: Int32) -> Int32
+
+/// The embedded default object store: a directory. An object is written to a temporary file in
+/// the store's `.staging` folder and linked or renamed into place, so a reader sees it whole or
+/// not at all. Writes are not flushed one by one: `sync()` flushes the file system once per batch,
+/// before the rows that point at the objects commit. A file left in `.staging` by a writer that
+/// died is removed by `sweep()`.
+public struct LocalObjectStore: ObjectStore {
+    public let root: URL
+    let staging: URL
+    let executor: BlockingExecutor
+
+    init(root: URL, executor: BlockingExecutor) {
+        self.root = root
+        staging = root.appendingPathComponent(".staging", isDirectory: true)
+        self.executor = executor
+    }
+
+    /// Opens (creating) the store under `root`.
+    public static func open(root: URL, executor: BlockingExecutor = .shared) async throws -> LocalObjectStore {
+        let store = LocalObjectStore(root: root.standardizedFileURL, executor: executor)
+        try await executor.run {
+            do {
+                try FileManager.default.createDirectory(at: store.staging, withIntermediateDirectories: true)
+            } catch {
+                throw PipelineError(.storage, "cannot create object directory \(store.root.path): \(error.localizedDescription)")
+            }
+        }
+        return store
+    }
+
+    func url(for key: String) throws -> URL {
+        let segments = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard !segments.isEmpty, segments.first != ".staging",
+              segments.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." && !$0.contains("\0") })
+        else {
+            throw PipelineError(.storage, "object key \(quotedForMessage(key)) is not a valid key")
+        }
+        return segments.reduce(root) { $0.appendingPathComponent(String($1), isDirectory: false) }
+    }
+
+    public func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async throws -> Bool {
+        let target = try url(for: key)
+        return try await executor.run {
+            if ifAbsent, Self.size(of: target) == Int64(data.count) { return false }
+            return try self.place(key, at: target, size: Int64(data.count), ifAbsent: ifAbsent) { temporary in
+                guard FileManager.default.createFile(atPath: temporary.path, contents: data) else {
+                    throw PipelineError(.storage, "cannot write \(key) in \(self.staging.path): \(String(cString: strerror(errno)))")
+                }
+            }
+        }
+    }
+
+    public func put(_ key: String, file: URL, contentType: String, ifAbsent: Bool) async throws -> Bool {
+        let target = try url(for: key)
+        return try await executor.run {
+            let size = Self.size(of: file) ?? -1
+            if ifAbsent, size >= 0, Self.size(of: target) == size { return false }
+            return try self.place(key, at: target, size: size, ifAbsent: ifAbsent) { temporary in
+                do {
+                    try FileManager.default.copyItem(at: file, to: temporary)
+                } catch {
+                    throw PipelineError(.storage, "cannot copy \(file.path) into the store: \(error.localizedDescription)")
+                }
+            }
+        }
+    }
+
+    /// Writes a temporary file with `write`, then moves it to `target`. With `ifAbsent`, link(2)
+    /// refuses an existing target, so a concurrent writer of the same content wins; an existing
+    /// object of the wrong size (torn by a crash before its flush) is replaced.
+    private func place(_ key: String, at target: URL, size: Int64, ifAbsent: Bool,
+                       write: (URL) throws -> Void) throws -> Bool {
+        let manager = FileManager.default
+        try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let temporary = staging.appendingPathComponent(Residue.temporaryName())
+        defer { unlink(temporary.path) }
+        try write(temporary)
+        if ifAbsent, link(temporary.path, target.path) == 0 { return true }
+        if ifAbsent, errno == EEXIST, Self.size(of: target) == size { return false }
+        guard rename(temporary.path, target.path) == 0 else {
+            throw PipelineError(.storage, "cannot store \(key): \(String(cString: strerror(errno)))")
+        }
+        return true
+    }
+
+    static func size(of file: URL) -> Int64? {
+        var info = stat()
+        guard stat(file.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int64(info.st_size)
+    }
+
+    public func get(_ key: String) async throws -> Data {
+        let target = try url(for: key)
+        return try await executor.run {
+            guard let data = FileManager.default.contents(atPath: target.path) else {
+                throw PipelineError(.storage, "object \(key) not found", fields: [.httpStatus: "404"])
+            }
+            return data
+        }
+    }
+
+    public func read(_ key: String, chunkSize: Int, _ body: (Data) async throws -> Void) async throws {
+        let target = try url(for: key)
+        guard try await exists(key) else {
+            throw PipelineError(.storage, "object \(key) not found", fields: [.httpStatus: "404"])
+        }
+        try await readFileInChunks(target, chunkSize: chunkSize, executor: executor, body)
+    }
+
+    public func exists(_ key: String) async throws -> Bool {
+        let target = try url(for: key)
+        return try await executor.run { Self.size(of: target) != nil }
+    }
+
+    public var backend: String { "directory" }
+
+    public func delete(_ key: String) async throws {
+        let target = try url(for: key)
+        let root = self.root
+        try await executor.run {
+            if unlink(target.path) != 0, errno != ENOENT {
+                throw PipelineError(.storage, "cannot delete \(key): \(String(cString: strerror(errno)))")
+            }
+            // Folders the object leaves empty go too (rmdir refuses a folder that is not empty).
+            var folder = target.deletingLastPathComponent()
+            while folder.path.count > root.path.count, rmdir(folder.path) == 0 {
+                folder = folder.deletingLastPathComponent()
+            }
+        }
+    }
+
+    /// One flush of the whole file system (syncfs): the data of every object written so far and
+    /// the renames that placed them, at the cost of one call per batch rather than one per object.
+    public func sync() async throws {
+        let root = self.root
+        try await executor.run {
+            let fd = Glibc.open(root.path, O_RDONLY | O_DIRECTORY)
+            guard fd >= 0 else { throw PipelineError(.storage, "cannot open \(root.path): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            guard lightsail_syncfs(fd) == 0 else {
+                throw PipelineError(.storage, "cannot flush \(root.path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    public func sweep() async throws -> (files: Int, bytes: Int64) {
+        let staging = self.staging
+        return try await executor.run { Residue.sweep(staging) }
+    }
+
+    /// Copies a file in whole, as `put(_:file:)` does.
+    public func upload(_ key: String, file: URL, size: Int, contentType: String) async throws {
+        _ = try await put(key, file: file, contentType: contentType, ifAbsent: false)
+    }
+
+    public func location(of key: String) -> String {
+        (try? url(for: key).path) ?? key
+    }
+}

@@ -1,0 +1,382 @@
+import Foundation
+import Pipeline
+
+/// The embedded default store: one SQLite file. SQLite has no row-level security, so this layer
+/// enforces the tenant filter itself: every statement names `organization_id`.
+public final class SQLiteEvidenceStore: EvidenceStore {
+    let db: SQLiteConnection
+
+    public init(path: String) async throws {
+        db = try await SQLiteConnection.open(path: path)
+        try await migrate()
+    }
+
+    /// Forward-only, versioned migrations recorded in `schema_migrations`.
+    static let migrations: [(Int, String)] = [
+        (1, """
+        CREATE TABLE organizations (
+            organization_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL
+        );
+        CREATE TABLE runs (
+            organization_id TEXT NOT NULL,
+            id TEXT NOT NULL PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            as_of TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL,
+            message TEXT
+        );
+        CREATE INDEX runs_org ON runs(organization_id, started_at);
+        CREATE TABLE evidence (
+            organization_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            source TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            resource TEXT NOT NULL,
+            request TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            collected_at TEXT NOT NULL,
+            fresh_until TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            media_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            object_key TEXT NOT NULL,
+            first_run_id TEXT NOT NULL,
+            PRIMARY KEY (organization_id, id)
+        );
+        CREATE TABLE run_evidence (
+            organization_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            evidence_id TEXT NOT NULL,
+            PRIMARY KEY (organization_id, run_id, evidence_id)
+        );
+        CREATE TABLE check_results (
+            organization_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            check_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            findings TEXT NOT NULL,
+            controls TEXT NOT NULL,
+            evidence_ids TEXT NOT NULL,
+            PRIMARY KEY (organization_id, run_id, check_id)
+        );
+        CREATE TABLE scores (
+            organization_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            framework TEXT NOT NULL,
+            passed INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            not_verified INTEGER NOT NULL,
+            not_applicable INTEGER NOT NULL,
+            excepted INTEGER NOT NULL,
+            PRIMARY KEY (organization_id, run_id, framework)
+        );
+        CREATE TABLE exports (
+            organization_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            artifacts TEXT NOT NULL,
+            PRIMARY KEY (organization_id, id)
+        );
+        CREATE TABLE audit_log (
+            organization_id TEXT NOT NULL,
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            entity_type TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        """),
+        (2, """
+        CREATE TABLE members (
+            organization_id TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'viewer')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (organization_id, actor)
+        );
+        CREATE TABLE integrations (
+            organization_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (organization_id, kind)
+        );
+        CREATE TABLE evidence_controls (
+            organization_id TEXT NOT NULL,
+            evidence_id TEXT NOT NULL,
+            control TEXT NOT NULL,
+            PRIMARY KEY (organization_id, evidence_id, control)
+        );
+        """),
+    ]
+
+    private func migrate() async throws {
+        try await db.transaction { db in
+            try db.executeNow("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+            let applied = Set(try db.query("SELECT version FROM schema_migrations").compactMap { $0.first?.int })
+            for (version, sql) in Self.migrations where !applied.contains(version) {
+                try db.executeNow(sql)
+                try db.query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                             [.integer(Int64(version)), .text(Timestamp.iso8601(Date()))])
+            }
+        }
+    }
+
+    static func audit(_ db: SQLiteConnection, _ org: OrganizationID, actor: String, action: String,
+                      entityType: String, entityID: String, detail: String = "") throws {
+        try db.query("""
+            INSERT INTO audit_log (organization_id, at, actor, action, entity_type, entity_id, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, [.text(org.rawValue), .text(Timestamp.iso8601(Date())), .text(actor), .text(action),
+                  .text(entityType), .text(entityID), .text(detail)])
+    }
+
+    public func beginRun(_ run: RunRecord) async throws {
+        try await db.transaction { db in
+            try db.query("INSERT OR IGNORE INTO organizations (organization_id, name) VALUES (?, ?)",
+                         [.text(run.organizationID.rawValue), .text(run.organizationID.rawValue)])
+            try db.query("""
+                INSERT INTO runs (organization_id, id, pipeline, actor, as_of, started_at, status)
+                VALUES (?, ?, ?, ?, ?, ?, 'running')
+                """, [.text(run.organizationID.rawValue), .text(run.id), .text(run.pipeline), .text(run.actor),
+                      .text(Timestamp.iso8601(run.asOf)), .text(Timestamp.iso8601(Date()))])
+            try Self.audit(db, run.organizationID, actor: run.actor, action: "run.started", entityType: "run",
+                           entityID: run.id, detail: run.pipeline)
+        }
+    }
+
+    @discardableResult
+    public func storeEvidence(_ batch: [Evidence], run: RunRecord) async throws -> Int {
+        for evidence in batch where evidence.organizationID != run.organizationID {
+            throw PipelineError(.database, "evidence \(evidence.id.prefix(12)) belongs to \(evidence.organizationID), not \(run.organizationID)")
+        }
+        return try await db.transaction { db in
+            var inserted = 0
+            for evidence in batch {
+                let org = Self.text(evidence.organizationID.rawValue)
+                try db.query("""
+                    INSERT OR IGNORE INTO evidence (organization_id, id, source, operation, resource, request, status,
+                        collected_at, fresh_until, sha256, media_type, size, object_key, first_run_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [org, .text(evidence.id), .text(evidence.source), .text(evidence.operation),
+                          .text(evidence.resource), .text(evidence.request), .integer(Int64(evidence.status)),
+                          .text(Timestamp.iso8601(evidence.collectedAt)), .text(Timestamp.iso8601(evidence.freshUntil)),
+                          .text(evidence.sha256), .text(evidence.mediaType), .integer(Int64(evidence.size)),
+                          .text(evidence.originalKey), .text(run.id)])
+                inserted += db.changes
+                try db.query("INSERT OR IGNORE INTO run_evidence (organization_id, run_id, evidence_id) VALUES (?, ?, ?)",
+                             [org, .text(run.id), .text(evidence.id)])
+            }
+            if inserted > 0 {
+                try Self.audit(db, run.organizationID, actor: run.actor, action: "evidence.stored", entityType: "run",
+                               entityID: run.id, detail: "\(inserted) new evidence items")
+            }
+            return inserted
+        }
+    }
+
+    public func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) async throws {
+        let rows = try results.map { ($0, try ResultColumns($0)) }
+        try await db.transaction { db in
+            let org = Self.text(run.organizationID.rawValue)
+            for (result, columns) in rows {
+                try db.query("""
+                    INSERT OR REPLACE INTO check_results (organization_id, run_id, check_id, status, reason, findings, controls, evidence_ids)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [org, .text(run.id), .text(result.checkID), .text(result.status.rawValue), .text(result.reason),
+                          .text(columns.findings), .text(columns.controls), .text(columns.evidenceIDs)])
+            }
+            for score in scores.frameworks {
+                try db.query("""
+                    INSERT OR REPLACE INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [org, .text(run.id), .text(score.framework), .integer(Int64(score.passed)), .integer(Int64(score.failed)),
+                          .integer(Int64(score.notVerified)), .integer(Int64(score.notApplicable)), .integer(Int64(score.excepted))])
+            }
+        }
+    }
+
+    public func storeExport(_ export: ExportRecord, run: RunRecord) async throws {
+        guard export.organizationID == run.organizationID else {
+            throw PipelineError(.database, "export \(export.id) belongs to \(export.organizationID), not \(run.organizationID)")
+        }
+        let artifacts = try ResultColumns.artifacts(export)
+        try await db.transaction { db in
+            try db.query("""
+                INSERT OR IGNORE INTO exports (organization_id, id, run_id, created_at, artifacts) VALUES (?, ?, ?, ?, ?)
+                """, [.text(run.organizationID.rawValue), .text(export.id), .text(run.id),
+                      .text(Timestamp.iso8601(Date())), .text(artifacts)])
+            try Self.audit(db, run.organizationID, actor: run.actor, action: "export.created", entityType: "export",
+                           entityID: export.id)
+        }
+    }
+
+    public func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) async throws {
+        try await db.transaction { db in
+            try db.query("UPDATE runs SET status = ?, finished_at = ?, message = ? WHERE organization_id = ? AND id = ?",
+                         [.text(status.rawValue), .text(Timestamp.iso8601(Date())), message.map { .text($0) } ?? .null,
+                          .text(run.organizationID.rawValue), .text(run.id)])
+            try Self.audit(db, run.organizationID, actor: run.actor, action: "run.\(status.rawValue)", entityType: "run",
+                           entityID: run.id)
+        }
+    }
+
+    public func evidenceCount(organization: OrganizationID) async throws -> Int {
+        try await db.run { db in
+            try db.query("SELECT count(*) FROM evidence WHERE organization_id = ?", [.text(organization.rawValue)])
+                .first?.first?.int ?? 0
+        }
+    }
+
+    /// Rows of a tenant table for one organization (for tests and `pipeline` inspection commands).
+    public func count(table: String, organization: OrganizationID) async throws -> Int {
+        let allowed = ["runs", "evidence", "run_evidence", "check_results", "scores", "exports", "audit_log"]
+        guard allowed.contains(table) else { throw PipelineError(.database, "unknown table \(quotedForMessage(table))") }
+        return try await db.run { db in
+            try db.query("SELECT count(*) FROM \(table) WHERE organization_id = ?", [.text(organization.rawValue)])
+                .first?.first?.int ?? 0
+        }
+    }
+
+    public func ensureOrganization(_ organization: Organization, members: [Member], actor: String) async throws {
+        let settings = try organization.integrations.mapValues { try Self.json($0) }
+        try await db.transaction { db in
+            let org = Self.text(organization.id.rawValue)
+            try db.query("INSERT OR IGNORE INTO organizations (organization_id, name) VALUES (?, ?)",
+                         [org, .text(organization.name)])
+            if db.changes > 0 {
+                try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
+                               entityID: organization.id.rawValue)
+            } else {
+                try db.query("UPDATE organizations SET name = ? WHERE organization_id = ?", [.text(organization.name), org])
+            }
+            for member in members {
+                try db.query("INSERT OR IGNORE INTO members (organization_id, actor, role, created_at) VALUES (?, ?, ?, ?)",
+                             [org, .text(member.actor), .text(member.role.rawValue), .text(Timestamp.iso8601(Date()))])
+                if db.changes > 0 {
+                    try Self.audit(db, organization.id, actor: actor, action: "member.added", entityType: "member",
+                                   entityID: member.actor, detail: member.role.rawValue)
+                }
+            }
+            for (kind, json) in settings.sorted(by: { $0.key < $1.key }) {
+                try db.query("INSERT OR IGNORE INTO integrations (organization_id, kind, settings, created_at) VALUES (?, ?, ?, ?)",
+                             [org, .text(kind), .text(json), .text(Timestamp.iso8601(Date()))])
+                if db.changes > 0 {
+                    try Self.audit(db, organization.id, actor: actor, action: "integration.added", entityType: "integration",
+                                   entityID: kind)
+                }
+            }
+        }
+    }
+
+    public func role(of actor: String, in organization: OrganizationID) async throws -> Role? {
+        try await db.run { db in
+            try db.query("SELECT role FROM members WHERE organization_id = ? AND actor = ?",
+                         [.text(organization.rawValue), .text(actor)]).first?.first?.string.flatMap(Role.init(rawValue:))
+        }
+    }
+
+    public func members(of organization: OrganizationID) async throws -> [Member] {
+        try await db.run { db in
+            try db.query("SELECT actor, role FROM members WHERE organization_id = ? ORDER BY actor", [.text(organization.rawValue)])
+                .compactMap { row in
+                    guard let actor = row[0].string, let role = row[1].string.flatMap(Role.init(rawValue:)) else { return nil }
+                    return Member(actor: actor, role: role)
+                }
+        }
+    }
+
+    public func setMember(_ member: Member, in organization: OrganizationID, actor: String) async throws {
+        try await db.transaction { db in
+            let org = Self.text(organization.rawValue)
+            let previous = try db.query("SELECT role FROM members WHERE organization_id = ? AND actor = ?",
+                                        [org, .text(member.actor)]).first?.first?.string
+            guard previous != member.role.rawValue else { return }
+            try db.query("""
+                INSERT INTO members (organization_id, actor, role, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (organization_id, actor) DO UPDATE SET role = excluded.role
+                """, [org, .text(member.actor), .text(member.role.rawValue), .text(Timestamp.iso8601(Date()))])
+            try Self.audit(db, organization, actor: actor, action: previous == nil ? "member.added" : "member.role_changed",
+                           entityType: "member", entityID: member.actor,
+                           detail: previous.map { "\($0) -> \(member.role.rawValue)" } ?? member.role.rawValue)
+        }
+    }
+
+    public func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) async throws -> Bool {
+        try await db.transaction { db in
+            try db.query("DELETE FROM members WHERE organization_id = ? AND actor = ?",
+                         [.text(organization.rawValue), .text(memberActor)])
+            guard db.changes > 0 else { return false }
+            try Self.audit(db, organization, actor: actor, action: "member.removed", entityType: "member", entityID: memberActor)
+            return true
+        }
+    }
+
+    public func integrations(of organization: OrganizationID) async throws -> [String: [String: String]] {
+        try await db.run { db in
+            var out: [String: [String: String]] = [:]
+            for row in try db.query("SELECT kind, settings FROM integrations WHERE organization_id = ?", [.text(organization.rawValue)]) {
+                guard let kind = row[0].string, let json = row[1].string else { continue }
+                out[kind] = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String] ?? [:]
+            }
+            return out
+        }
+    }
+
+    public func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) async throws -> Bool {
+        try await db.transaction { db in
+            try db.query("DELETE FROM integrations WHERE organization_id = ? AND kind = ?", [.text(organization.rawValue), .text(kind)])
+            guard db.changes > 0 else { return false }
+            try Self.audit(db, organization, actor: actor, action: "integration.removed", entityType: "integration", entityID: kind)
+            return true
+        }
+    }
+
+    public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
+        try await db.transaction { db in
+            for control in controls {
+                try db.query("INSERT OR IGNORE INTO evidence_controls (organization_id, evidence_id, control) VALUES (?, ?, ?)",
+                             [.text(organization.rawValue), .text(evidenceID), .text(control)])
+            }
+        }
+    }
+
+    public func audit(_ entry: AuditEntry) async throws {
+        try await db.transaction { db in
+            try Self.audit(db, entry.organizationID, actor: entry.actor, action: entry.action, entityType: entry.entityType,
+                           entityID: entry.entityID, detail: entry.detail)
+        }
+    }
+
+    public func auditLog(of organization: OrganizationID) async throws -> [AuditEntry] {
+        try await db.run { db in
+            try db.query("SELECT actor, action, entity_type, entity_id, detail FROM audit_log WHERE organization_id = ? ORDER BY seq",
+                         [.text(organization.rawValue)]).map { row in
+                AuditEntry(organizationID: organization, actor: row[0].string ?? "", action: row[1].string ?? "",
+                           entityType: row[2].string ?? "", entityID: row[3].string ?? "", detail: row[4].string ?? "")
+            }
+        }
+    }
+
+    public func migrationState() async throws -> (applied: Int, latest: Int) {
+        let applied = try await db.run { db in
+            try db.query("SELECT coalesce(max(version), 0) FROM schema_migrations").first?.first?.int ?? 0
+        }
+        return (applied, Self.migrations.map(\.0).max() ?? 0)
+    }
+
+    static func json(_ settings: [String: String]) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: settings, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func text(_ s: String) -> SQLiteConnection.Value { .text(s) }
+}
