@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// Where the real peers started by `scripts/with-services` are, from the environment.
 public enum Peers {
@@ -44,5 +45,42 @@ public enum Peers {
         guard var components = URLComponents(string: url) else { return url }
         components.path = "/" + database
         return components.string ?? url
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// Runs where every tool is installed. In CI it always runs, so a missing tool fails the test
+    /// there instead of skipping it; elsewhere the test shows as skipped, with the reason.
+    public static func needs(_ tools: String...) -> Self {
+        .enabled(if: ExternalTool.isCI || tools.allSatisfy { ExternalTool.find($0) != nil },
+                 "needs \(tools.joined(separator: ", ")) installed (scripts/install-packages)")
+    }
+
+    /// Runs where the PostgreSQL peer is up (always in CI, where its absence fails the test).
+    public static var needsPostgres: Self {
+        .enabled(if: ExternalTool.isCI || Peers.postgres != nil, "needs PostgreSQL: \(Peers.missingHint)")
+    }
+
+    /// Runs where the S3 peer (moto) is up (always in CI, where its absence fails the test).
+    public static var needsS3: Self {
+        .enabled(if: ExternalTool.isCI || Peers.s3 != nil, "needs moto_server: \(Peers.missingHint)")
+    }
+}
+
+extension Peers {
+    /// The PostgreSQL peer, or an error saying how to start it (a test that needs it fails).
+    public static func requirePostgres() throws -> Postgres {
+        guard let postgres else { throw PeerMissing(what: "PostgreSQL") }
+        return postgres
+    }
+
+    public static func requireS3() throws -> S3 {
+        guard let s3 else { throw PeerMissing(what: "moto_server (S3)") }
+        return s3
+    }
+
+    public struct PeerMissing: Error, CustomStringConvertible {
+        public let what: String
+        public var description: String { "\(what) is not running: \(Peers.missingHint)" }
     }
 }

@@ -172,12 +172,13 @@ func line(_ output: String, _ prefix: String) -> String? {
         try FileManager.default.createDirectory(at: fixtures.appendingPathComponent("orgs"), withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("fixtures/orgs/acme"),
                                          to: fixtures.appendingPathComponent("orgs/acme"))
-        let recording = fixtures.appendingPathComponent("orgs/acme/github.json")
+        let recording = fixtures.appendingPathComponent("orgs/acme/github.jsonl")
         let data = try Data(contentsOf: recording)
         try data.prefix(data.count / 2).write(to: recording)
         let result = try cli.run(["run", "report", "--org", "acme", "--fixtures", fixtures.path])
         #expect(result.status == 1)
-        #expect(result.stderr.contains("\(recording.path): recording is not valid JSON"))
+        #expect(result.stderr.contains("\(recording.path):"))
+        #expect(result.stderr.contains("recording line is not valid JSON"))
         #expect(try cli.sql("SELECT count(*) FROM evidence") == before)
         #expect(try FileManager.default.contentsOfDirectory(atPath: cli.dataDir.appendingPathComponent("objects/acme/exports").path) == exports)
     }
@@ -248,16 +249,18 @@ func slowFixtures(org: String, path: String, delayMS: Int) throws -> URL {
     try FileManager.default.createDirectory(at: fixtures.appendingPathComponent("orgs"), withIntermediateDirectories: true)
     try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("fixtures/orgs/\(org)"),
                                      to: fixtures.appendingPathComponent("orgs/\(org)"))
-    let file = fixtures.appendingPathComponent("orgs/\(org)/github.json")
-    var object = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
-    var exchanges = object["exchanges"] as! [[String: Any]]
-    for index in exchanges.indices where (exchanges[index]["request"] as? [String: Any])?["path"] as? String == path {
-        var response = exchanges[index]["response"] as! [String: Any]
-        response["delay_ms"] = delayMS
-        exchanges[index]["response"] = response
+    let file = fixtures.appendingPathComponent("orgs/\(org)/github.jsonl")
+    var lines: [String] = []
+    for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
+        var exchange = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        if (exchange["request"] as? [String: Any])?["path"] as? String == path {
+            var response = exchange["response"] as! [String: Any]
+            response["delay_ms"] = delayMS
+            exchange["response"] = response
+        }
+        lines.append(String(decoding: try JSONSerialization.data(withJSONObject: exchange), as: UTF8.self))
     }
-    object["exchanges"] = exchanges
-    try JSONSerialization.data(withJSONObject: object).write(to: file)
+    try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
     return fixtures
 }
 

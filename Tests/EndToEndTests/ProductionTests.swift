@@ -172,8 +172,8 @@ struct Production {
         let result = try p.cli.run(["run", "report", "--org", "acme", "--quiet", "--database", p.appURL, "--storage", p.storage],
                                    environment: environment)
         #expect(result.status == 1)
-        #expect(result.stderr.contains("answered 403 Forbidden"))
-        #expect(result.stderr.contains("check the credentials"))
+        #expect(result.stderr.contains("acme: the storage refused the credentials (SignatureDoesNotMatch, HTTP 403)"))
+        #expect(result.stderr.contains("check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
         #expect(!result.stderr.contains("wrong"))
         #expect(try p.sql("SELECT status FROM runs") == "failed")
         #expect(try p.sql("SELECT count(*) FROM evidence") == "0")

@@ -1,7 +1,9 @@
 import Foundation
 import Pipeline
+import Cryptography
 import PipelineTesting
-import Stages
+@testable import Storage
+@testable import Transport
 import Testing
 
 /// The two store pairs the same suite runs against.
@@ -51,11 +53,16 @@ let asOf = Date(timeIntervalSince1970: 1_795_824_000)  // 2026-11-28T00:00:00Z
 
 func org(_ raw: String) -> OrganizationID { try! OrganizationID(raw) }
 
+/// Evidence as a collector describes it: ids and hashes computed as `EvidenceFactory` does, with
+/// tabs, newlines and backslashes in the text fields COPY must escape.
 func evidence(_ n: Int, org organization: String, body: String? = nil) -> Evidence {
-    EvidenceFactory.make(organization: org(organization), source: "github", operation: "orgs/get",
-                         resource: "res-\(n)", request: "GET /res/\(n)", status: 200, mediaType: "application/json",
-                         body: Data((body ?? "{\"n\": \(n), \"text\": \"tab\\there\\nnewline \\\\ backslash\"}").utf8),
-                         collectedAt: asOf, freshFor: .seconds(3600))
+    let content = Data((body ?? "{\"n\": \(n), \"text\": \"tab\\there\\nnewline \\\\ backslash\"}").utf8)
+    let hash = try! Digest.sha256Hex(content)
+    let identity = "lightsail-evidence-v1\n\(organization)\ngithub\norgs/get\nres-\(n)\nGET /res/\(n)\t\\x\n200\n\(hash)"
+    return Evidence(id: try! Digest.sha256Hex(Data(identity.utf8)), organizationID: org(organization), source: "github",
+                    operation: "orgs/get", resource: "res-\(n)", request: "GET /res/\(n)\t\\x", status: 200,
+                    collectedAt: asOf, freshUntil: asOf.addingTimeInterval(3600), sha256: hash,
+                    mediaType: "application/json", size: content.count)
 }
 
 func runRecord(_ organization: String, actor: String = "system") -> RunRecord {

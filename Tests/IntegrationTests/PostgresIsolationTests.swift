@@ -1,7 +1,8 @@
 import Foundation
 import Pipeline
 import PipelineTesting
-import Stages
+@testable import Storage
+@testable import Transport
 import Testing
 
 /// Row-level security as the pipeline's ordinary role sees it, in raw SQL.

@@ -1,5 +1,6 @@
 import Foundation
 import Pipeline
+import PipelineTesting
 import Testing
 
 /// Counts how many bodies run at once.
@@ -16,17 +17,6 @@ actor ConcurrencyGauge {
     func leave() {
         current -= 1
         finished += 1
-    }
-}
-
-/// Records the waits a retry asks for instead of sleeping.
-final class RecordingSleeper: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _waits: [Duration] = []
-    var waits: [Duration] { lock.withLock { _waits } }
-
-    var sleeper: Sleeper {
-        Sleeper { duration in self.lock.withLock { self._waits.append(duration) } }
     }
 }
 
@@ -185,23 +175,23 @@ struct Permanent: Error {}
     let request = HTTPRequest(url: URL(string: "https://api.example.test/x")!)
 
     @Test func serverErrorsAndRateLimitsAreRetried() async throws {
-        let base = ResponseScript(statuses: [503, 429, 500, 200])
+        let base = ScriptedTransport(statuses: [503, 429, 500, 200])
         let transport = ResilientTransport(base: base, retry: RetryPolicy(maxAttempts: 5), timeout: .seconds(5),
                                            sleeper: RecordingSleeper().sleeper)
         #expect(try await transport.send(request).status == 200)
-        #expect(base.requests == 4)
+        #expect(base.requestCount == 4)
     }
 
     @Test func clientErrorsAreAnsweredAtOnce() async throws {
-        let base = ResponseScript(statuses: [404, 200])
+        let base = ScriptedTransport(statuses: [404, 200])
         let transport = ResilientTransport(base: base, retry: RetryPolicy(maxAttempts: 5), timeout: .seconds(5),
                                            sleeper: RecordingSleeper().sleeper)
         #expect(try await transport.send(request).status == 404)
-        #expect(base.requests == 1)
+        #expect(base.requestCount == 1)
     }
 
     @Test func aServerThatKeepsFailingGivesAClearError() async {
-        let base = ResponseScript(statuses: [502])
+        let base = ScriptedTransport(statuses: [502])
         let transport = ResilientTransport(base: base, retry: RetryPolicy(maxAttempts: 3), timeout: .seconds(5),
                                            sleeper: RecordingSleeper().sleeper)
         do {
@@ -210,28 +200,7 @@ struct Permanent: Error {}
         } catch {
             #expect("\(error)" == "answered 502 [transport]")
         }
-        #expect(base.requests == 3)
-    }
-}
-
-/// A transport answering a fixed script of responses (the last one repeating), counting requests.
-final class ResponseScript: HTTPTransport, @unchecked Sendable {
-    private let lock = NSLock()
-    private var responses: [HTTPResponse]
-    private(set) var requests = 0
-
-    init(_ responses: [HTTPResponse]) { self.responses = responses }
-
-    /// Answers with these statuses and a `{}` body.
-    convenience init(statuses: [Int]) {
-        self.init(statuses.map { HTTPResponse(status: $0, body: Data("{}".utf8)) })
-    }
-
-    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        lock.withLock {
-            requests += 1
-            return responses.count > 1 ? responses.removeFirst() : responses[0]
-        }
+        #expect(base.requestCount == 3)
     }
 }
 
@@ -239,8 +208,8 @@ final class ResponseScript: HTTPTransport, @unchecked Sendable {
     let request = HTTPRequest(url: URL(string: "https://api.github.com/orgs/acme")!)
     let now = Date(timeIntervalSince1970: 1_658_208_900)
 
-    func transport(_ responses: [HTTPResponse], sleeper: RecordingSleeper) -> (ResilientTransport, ResponseScript) {
-        let script = ResponseScript(responses)
+    func transport(_ responses: [HTTPResponse], sleeper: RecordingSleeper) -> (ResilientTransport, ScriptedTransport) {
+        let script = ScriptedTransport(responses.map { .answer($0) })
         let now = self.now
         return (ResilientTransport(base: script, retry: RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(1)),
                                    timeout: .seconds(5), sleeper: sleeper.sleeper, now: { now }), script)
@@ -253,7 +222,7 @@ final class ResponseScript: HTTPTransport, @unchecked Sendable {
         let sleeper = RecordingSleeper()
         let (client, script) = transport([limited, HTTPResponse(status: 200)], sleeper: sleeper)
         #expect(try await client.send(request).status == 200)
-        #expect(script.requests == 2)
+        #expect(script.requestCount == 2)
         #expect(sleeper.waits == [.seconds(99)])
     }
 
@@ -279,7 +248,7 @@ final class ResponseScript: HTTPTransport, @unchecked Sendable {
         let (client, script) = transport([HTTPResponse(status: 403, body: Data(#"{"message":"Resource not accessible by integration"}"#.utf8))],
                                          sleeper: sleeper)
         #expect(try await client.send(request).status == 403)
-        #expect(script.requests == 1)
+        #expect(script.requestCount == 1)
     }
 
     @Test func aResetTooFarAwayFailsAtOnceSayingUntilWhen() async {
@@ -292,7 +261,7 @@ final class ResponseScript: HTTPTransport, @unchecked Sendable {
         } catch {
             #expect("\(error)" == "answered 403: rate limited until 2022-07-19T06:35:00Z [transport]")
         }
-        #expect(script.requests == 1)
+        #expect(script.requestCount == 1)
         #expect(sleeper.waits.isEmpty)
     }
 }

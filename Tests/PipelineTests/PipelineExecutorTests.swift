@@ -1,60 +1,15 @@
 import Foundation
 import Logging
 import Pipeline
+import PipelineTesting
 import Testing
 
-/// In-memory store recording what the executor asks of it.
-actor MemoryStore: EvidenceStore {
-    var batches: [[Evidence]] = []
-    var ids = Set<String>()
-    var finished: [RunRecord.Status] = []
-    var resultsStored = 0
-    var exports: [ExportRecord] = []
-
-    func beginRun(_ run: RunRecord) {}
-    func storeEvidence(_ batch: [Evidence], run: RunRecord) -> Int {
-        batches.append(batch)
-        return batch.filter { ids.insert($0.id).inserted }.count
-    }
-    func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) { resultsStored += 1 }
-    func storeExport(_ export: ExportRecord, run: RunRecord) { exports.append(export) }
-    func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) { finished.append(status) }
-    func evidenceCount(organization: OrganizationID) -> Int { ids.count }
-    func ensureOrganization(_ organization: Organization, members: [Member], actor: String) {}
-    func role(of actor: String, in organization: OrganizationID) -> Role? { nil }
-    func members(of organization: OrganizationID) -> [Member] { [] }
-    func setMember(_ member: Member, in organization: OrganizationID, actor: String) {}
-    func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) -> Bool { false }
-    func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) {}
-    func integrations(of organization: OrganizationID) -> [String: [String: String]] { [:] }
-    func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) -> Bool { false }
-    func audit(_ entry: AuditEntry) {}
-    func auditLog(of organization: OrganizationID) -> [AuditEntry] { [] }
-    func migrationState() -> (applied: Int, latest: Int) { (1, 1) }
-}
-
-actor MemoryObjects: ObjectStore {
-    var objects: [String: Data] = [:]
-    func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) -> Bool {
-        if ifAbsent, objects[key] != nil { return false }
-        objects[key] = data
-        return true
-    }
-    func get(_ key: String) throws -> Data { objects[key]! }
-    func exists(_ key: String) -> Bool { objects[key] != nil }
-    func delete(_ key: String) { objects[key] = nil }
-    nonisolated func location(of key: String) -> String { "mem://\(key)" }
-    nonisolated var backend: String { "memory" }
-    func upload(_ key: String, file: URL, size: Int, contentType: String) throws {
-        objects[key] = try Data(contentsOf: file)
-    }
-}
-
-func evidence(_ n: Int, org: OrganizationID) -> Evidence {
-    Evidence(id: String(format: "%064d", n), organizationID: org, source: "fake", operation: "items/get",
-             resource: "item-\(n)", request: "GET /items/\(n)", status: 200, collectedAt: Date(timeIntervalSince1970: 0),
-             freshUntil: Date(timeIntervalSince1970: 86_400), sha256: String(repeating: "0", count: 64),
-             mediaType: "application/json", body: Data("{\"n\":\(n)}".utf8))
+func evidence(_ n: Int, org: OrganizationID) -> (Evidence, Data) {
+    let body = Data("{\"n\":\(n)}".utf8)
+    return (Evidence(id: String(format: "%064d", n), organizationID: org, source: "fake", operation: "items/get",
+                     resource: "item-\(n)", request: "GET /items/\(n)", status: 200, collectedAt: Date(timeIntervalSince1970: 0),
+                     freshUntil: Date(timeIntervalSince1970: 86_400), sha256: String(repeating: "0", count: 64),
+                     mediaType: "application/json", size: body.count), body)
 }
 
 /// Emits `count` items; after the first `gate` items waits until the store has seen a batch,
@@ -63,7 +18,7 @@ struct StreamingCollector: EvidenceCollector {
     let source = "fake"
     let count: Int
     let gate: Int
-    let store: MemoryStore
+    let store: InMemoryEvidenceStore
     let hang: Bool
 
     func collect(for organization: Organization, context: CollectContext,
@@ -76,13 +31,15 @@ struct StreamingCollector: EvidenceCollector {
                     try await Task.sleep(for: .milliseconds(1))
                 }
             }
-            await emit(.evidence(evidence(n, org: organization.id)))
+            let (item, body) = evidence(n, org: organization.id)
+            await emit(.evidence(item, body: body))
         }
         if hang { try await Task.sleep(for: .seconds(60)) }
     }
 }
 
 struct CountingValidator: Validator {
+    func facts(of evidence: Evidence, body: Data) -> EvidenceFacts? { .value(.number(Double(body.count))) }
     func evaluate(_ evidence: EvidenceIndex, frameworks: [String], organization: Organization) -> [CheckResult] {
         [CheckResult(checkID: "fake.count", title: "count", controls: [ControlRef(framework: "soc2", id: "CC1.1")],
                      status: evidence.all.isEmpty ? .notVerified : .pass, reason: "\(evidence.all.count) items",
@@ -102,9 +59,12 @@ struct SimpleScorer: Scorer {
 }
 
 struct FakeRenderer: ReportRenderer {
-    func render(_ input: ReportInput, options: RenderOptions) async throws -> RenderedExport {
-        RenderedExport(id: "exp-1", files: [.init(kind: .pdf, key: "\(input.organization.id)/exports/exp-1.pdf",
-                                                  data: Data("pdf".utf8), contentType: "application/pdf", sha256: "x")])
+    func render(_ input: ReportInput, options: RenderOptions, objects: any ObjectStore, scratch: URL) async throws
+        -> RenderedExport {
+        let file = scratch.appendingPathComponent("report.pdf")
+        try Data("pdf".utf8).write(to: file)
+        return RenderedExport(id: "exp-1", files: [.init(kind: .pdf, key: "\(input.organization.id)/exports/exp-1.pdf",
+                                                         file: file, contentType: "application/pdf", sha256: "x", size: 3)])
     }
 }
 
@@ -134,12 +94,12 @@ struct NoTransport: HTTPTransport {
         return try #require(result.definition, "\(result.diagnostics)")
     }
 
-    func context(_ store: MemoryStore, _ objects: MemoryObjects) throws -> RunContext {
+    func context(_ store: any EvidenceStore, _ objects: any ObjectStore) throws -> RunContext {
         let org = Organization(id: try OrganizationID("acme"), name: "Acme", integrations: [:])
         return RunContext(run: RunRecord(id: "run-1", organizationID: org.id, pipeline: "report",
                                          asOf: Date(timeIntervalSince1970: 1_800_000_000), actor: "test"),
                           organization: org, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
-                          store: store, objects: objects)
+                          store: store, objects: objects, scratch: try ExternalTool.temporaryDirectory())
     }
 
     func stages(_ collector: any EvidenceCollector) -> StageSet {
@@ -148,8 +108,8 @@ struct NoTransport: HTTPTransport {
     }
 
     @Test func evidenceIsStoredWhileCollectionIsStillGoingOn() async throws {
-        let store = MemoryStore()
-        let objects = MemoryObjects()
+        let store = InMemoryEvidenceStore()
+        let objects = InMemoryObjectStore()
         let collector = StreamingCollector(count: 12, gate: 5, store: store, hang: false)
         let outcome = try await PipelineExecutor(definition: try definition(batchSize: 5), stages: stages(collector))
             .run(try context(store, objects))
@@ -164,8 +124,8 @@ struct NoTransport: HTTPTransport {
     }
 
     @Test func cancellingARunStopsItAndRecordsItAsCancelled() async throws {
-        let store = MemoryStore()
-        let objects = MemoryObjects()
+        let store = InMemoryEvidenceStore()
+        let objects = InMemoryObjectStore()
         let collector = StreamingCollector(count: 3, gate: 99, store: store, hang: true)
         let executor = PipelineExecutor(definition: try definition(batchSize: 100), stages: stages(collector))
         let ctx = try context(store, objects)
@@ -182,11 +142,11 @@ struct NoTransport: HTTPTransport {
     }
 
     @Test func aSourceWithoutACollectorFailsTheRunBeforeAnythingIsWritten() async throws {
-        let store = MemoryStore()
+        let store = InMemoryEvidenceStore()
         let executor = PipelineExecutor(definition: try definition(), stages: StageSet(
             collectors: [], transport: { _, _ in NoTransport() }, validator: CountingValidator(),
             scorer: SimpleScorer(), renderer: FakeRenderer()))
-        await #expect(throws: PipelineError.self) { _ = try await executor.run(try context(store, MemoryObjects())) }
+        await #expect(throws: PipelineError.self) { _ = try await executor.run(try context(store, InMemoryObjectStore())) }
         #expect(await store.finished.isEmpty)
     }
 }

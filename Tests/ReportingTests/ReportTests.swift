@@ -7,15 +7,21 @@ import Testing
 
 let asOf = Date(timeIntervalSince1970: 1_795_824_000)  // 2026-11-28T00:00:00Z
 
+/// Bodies of the sample evidence, by id.
+func sampleBodies() throws -> [(Evidence, Data)] {
+    let org = try OrganizationID("acme")
+    return try (0..<5).map { n -> (Evidence, Data) in
+        let body = Data("{\"n\": \(n)}\n".utf8)
+        return (Evidence(id: try Digest.sha256Hex(Data("id\(n)".utf8)), organizationID: org, source: "github",
+                         operation: "orgs/get", resource: "acme-corp/r\(n)", request: "GET /repos/acme-corp/r\(n)",
+                         status: 200, collectedAt: asOf, freshUntil: asOf.addingTimeInterval(3600),
+                         sha256: try Digest.sha256Hex(body), mediaType: "application/json", size: body.count), body)
+    }
+}
+
 func sampleInput(controls: Int = 4, orgName: String = "Acme Corp") throws -> ReportInput {
     let org = Organization(id: try OrganizationID("acme"), name: orgName, integrations: [:])
-    let evidence = (0..<5).map { n -> Evidence in
-        let body = Data("{\"n\": \(n)}\n".utf8)
-        return Evidence(id: Digest.sha256Hex(Data("id\(n)".utf8)), organizationID: org.id, source: "github",
-                        operation: "orgs/get", resource: "acme-corp/r\(n)", request: "GET /repos/acme-corp/r\(n)",
-                        status: 200, collectedAt: asOf, freshUntil: asOf.addingTimeInterval(3600),
-                        sha256: Digest.sha256Hex(body), mediaType: "application/json", body: body)
-    }
+    let evidence = try sampleBodies().map(\.0)
     let statuses: [CheckStatus] = [.pass, .fail, .notVerified, .notApplicable]
     let results = (0..<controls).map { n in
         CheckResult(checkID: "check.\(String(format: "%03d", n))", title: "Check number \(n) with a long title that must wrap across the page",
@@ -34,28 +40,28 @@ func sampleInput(controls: Int = 4, orgName: String = "Acme Corp") throws -> Rep
                                                     resource: "acme-corp/plans@main", reason: "answered 500")])
 }
 
-/// Whether a peer tool is there; in CI a missing one fails the test instead of skipping it.
-func peer(_ name: String) -> Bool {
-    if ExternalTool.find(name) != nil { return true }
-    if ExternalTool.isCI { Issue.record("\(name) is not installed; .ci/run must install it") }
-    return false
+/// The sample evidence's originals in an object store, as a run leaves them.
+func storedObjects() async throws -> InMemoryObjectStore {
+    let objects = InMemoryObjectStore()
+    for (evidence, body) in try sampleBodies() {
+        _ = await objects.put(evidence.originalKey, data: body, contentType: evidence.mediaType, ifAbsent: true)
+    }
+    return objects
 }
 
-func write(_ data: Data, _ name: String) throws -> URL {
-    let url = try ExternalTool.temporaryDirectory().appendingPathComponent(name)
-    try data.write(to: url)
-    return url
+/// Renders into a fresh scratch folder, reading originals from `objects` (the stored samples
+/// unless given), in pieces of `chunkSize` bytes.
+func render(_ input: ReportInput, outputs: [RenderOptions.Output] = [.pdf, .bundle], objects: (any ObjectStore)? = nil,
+            chunkSize: Int = 1 << 20) async throws -> RenderedExport {
+    let store: any ObjectStore = if let objects { objects } else { try await storedObjects() }
+    return try await BundleRenderer(chunkSize: chunkSize).render(input, options: RenderOptions(outputs: outputs), objects: store,
+                                                                 scratch: try ExternalTool.temporaryDirectory())
 }
 
 @Suite struct PDFReportTests {
-    let renderer = BundleRenderer()
-    let options = RenderOptions(outputs: [.pdf, .bundle])
-
-    @Test func theReportReadsBackWithItsCoverControlsAndPageNumbers() throws {
-        guard peer("pdfinfo"), peer("pdftotext") else { return }
-        let export = try renderer.renderNow(try sampleInput(), options: options)
-        let pdf = try #require(export.files.first { $0.kind == .pdf })
-        let file = try write(pdf.data, "report.pdf")
+    @Test(.needs("pdfinfo", "pdftotext")) func theReportReadsBackWithItsCoverControlsAndPageNumbers() async throws {
+        let export = try await render(try sampleInput())
+        let file = try #require(export.files.first { $0.kind == .pdf }).file
         let info = try ExternalTool.run("pdfinfo", [file.path])
         #expect(info.status == 0)
         #expect(info.stdout.contains("Title:           Compliance report: Acme Corp"))
@@ -74,10 +80,9 @@ func write(_ data: Data, _ name: String) throws -> URL {
         #expect(text.contains("answered 500"))
     }
 
-    @Test func manyControlsFlowOntoMorePagesEachNumbered() throws {
-        guard peer("pdfinfo"), peer("pdftotext") else { return }
-        let export = try renderer.renderNow(try sampleInput(controls: 120), options: options)
-        let file = try write(export.files[0].data, "report.pdf")
+    @Test(.needs("pdfinfo", "pdftotext")) func manyControlsFlowOntoMorePagesEachNumbered() async throws {
+        let export = try await render(try sampleInput(controls: 120))
+        let file = export.files[0].file
         let info = try ExternalTool.run("pdfinfo", [file.path]).stdout
         let pages = Int(info.split(separator: "\n").first { $0.hasPrefix("Pages:") }!.split(separator: " ").last!)!
         #expect(pages > 5)
@@ -86,42 +91,45 @@ func write(_ data: Data, _ name: String) throws -> URL {
         #expect(text.contains("check.119"))
     }
 
-    @Test func theSameInputGivesTheSameBytes() throws {
-        let first = try renderer.renderNow(try sampleInput(), options: options)
-        let second = try renderer.renderNow(try sampleInput(), options: options)
+    @Test func theSameInputGivesTheSameBytes() async throws {
+        let first = try await render(try sampleInput())
+        // Read in other piece sizes: the bytes must not depend on how originals were streamed.
+        let second = try await render(try sampleInput(), chunkSize: 3)
         #expect(first.id == second.id)
-        #expect(first.files.map(\.data) == second.files.map(\.data))
-        let other = try renderer.renderNow(try sampleInput(orgName: "Acme Corporation"), options: options)
+        #expect(try first.files.map { try Data(contentsOf: $0.file) } == second.files.map { try Data(contentsOf: $0.file) })
+        #expect(first.files.map(\.sha256) == second.files.map(\.sha256))
+        let other = try await render(try sampleInput(orgName: "Acme Corporation"))
         #expect(other.id != first.id)
     }
 
-    @Test func outputsAreStoredUnderTheOrganizationsExports() throws {
-        let export = try renderer.renderNow(try sampleInput(), options: RenderOptions(outputs: [.bundle]))
+    @Test func outputsAreStoredUnderTheOrganizationsExports() async throws {
+        let export = try await render(try sampleInput(), outputs: [.bundle])
         #expect(export.files.map(\.key) == ["acme/exports/\(export.id).zip"])
         #expect(export.id.hasPrefix("exp-"))
+        let file = export.files[0]
+        #expect(try Digest.sha256Hex(try Data(contentsOf: file.file)) == file.sha256)
+        #expect(try Data(contentsOf: file.file).count == file.size)
     }
 }
 
 @Suite struct BundleTests {
-    let renderer = BundleRenderer()
-
-    func bundle() throws -> (URL, RenderedExport) {
-        let export = try renderer.renderNow(try sampleInput(), options: RenderOptions(outputs: [.pdf, .bundle]))
-        let zip = try #require(export.files.first { $0.kind == .bundle })
-        return (try write(zip.data, "bundle.zip"), export)
+    func bundle(asOf time: Date = asOf) async throws -> (URL, RenderedExport) {
+        var input = try sampleInput()
+        input = ReportInput(organization: input.organization, pipeline: input.pipeline, asOf: time, periodStart: input.periodStart,
+                            results: input.results, scores: input.scores, evidence: input.evidence, failures: input.failures)
+        let export = try await render(input)
+        return (try #require(export.files.first { $0.kind == .bundle }).file, export)
     }
 
-    @Test func unzipFindsNoErrors() throws {
-        guard peer("unzip") else { return }
-        let (file, _) = try bundle()
+    @Test(.needs("unzip")) func unzipFindsNoErrors() async throws {
+        let (file, _) = try await bundle()
         let result = try ExternalTool.run("unzip", ["-t", file.path])
         #expect(result.status == 0)
         #expect(result.stdout.contains("No errors detected"))
     }
 
-    @Test func everyManifestHashMatchesItsFileInPythonsZipfile() throws {
-        guard peer("python3") else { return }
-        let (file, _) = try bundle()
+    @Test(.needs("python3")) func everyManifestHashMatchesItsFileInPythonsZipfile() async throws {
+        let (file, _) = try await bundle()
         let script = """
         import hashlib, json, sys, zipfile
         z = zipfile.ZipFile(sys.argv[1])
@@ -144,9 +152,8 @@ func write(_ data: Data, _ name: String) throws -> URL {
         #expect(result.stdout == "13 acme 2026-11-28T00:00:00Z\n")
     }
 
-    @Test func sha256sumChecksTheUnzippedBundle() throws {
-        guard peer("unzip"), peer("sha256sum") else { return }
-        let (file, _) = try bundle()
+    @Test(.needs("unzip", "sha256sum")) func sha256sumChecksTheUnzippedBundle() async throws {
+        let (file, _) = try await bundle()
         let folder = try ExternalTool.temporaryDirectory()
         #expect(try ExternalTool.run("unzip", ["-q", file.path, "-d", folder.path]).status == 0)
         let check = try ExternalTool.run("sha256sum", ["-c", "SHA256SUMS"], directory: folder)
@@ -157,13 +164,45 @@ func write(_ data: Data, _ name: String) throws -> URL {
         #expect(try ExternalTool.run("sha256sum", ["-c", "--quiet", "SHA256SUMS"], directory: folder).status != 0)
     }
 
-    @Test func bytesDoNotDependOnTheMachinesTimeZone() throws {
-        // ZipWriter pins the process to UTC; a later TZ change must not leak into entry times.
-        let (first, _) = try bundle()
-        setenv("TZ", "America/Los_Angeles", 1)
-        tzset()
-        defer { setenv("TZ", "UTC", 1); tzset() }
-        let (second, _) = try bundle()
-        #expect(try Data(contentsOf: first) == Data(contentsOf: second))
+    /// DOS entry times are set from the run clock's UTC fields, whatever the local time zone
+    /// (the process never changes its environment to get there).
+    @Test(.needs("python3")) func entryTimesAreTheRunClockInUTC() async throws {
+        let clock = Date(timeIntervalSince1970: 1_795_873_531)  // 2026-11-28T13:45:31Z
+        let (file, _) = try await bundle(asOf: clock)
+        let script = "import sys, zipfile; print({i.date_time for i in zipfile.ZipFile(sys.argv[1]).infolist()})"
+        let result = try ExternalTool.run("python3", ["-c", script, file.path])
+        #expect(result.stdout == "{(2026, 11, 28, 13, 45, 30)}\n", "\(result.stderr)")
+        let (day, time) = ZipTimes.dos(clock)
+        let expectedDay: UInt16 = 46 << 9 | 11 << 5 | 28      // 2026 is 46 years after 1980
+        let expectedTime: UInt16 = 13 << 11 | 45 << 5 | 15    // two-second units
+        #expect(day == expectedDay)
+        #expect(time == expectedTime)
+    }
+
+    @Test func anOriginalChangedInStorageFailsTheExportNamingIt() async throws {
+        let objects = try await storedObjects()
+        let input = try sampleInput()
+        let victim = input.evidence[2]
+        await objects.tamper(victim.originalKey, with: Data("{\"n\": 9}\n".utf8))  // same size, other bytes
+        do {
+            _ = try await render(input, objects: objects)
+            Issue.record("a tampered original went into the bundle")
+        } catch {
+            #expect("\(error)".contains("evidence object \(victim.originalKey) does not match its recorded SHA-256"), "\(error)")
+        }
+        await objects.tamper(victim.originalKey, with: Data("{\"n\": 2, \"extra\": true}\n".utf8))  // longer
+        await #expect(throws: PipelineError.self) { _ = try await render(input, objects: objects) }
+    }
+
+    @Test func aMissingOriginalFailsTheExportNamingIt() async throws {
+        let objects = try await storedObjects()
+        let input = try sampleInput()
+        await objects.delete(input.evidence[0].originalKey)
+        do {
+            _ = try await render(input, objects: objects)
+            Issue.record("an export was made without one of its originals")
+        } catch {
+            #expect("\(error)".contains("evidence object \(input.evidence[0].originalKey) is missing from storage"), "\(error)")
+        }
     }
 }

@@ -5,10 +5,6 @@ import Testing
 
 typealias Op = GitHubCollector.Operation
 
-func index(_ items: [Evidence], failures: [CollectionFailure] = []) -> EvidenceIndex {
-    EvidenceIndex(items.map { .evidence($0) } + failures.map { .failure($0) })
-}
-
 let acmeOrg = Organization(id: try! OrganizationID("acme"), name: "Acme", integrations: [:])
 
 func evaluate(_ check: Check, _ index: EvidenceIndex) -> CheckResult {
@@ -29,14 +25,14 @@ func protectionJSON(reviews: Int? = 1, admins: Bool = true, force: Bool = false,
     """
 }
 
-func protection(_ repo: String, _ branch: String, _ json: String, status: Int = 200) -> Evidence {
+func protection(_ repo: String, _ branch: String, _ json: String, status: Int = 200) -> Answer {
     githubEvidence(Op.getBranchProtection, resource: "acme-corp/\(repo)@\(branch)", status: status, json: json)
 }
 
 let goodProtections = [protection("api", "main", protectionJSON()), protection("web", "trunk", protectionJSON())]
 
 @Suite struct OrganizationChecksTests {
-    func org(_ json: String) -> Evidence { githubEvidence(Op.getOrganization, resource: "acme-corp", json: json) }
+    func org(_ json: String) -> Answer { githubEvidence(Op.getOrganization, resource: "acme-corp", json: json) }
 
     @Test func requiredTwoFactorPasses() {
         let result = evaluate(GitHubChecks.organizationRequires2FA, index([org(#"{"login":"acme-corp","two_factor_requirement_enabled":true}"#)]))
@@ -69,7 +65,7 @@ let goodProtections = [protection("api", "main", protectionJSON()), protection("
         #expect(result.status == .notVerified)
     }
 
-    func members(_ json: String) -> Evidence { githubEvidence(Op.listMembersWithout2FA, resource: "acme-corp", json: json) }
+    func members(_ json: String) -> Answer { githubEvidence(Op.listMembersWithout2FA, resource: "acme-corp", json: json) }
 
     @Test func noMemberWithout2FAPasses() {
         #expect(evaluate(GitHubChecks.membersHave2FA, index([members("[]")])).status == .pass)
@@ -157,7 +153,7 @@ let goodProtections = [protection("api", "main", protectionJSON()), protection("
         #expect(evaluate(GitHubChecks.forcePushesBlocked, index([none])).status == .notApplicable)
     }
 
-    func alerts(_ repo: String, _ status: Int) -> Evidence {
+    func alerts(_ repo: String, _ status: Int) -> Answer {
         githubEvidence(Op.checkVulnerabilityAlerts, resource: "acme-corp/\(repo)", status: status, json: "")
     }
 
@@ -196,8 +192,9 @@ let goodProtections = [protection("api", "main", protectionJSON()), protection("
     @Test func acmeAndGlobexScoreDifferently() async throws {
         var percents: [String] = []
         for org in ["acme", "globex", "initech"] {
-            let (organization, evidence) = try await collect(org)
-            let results = CheckValidator().evaluate(evidence, frameworks: ["soc2", "iso27001"], organization: organization)
+            let collected = try await collect(org)
+            let results = CheckValidator().evaluate(collected.index, frameworks: ["soc2", "iso27001"],
+                                                    organization: collected.organization)
             #expect(results.count == 7)
             percents.append(ControlScorer().score(results, frameworks: ["soc2", "iso27001"]).percentText)
             if org == "initech" { #expect(results.allSatisfy { $0.status == .notVerified }) }

@@ -1,8 +1,8 @@
 import Foundation
 import Pipeline
 import PipelineTesting
-import Stages
 import Testing
+import Transport
 
 /// An HTTPS server with a self-signed certificate, answering 200 to anything.
 let selfSignedServer = """
@@ -20,11 +20,7 @@ s.serve_forever()
 """
 
 @Suite struct HTTPClientTests {
-    @Test func tlsCertificatesAreVerified() async throws {
-        guard ExternalTool.find("openssl") != nil else {
-            if ExternalTool.isCI { Issue.record("openssl missing") }
-            return
-        }
+    @Test(.needs("openssl", "python3")) func tlsCertificatesAreVerified() async throws {
         let dir = try ExternalTool.temporaryDirectory()
         let key = dir.appendingPathComponent("key.pem").path
         let cert = dir.appendingPathComponent("cert.pem").path

@@ -1,98 +1,158 @@
 import Foundation
 import Pipeline
 import PipelineTesting
-import Stages
 import Testing
+@testable import Transport
 
-/// A stand-in S3 that answers from a script of faults, logging each request line on stdout.
-/// moto has no way to inject 500s, 503 SlowDown or a connection cut mid-body; this does.
-let faultServer = """
-import http.server, socket, sys, threading
-script = sys.argv[1].split(",")
-count = [0]
-lock = threading.Lock()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
-    def handle_one(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        with lock:
-            i = count[0]; count[0] += 1
-        step = script[min(i, len(script) - 1)]
-        print(self.command, self.path, step, flush=True)
-        if step == "cut":
-            self.send_response(200); self.send_header("Content-Length", "100"); self.end_headers()
-            self.wfile.write(b"partial"); self.wfile.flush(); self.connection.shutdown(socket.SHUT_RDWR); self.close_connection = True; return
-        status = int(step)
-        codes = {500: "InternalError", 503: "SlowDown", 403: "AccessDenied"}
-        payload = b"" if status == 200 else ("<Error><Code>%s</Code><Message>injected</Message></Error>" % codes.get(status, "X")).encode()
-        if status == 200 and self.command == "GET": payload = b"stored bytes"
-        if status == 200 and self.command == "POST" and "uploads" in self.path:
-            payload = b"<InitiateMultipartUploadResult><UploadId>u-1</UploadId></InitiateMultipartUploadResult>"
-        self.send_response(status)
-        self.send_header("ETag", '"abc"')
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD": self.wfile.write(payload)
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = handle_one
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(server.server_address[1], flush=True)
-server.serve_forever()
-"""
+/// The S3 client over a scripted transport, in process: the faults moto cannot make (500s, 503
+/// SlowDown, cut bodies, refused credentials) answered exactly as S3 answers them.
+struct FaultyS3 {
+    let transport: ScriptedTransport
+    let sleeper = RecordingSleeper()
+    let client: S3Client
 
-func faultyClient(_ script: String) throws -> (S3Client, BackgroundProcess) {
-    let server = try BackgroundProcess("python3", ["-c", faultServer, script])
-    let client = S3Client(location: S3Location(endpoint: URL(string: "http://127.0.0.1:\(server.firstLine)")!, bucket: "b1",
-                                               region: "us-east-1", pathStyle: true, prefix: ""),
-                          credentials: AWSCredentials(accessKeyID: "AKID", secretAccessKey: "secret"),
-                          retry: RetryPolicy(maxAttempts: 4, initialBackoff: .milliseconds(5), maxBackoff: .milliseconds(20)))
-    return (client, server)
+    init(_ transport: ScriptedTransport, clock: @escaping @Sendable () -> Date = { Date(timeIntervalSince1970: 1_795_824_000) }) {
+        self.transport = transport
+        client = S3Client(location: S3Location(endpoint: URL(string: "http://127.0.0.1:9")!, bucket: "b1", region: "us-east-1",
+                                               pathStyle: true, prefix: ""),
+                          credentials: AWSCredentials(accessKeyID: "AKID", secretAccessKey: "secret"), http: transport,
+                          retry: RetryPolicy(maxAttempts: 4, initialBackoff: .milliseconds(5), maxBackoff: .milliseconds(20)),
+                          sleeper: sleeper.sleeper, now: clock)
+    }
+
+    static func error(_ status: Int, _ code: String) -> ScriptedTransport.Step {
+        .answer(HTTPResponse(status: status, headers: [("Content-Type", "application/xml")],
+                             body: Data("<Error><Code>\(code)</Code><Message>injected</Message></Error>".utf8)))
+    }
+
+    static let ok = ScriptedTransport.Step.answer(HTTPResponse(status: 200, headers: [("ETag", "\"abc\"")]))
 }
 
 @Suite struct StorageFaultTests {
     @Test func slowDownAndServerErrorsAreRetriedUntilTheyPass() async throws {
-        let (client, server) = try faultyClient("503,500,200")
-        try await client.put("acme/x", data: Data("x".utf8), contentType: "text/plain")
-        let log = server.stop().split(separator: "\n")
-        #expect(log.map { $0.split(separator: " ").last.map(String.init) ?? "" } == ["503", "500", "200"])
+        let s3 = FaultyS3(ScriptedTransport([FaultyS3.error(503, "SlowDown"), FaultyS3.error(500, "InternalError"), FaultyS3.ok]))
+        try await s3.client.put("acme/x", data: Data("x".utf8), contentType: "text/plain")
+        #expect(s3.transport.requestCount == 3)
+        #expect(s3.sleeper.waits.count == 2)
+    }
+
+    @Test func everyAttemptIsSignedAfresh() async throws {
+        let ticks = Ticks()
+        let s3 = FaultyS3(ScriptedTransport([FaultyS3.error(503, "SlowDown"), FaultyS3.ok]), clock: { ticks.next() })
+        try await s3.client.put("acme/x", data: Data("x".utf8), contentType: "text/plain")
+        let dates = s3.transport.requests.map { $0.header("X-Amz-Date") }
+        #expect(dates == ["20261128T000001Z", "20261128T000002Z"])
+        let signatures = Set(s3.transport.requests.compactMap { $0.header("Authorization") })
+        #expect(signatures.count == 2)
     }
 
     @Test func aServerThatKeepsFailingGivesUpWithAClearError() async throws {
-        let (client, server) = try faultyClient("500")
+        let s3 = FaultyS3(ScriptedTransport([FaultyS3.error(500, "InternalError")]))
         do {
-            try await client.put("acme/x", data: Data("x".utf8), contentType: "text/plain")
+            try await s3.client.put("acme/x", data: Data("x".utf8), contentType: "text/plain")
             Issue.record("no error")
-        } catch {
-            #expect("\(error)" == "PUT s3://b1/acme/x answered 500 InternalError: injected [storage]")
+        } catch let error as PipelineError {
+            #expect(error.description == "PUT s3://b1/acme/x answered 500 InternalError: injected [storage]")
+            #expect(error[.s3Code] == "InternalError")
+            #expect(error[.httpStatus] == "500")
         }
-        #expect(server.stop().split(separator: "\n").count == 4)  // every attempt
+        #expect(s3.transport.requestCount == 4)  // every attempt
     }
 
     @Test func clientErrorsAreNotRetried() async throws {
-        let (client, server) = try faultyClient("403,200")
-        await #expect(throws: PipelineError.self) { _ = try await client.get("acme/x") }
-        #expect(server.stop().split(separator: "\n") == ["GET /b1/acme/x 403"])
+        let s3 = FaultyS3(ScriptedTransport([FaultyS3.error(404, "NoSuchKey"), FaultyS3.ok]))
+        await #expect(throws: PipelineError.self) { _ = try await s3.client.get("acme/x") }
+        #expect(s3.transport.requestCount == 1)
+    }
+
+    @Test func aWrongSecretSaysTheStorageRefusedTheCredentials() async throws {
+        let s3 = FaultyS3(ScriptedTransport([FaultyS3.error(403, "SignatureDoesNotMatch")]))
+        do {
+            _ = try await s3.client.get("acme/x")
+            Issue.record("no error")
+        } catch let error as PipelineError {
+            #expect(error.message.hasPrefix("the storage refused the credentials (SignatureDoesNotMatch, HTTP 403)"))
+            #expect(error.message.contains("AWS_SECRET_ACCESS_KEY"))
+            #expect(!error.message.contains("secret\""))
+        }
+        // A HEAD answer has no body to say why; a 400 or 403 there is read the same way.
+        let head = FaultyS3(ScriptedTransport([.answer(HTTPResponse(status: 400))]))
+        await #expect(throws: PipelineError.self) { _ = try await head.client.head("acme/x") }
+        do { _ = try await head.client.head("acme/x") } catch {
+            #expect("\(error)".contains("the storage refused the credentials (BadRequest, HTTP 400)"))
+        }
     }
 
     @Test func aResponseCutMidBodyIsRetriedAsTransient() async throws {
-        let (client, server) = try faultyClient("cut,200")
-        let start = ContinuousClock.now
-        #expect(try await client.get("acme/x") == Data("stored bytes".utf8))
-        #expect(ContinuousClock.now - start < .seconds(10))
-        #expect(server.stop().split(separator: "\n").count == 2)
+        let cut = PipelineError(.transport, "GET http://127.0.0.1:9/b1/acme/x: Transferred a partial file", transient: true)
+        let s3 = FaultyS3(ScriptedTransport([.fail(cut), .answer(HTTPResponse(status: 200, body: Data("stored bytes".utf8)))]))
+        #expect(try await s3.client.get("acme/x") == Data("stored bytes".utf8))
+        #expect(s3.transport.requestCount == 2)
+    }
+
+    @Test func aConditionalPutKeepsAnExistingObjectInOneRequest() async throws {
+        let s3 = FaultyS3(ScriptedTransport([FaultyS3.error(412, "PreconditionFailed")]))
+        #expect(try await !s3.client.put("acme/x", data: Data("x".utf8), contentType: "text/plain", ifAbsent: true))
+        #expect(s3.transport.requestCount == 1)
+        #expect(s3.transport.requests.first?.header("If-None-Match") == "*")
+        #expect(s3.transport.requests.first?.method == "PUT")
     }
 
     @Test func aFailedMultipartUploadIsAborted() async throws {
         // Create → 200 with an UploadId; every part → 500; then the abort (DELETE) must come.
-        let (client, server) = try faultyClient("200,500")
-        var small = client
+        let transport = ScriptedTransport { request in
+            switch (request.method, request.url.query ?? "") {
+            case ("POST", let query) where query.contains("uploads"):
+                return HTTPResponse(status: 200, body: Data("<InitiateMultipartUploadResult><UploadId>u-1</UploadId></InitiateMultipartUploadResult>".utf8))
+            case ("DELETE", _): return HTTPResponse(status: 204)
+            default: return HTTPResponse(status: 500, body: Data("<Error><Code>InternalError</Code></Error>".utf8))
+            }
+        }
+        var small = FaultyS3(transport).client
         small.multipartThreshold = 1
         small.partSize = 5 << 20
         let file = try ExternalTool.temporaryDirectory().appendingPathComponent("f.bin")
         try Data(count: 6 << 20).write(to: file)
         await #expect(throws: PipelineError.self) { try await small.upload("acme/big", file: file, contentType: "application/zip") }
-        let log = server.stop()
-        #expect(log.contains("DELETE /b1/acme/big?uploadId="), "\(log)")
+        let aborts = transport.requests.filter { $0.method == "DELETE" }
+        #expect(aborts.count == 1)
+        #expect(aborts.first?.url.query == "uploadId=u-1")
+    }
+
+    @Test func rangedReadsCoverTheObjectAndAnEmptyObjectReadsEmpty() async throws {
+        let payload = Data((0..<2500).map { UInt8(truncatingIfNeeded: $0) })
+        let transport = ScriptedTransport { request in
+            let range = request.header("Range")!.dropFirst("bytes=".count).split(separator: "-").map { Int($0)! }
+            let end = min(range[1], payload.count - 1)
+            return HTTPResponse(status: 206, headers: [("Content-Range", "bytes \(range[0])-\(end)/\(payload.count)")],
+                                body: payload.subdata(in: range[0]..<end + 1))
+        }
+        let s3 = FaultyS3(transport)
+        var offset: Int64 = 0
+        var joined = Data()
+        while true {
+            let (data, total) = try await s3.client.getRange("acme/x", offset: offset, length: 1000)
+            joined.append(data)
+            offset += Int64(data.count)
+            if offset >= total { break }
+        }
+        #expect(joined == payload)
+        #expect(transport.requestCount == 3)
+        let empty = FaultyS3(ScriptedTransport([.answer(HTTPResponse(status: 416, headers: [("Content-Range", "bytes */0")]))]))
+        let (data, total) = try await empty.client.getRange("acme/empty", offset: 0, length: 1000)
+        #expect(data.isEmpty)
+        #expect(total == 0)
+    }
+}
+
+/// A clock that moves one second per reading.
+final class Ticks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seconds = 0.0
+    func next() -> Date {
+        lock.withLock {
+            seconds += 1
+            return Date(timeIntervalSince1970: 1_795_824_000 + seconds)
+        }
     }
 }

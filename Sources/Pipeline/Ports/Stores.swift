@@ -71,6 +71,8 @@ public struct ExportRecord: Sendable, Hashable, Codable {
 /// Blobs under keys that begin `{organization_id}/`. Writes are whole or not at all.
 public protocol ObjectStore: Sendable {
     /// Writes the object; with `ifAbsent`, leaves an existing object untouched and returns false.
+    /// (Keys are content-addressed, so an existing object has the same bytes; a store whose
+    /// objects can be torn by a crash, a directory, replaces one whose size is not the new one's.)
     /// The object may not be durable until `sync()` (a directory defers its flush to the batch).
     @discardableResult
     func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async throws -> Bool

@@ -94,8 +94,20 @@ struct Run: AsyncParsableCommand {
         let store = try await backends.openStore()
         let objects = try await backends.openObjects()
         try backends.ensureDataRoot()
-        let (scratch, _) = try await Scratch.open(in: backends.dataRoot)
-        _ = try await objects.sweep()
+        let logger = Logger(label: "lightsail.pipeline")
+        let (scratch, sweptScratch) = try await Scratch.open(in: backends.dataRoot)
+        let sweptObjects: (files: Int, bytes: Int64)
+        do {
+            sweptObjects = try await objects.sweep()
+        } catch {
+            // Sweeping is housekeeping: a storage role without the right to list uploads still runs.
+            logger.warning("could not sweep what killed runs left in storage", metadata: ["error": "\(error)"])
+            sweptObjects = (0, 0)
+        }
+        if sweptScratch.files + sweptObjects.files > 0 {
+            logger.notice("removed what killed runs left behind", metadata: [
+                "files": "\(sweptScratch.files + sweptObjects.files)", "bytes": "\(sweptScratch.bytes + sweptObjects.bytes)"])
+        }
         let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let runActor = try actorOption.resolve()
         let linkLifetime = parseDuration(linkExpiry)!
@@ -107,7 +119,6 @@ struct Run: AsyncParsableCommand {
             validator: CheckValidator(), scorer: ControlScorer(), renderer: BundleRenderer())
         let executor = PipelineExecutor(definition: definition, stages: stages)
         let progress = ProgressDisplay(enabled: !quiet)
-        let logger = Logger(label: "lightsail.pipeline")
 
         let outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
             let record = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organization.id,

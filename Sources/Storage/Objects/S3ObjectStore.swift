@@ -50,10 +50,15 @@ public struct S3ObjectStore: ObjectStore {
 
     /// Aborts multipart uploads under the prefix that were started more than a day ago: what an
     /// uploader killed before it could abort leaves behind (their parts are billed, never shown).
+    /// The bucket's uploads are listed whole and filtered here (moto 5.2 refuses the signature of
+    /// a `prefix` with `/`); a bucket lifecycle rule `AbortIncompleteMultipartUpload` does the same
+    /// job on AWS.
     public func sweep() async throws -> (files: Int, bytes: Int64) {
         var aborted = 0
         let cutoff = Date().addingTimeInterval(-24 * 3600)
-        for upload in try await client.multipartUploads(prefix: client.location.prefix) where upload.initiated < cutoff {
+        let prefix = client.location.prefix
+        for upload in try await client.multipartUploads(prefix: "")
+        where upload.key.hasPrefix(prefix) && upload.initiated < cutoff {
             try await client.abortMultipartUpload(upload.key, uploadID: upload.uploadID)
             aborted += 1
         }

@@ -199,10 +199,7 @@ public struct S3Client: Sendable {
         // Content-Range: bytes 0-99/1234, or bytes */0 with 416.
         let total = response.header("Content-Range").flatMap { $0.split(separator: "/").last.flatMap { Int64($0) } }
         if response.status == 416 {
-            guard total == 0 || offset > 0 else {
-                throw PipelineError(.storage, "GET s3://\(location.bucket)/\(key) refused the range from \(offset)",
-                                    fields: [.httpStatus: "416"])
-            }
+            // Past the end: at 0 the object is empty (S3 refuses any range of an empty object).
             return (Data(), total ?? offset)
         }
         if response.status == 200 {  // a server that ignores Range sends it all
@@ -217,7 +214,8 @@ public struct S3Client: Sendable {
         var keyMarker: String?
         var idMarker: String?
         repeat {
-            var query = [("uploads", ""), ("prefix", prefix)]
+            var query = [("uploads", "")]
+            if !prefix.isEmpty { query.append(("prefix", prefix)) }
             if let keyMarker { query.append(("key-marker", keyMarker)) }
             if let idMarker { query.append(("upload-id-marker", idMarker)) }
             let text = String(decoding: try await execute("GET", key: nil, query: query).body, as: UTF8.self)

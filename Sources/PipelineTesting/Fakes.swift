@@ -1,0 +1,154 @@
+import Foundation
+import Pipeline
+
+/// An evidence store in memory that records what it is asked: for executor and command tests that
+/// need no database.
+public actor InMemoryEvidenceStore: EvidenceStore {
+    public private(set) var batches: [[Evidence]] = []
+    public private(set) var ids = Set<String>()
+    public private(set) var finished: [RunRecord.Status] = []
+    public private(set) var resultsStored = 0
+    public private(set) var exports: [ExportRecord] = []
+    public private(set) var entries: [AuditEntry] = []
+
+    public init() {}
+
+    public func beginRun(_ run: RunRecord) {}
+    public func storeEvidence(_ batch: [Evidence], run: RunRecord) -> Int {
+        batches.append(batch)
+        return batch.filter { ids.insert($0.id).inserted }.count
+    }
+    public func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) { resultsStored += 1 }
+    public func storeExport(_ export: ExportRecord, run: RunRecord) { exports.append(export) }
+    public func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) { finished.append(status) }
+    public func evidenceCount(organization: OrganizationID) -> Int { ids.count }
+    public func ensureOrganization(_ organization: Organization, members: [Member], actor: String) {}
+    public func role(of actor: String, in organization: OrganizationID) -> Role? { nil }
+    public func members(of organization: OrganizationID) -> [Member] { [] }
+    public func setMember(_ member: Member, in organization: OrganizationID, actor: String) {}
+    public func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) -> Bool { false }
+    public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) {}
+    public func integrations(of organization: OrganizationID) -> [String: [String: String]] { [:] }
+    public func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) -> Bool { false }
+    public func audit(_ entry: AuditEntry) { entries.append(entry) }
+    public func auditLog(of organization: OrganizationID) -> [AuditEntry] { entries.filter { $0.organizationID == organization } }
+    public func migrationState() -> (applied: Int, latest: Int) { (1, 1) }
+}
+
+/// An object store in memory, counting syncs; objects can be changed behind its back, as a
+/// tampered bucket would be.
+public actor InMemoryObjectStore: ObjectStore {
+    public private(set) var objects: [String: Data] = [:]
+    public private(set) var syncs = 0
+    /// Objects written since the last sync.
+    public private(set) var unsynced = Set<String>()
+
+    public init() {}
+
+    public func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) -> Bool {
+        if ifAbsent, objects[key] != nil { return false }
+        objects[key] = data
+        unsynced.insert(key)
+        return true
+    }
+    public func put(_ key: String, file: URL, contentType: String, ifAbsent: Bool) throws -> Bool {
+        put(key, data: try Data(contentsOf: file), contentType: contentType, ifAbsent: ifAbsent)
+    }
+    public func get(_ key: String) throws -> Data {
+        guard let data = objects[key] else { throw PipelineError(.storage, "object \(key) not found", fields: [.httpStatus: "404"]) }
+        return data
+    }
+    public nonisolated func read(_ key: String, chunkSize: Int, _ body: (Data) async throws -> Void) async throws {
+        let data = try await get(key)
+        var offset = 0
+        while offset < data.count {
+            let end = min(offset + chunkSize, data.count)
+            try await body(data.subdata(in: offset..<end))
+            offset = end
+        }
+    }
+    public func exists(_ key: String) -> Bool { objects[key] != nil }
+    public func delete(_ key: String) { objects[key] = nil }
+    public func sync() {
+        syncs += 1
+        unsynced.removeAll()
+    }
+    public func sweep() -> (files: Int, bytes: Int64) { (0, 0) }
+    public nonisolated func location(of key: String) -> String { "mem://\(key)" }
+    public nonisolated var backend: String { "memory" }
+    public func upload(_ key: String, file: URL, size: Int, contentType: String) throws {
+        objects[key] = try Data(contentsOf: file)
+    }
+    /// Replaces an object's bytes without going through the pipeline.
+    public func tamper(_ key: String, with data: Data) { objects[key] = data }
+}
+
+/// A transport answering from a script: each request gets the next step (the last one repeats),
+/// a response or an error. Records what it was asked; a request whose answer goes to a file gets
+/// the body written there, as the live transport does.
+public final class ScriptedTransport: HTTPTransport, @unchecked Sendable {
+    public enum Step: Sendable {
+        case answer(HTTPResponse)
+        case fail(PipelineError)
+        /// Answers after a delay (honouring cancellation).
+        case slow(Duration, HTTPResponse)
+    }
+
+    private let lock = NSLock()
+    private var steps: [Step]
+    private var handler: (@Sendable (HTTPRequest) throws -> HTTPResponse)?
+    private var _requests: [HTTPRequest] = []
+
+    public init(_ steps: [Step]) {
+        self.steps = steps
+    }
+
+    /// Answers with these statuses and a `{}` body.
+    public convenience init(statuses: [Int]) {
+        self.init(statuses.map { .answer(HTTPResponse(status: $0, body: Data("{}".utf8))) })
+    }
+
+    /// Answers every request with `handler`.
+    public init(_ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse) {
+        steps = []
+        self.handler = handler
+    }
+
+    public var requests: [HTTPRequest] { lock.withLock { _requests } }
+    public var requestCount: Int { lock.withLock { _requests.count } }
+
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let step: Step = try lock.withLock {
+            _requests.append(request)
+            if let handler { return .answer(try handler(request)) }
+            return steps.count > 1 ? steps.removeFirst() : steps[0]
+        }
+        let response: HTTPResponse
+        switch step {
+        case .answer(let answer): response = answer
+        case .fail(let error): throw error
+        case .slow(let delay, let answer):
+            try await Task.sleep(for: delay)
+            response = answer
+        }
+        if let file = request.responseFile {
+            try response.body.write(to: file)
+            return HTTPResponse(status: response.status, headers: response.headers)
+        }
+        return response
+    }
+}
+
+/// Records the waits a retry asks for instead of sleeping.
+public final class RecordingSleeper: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _waits: [Duration] = []
+
+    public init() {}
+
+    public var waits: [Duration] { lock.withLock { _waits } }
+
+    public var sleeper: Sleeper {
+        Sleeper { duration in self.lock.withLock { self._waits.append(duration) } }
+    }
+}
