@@ -31,6 +31,8 @@ let package = Package(
                        providers: [.apt(["libcairo2-dev"])]),
         .systemLibrary(name: "CPostgres", path: "Sources/CPostgres", pkgConfig: "libpq",
                        providers: [.apt(["libpq-dev"])]),
+        // glibc calls Swift's Glibc module leaves out (syncfs, mallopt).
+        .systemLibrary(name: "CSystem", path: "Sources/CSystem"),
 
         // Pure core: definitions, values, ports, the executor and the blocking-work executor. No C.
         .target(name: "Pipeline",
@@ -47,7 +49,7 @@ let package = Package(
         .target(name: "Transport", dependencies: ["Pipeline", "Cryptography", "CCurl"], swiftSettings: strict),
         // Keeping things: SQLite and PostgreSQL stores, directory and S3 object stores, fixture organizations.
         .target(name: "Storage",
-                dependencies: ["Pipeline", "Transport", "Cryptography", "CSQLite", "CPostgres",
+                dependencies: ["Pipeline", "Transport", "Cryptography", "CSQLite", "CPostgres", "CSystem",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: strict),
         .target(name: "Reporting",
@@ -56,7 +58,7 @@ let package = Package(
         // What every test target shares: fakes of the ports, tools a reader uses, the peers' addresses.
         .target(name: "PipelineTesting", dependencies: ["Pipeline"], swiftSettings: strict),
         .executableTarget(name: "Runner",
-                          dependencies: ["Pipeline", "Stages", "Transport", "Storage", "Reporting",
+                          dependencies: ["Pipeline", "Stages", "Transport", "Storage", "Reporting", "CSystem",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: strict),

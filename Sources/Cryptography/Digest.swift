@@ -10,8 +10,10 @@ public enum Digest {
     public static func sha256(_ data: some DataProtocol) throws -> [UInt8] {
         var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
-        let bytes = Array(data)
-        let rc = bytes.withUnsafeBytes { raw in
+        // Contiguous data (Data, [UInt8]) is hashed in place; anything else is gathered first.
+        let rc = data.withContiguousStorageIfAvailable { raw in
+            EVP_Digest(raw.baseAddress, raw.count, &output, &length, EVP_sha256(), nil)
+        } ?? Array(data).withUnsafeBytes { raw in
             EVP_Digest(raw.baseAddress, raw.count, &output, &length, EVP_sha256(), nil)
         }
         try OpenSSL.check(rc == 1, "SHA-256 digest")

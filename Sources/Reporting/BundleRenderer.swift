@@ -17,54 +17,56 @@ public struct BundleRenderer: ReportRenderer {
         self.executor = executor
     }
 
-    /// A small document of the bundle, made in memory when it is written (and once before, for
-    /// its hash).
-    enum Document {
-        case results, readme
-        case metadata(Evidence)
+    /// Where an entry's bytes come from when it is written.
+    enum Source {
+        case readme
+        /// `metadata.json` of the input's evidence at this index, made again when written.
+        case metadata(Int)
+        /// The original of the input's evidence at this index, streamed from the object store.
+        case original(Int)
+        case file(URL)
     }
 
-    enum Source {
-        case document(Document)
-        case original(Evidence)
-        case file(URL)
-        case bytes(Data)
+    struct Entry {
+        let source: Source
+        let file: BundleManifest.File
     }
 
     public func render(_ input: ReportInput, options: RenderOptions, objects: any ObjectStore, scratch: URL) async throws
         -> RenderedExport {
         let org = input.organization.id
-        let pdf = scratch.appendingPathComponent(Residue.temporaryName("pdf"))
-        let zip = scratch.appendingPathComponent(Residue.temporaryName("zip"))
+        let names = ["pdf", "zip", "results", "manifest", "sums"].map { scratch.appendingPathComponent(Residue.temporaryName($0)) }
+        let (pdf, zip, results, manifestFile, sumsFile) = (names[0], names[1], names[2], names[3], names[4])
         let executor = self.executor
         do {
             try await executor.run { try PDFReport(input: input, options: options).render(to: pdf) }
             let pdfHash = try await executor.run { try Self.hash(file: pdf) }
 
             // Every entry's hash and size, before the first is written: SHA256SUMS sorts first.
-            var entries: [(path: String, source: Source, hash: String, size: Int)] = [
-                ("report.pdf", .file(pdf), pdfHash.sha256, pdfHash.size),
-            ]
-            var seen = Set<String>()
-            for evidence in input.evidence where seen.insert(evidence.id).inserted {
-                entries.append(("evidence/\(evidence.id)/original.\(evidence.fileExtension)", .original(evidence),
-                                evidence.sha256, evidence.size))
-                let metadata = try document(.metadata(evidence), input)
-                entries.append(("evidence/\(evidence.id)/metadata.json", .document(.metadata(evidence)),
-                                try Digest.sha256Hex(metadata), metadata.count))
+            var entries = [Entry(source: .file(pdf), file: .init(path: "report.pdf", sha256: pdfHash.sha256, size: pdfHash.size))]
+            let originals = try await executor.run { try Self.evidenceEntries(input.evidence) }
+            entries += originals
+            // results.json lists every evidence id of every check: written once, in pieces, to a file.
+            let resultsHash = try await executor.run {
+                try HashingFile.write(results) { write in
+                    try JSONValueEncoder.encode(ResultsDocument(input: input)).writeCanonical { try write($0) }
+                }
             }
-            for (path, kind) in [("results.json", Document.results), ("README.txt", .readme)] {
-                let data = try document(kind, input)
-                entries.append((path, .document(kind), try Digest.sha256Hex(data), data.count))
+            entries.append(Entry(source: .file(results), file: .init(path: "results.json", sha256: resultsHash.sha256,
+                                                                     size: resultsHash.size)))
+            let readme = Data(self.readme(input).utf8)
+            entries.append(Entry(source: .readme, file: .init(path: "README.txt", sha256: try Digest.sha256Hex(readme),
+                                                              size: readme.count)))
+            let manifest = BundleManifest(input: input, files: entries.map(\.file))
+            let manifestHash = try await executor.run { try HashingFile.write(manifestFile) { try manifest.write($0) } }
+            let manifestEntry = BundleManifest.File(path: "manifest.json", sha256: manifestHash.sha256, size: manifestHash.size)
+            let sumsHash = try await executor.run {
+                try HashingFile.write(sumsFile) { try manifest.writeSHA256SUMS(including: [manifestEntry], $0) }
             }
-            let manifest = BundleManifest(input: input, files: entries.map { .init(path: $0.path, sha256: $0.hash, size: $0.size) })
-            let manifestData = try manifest.json()
-            let manifestFile = BundleManifest.File(path: "manifest.json", sha256: try Digest.sha256Hex(manifestData),
-                                                   size: manifestData.count)
-            let sums = manifest.sha256sums(including: [manifestFile])
-            entries.append(("manifest.json", .bytes(manifestData), manifestFile.sha256, manifestData.count))
-            entries.append(("SHA256SUMS", .bytes(sums), try Digest.sha256Hex(sums), sums.count))
-            let exportID = "exp-" + String(try Digest.sha256Hex(manifestData).prefix(24))
+            entries.append(Entry(source: .file(manifestFile), file: manifestEntry))
+            entries.append(Entry(source: .file(sumsFile), file: .init(path: "SHA256SUMS", sha256: sumsHash.sha256,
+                                                                      size: sumsHash.size)))
+            let exportID = "exp-" + String(manifestHash.sha256.prefix(24))
 
             var out: [RenderedExport.File] = []
             if options.outputs.contains(.pdf) {
@@ -73,42 +75,63 @@ public struct BundleRenderer: ReportRenderer {
             }
             if options.outputs.contains(.bundle) {
                 let writer = try await executor.run { try ZipWriter(file: zip, modified: input.asOf) }
-                for entry in entries.sorted(by: { $0.path < $1.path }) {
+                for entry in entries.sorted(by: { $0.file.path < $1.file.path }) {
                     try Task.checkCancellation()
-                    try await write(entry.path, entry.source, size: entry.size, to: writer, input: input, objects: objects)
+                    try await write(entry, to: writer, input: input, objects: objects)
                 }
                 try await executor.run { try writer.finish() }
                 let zipHash = try await executor.run { try Self.hash(file: zip) }
                 out.append(.init(kind: .bundle, key: "\(org)/exports/\(exportID).zip", file: zip,
                                  contentType: "application/zip", sha256: zipHash.sha256, size: zipHash.size))
             }
+            try await executor.run {
+                for file in [results, manifestFile, sumsFile] { try? FileManager.default.removeItem(at: file) }
+            }
             return RenderedExport(id: exportID, files: out)
         } catch {
             try? await executor.run {
-                try? FileManager.default.removeItem(at: pdf)
-                try? FileManager.default.removeItem(at: zip)
+                for file in names { try? FileManager.default.removeItem(at: file) }
             }
             throw error
         }
     }
 
+    /// Each distinct evidence item's original (its recorded hash and size) and `metadata.json`.
+    static func evidenceEntries(_ evidence: [Evidence]) throws -> [Entry] {
+        var entries: [Entry] = []
+        entries.reserveCapacity(evidence.count * 2)
+        var seen = Set<String>()
+        for (index, item) in evidence.enumerated() where seen.insert(item.id).inserted {
+            let folder = "evidence/\(item.id)/"
+            entries.append(Entry(source: .original(index), file: .init(path: folder + "original.\(item.fileExtension)",
+                                                                       sha256: item.sha256, size: item.size)))
+            let metadata = item.canonicalJSON()
+            entries.append(Entry(source: .metadata(index), file: .init(path: folder + "metadata.json",
+                                                                       sha256: try Digest.sha256Hex(metadata),
+                                                                       size: metadata.count)))
+        }
+        return entries
+    }
+
     /// Writes one entry, streaming an original from the object store and checking its hash.
-    private func write(_ path: String, _ source: Source, size: Int, to writer: ZipWriter, input: ReportInput,
-                       objects: any ObjectStore) async throws {
+    private func write(_ entry: Entry, to writer: ZipWriter, input: ReportInput, objects: any ObjectStore) async throws {
         let executor = self.executor
-        switch source {
-        case .bytes(let data):
+        let path = entry.file.path
+        switch entry.source {
+        case .readme:
+            let data = Data(readme(input).utf8)
             try await executor.run { try writer.add(path: path, data: data) }
-        case .document(let kind):
-            let data = try document(kind, input)
+        case .metadata(let index):
+            let data = input.evidence[index].canonicalJSON()
             try await executor.run { try writer.add(path: path, data: data) }
         case .file(let file):
-            try await executor.run { try writer.beginEntry(path: path, size: size) }
+            try await executor.run { try writer.beginEntry(path: path, size: entry.file.size) }
             try await readFileInChunks(file, chunkSize: chunkSize, executor: executor) { chunk in
                 try await executor.run { try writer.write(chunk) }
             }
             try await executor.run { try writer.endEntry() }
-        case .original(let evidence):
+        case .original(let index):
+            let evidence = input.evidence[index]
             let hasher = try SHA256Hasher()
             var received = 0
             try await executor.run { try writer.beginEntry(path: path, size: evidence.size) }
@@ -136,19 +159,7 @@ public struct BundleRenderer: ReportRenderer {
         PipelineError(.storage, "evidence object \(evidence.originalKey) does not match its recorded SHA-256 (\(evidence.sha256.prefix(12))…, \(evidence.size) bytes): it was changed in storage; the export was not made")
     }
 
-    func document(_ kind: Document, _ input: ReportInput) throws -> Data {
-        switch kind {
-        case .metadata(let evidence): return try evidence.canonicalJSON()
-        case .readme: return Data(readme(input).utf8)
-        case .results:
-            do {
-                return try JSONEncoder.canonical.encode(ResultsDocument(input: input))
-            } catch {
-                throw PipelineError(.render, "cannot encode results.json: \(error)")
-            }
-        }
-    }
-
+    /// Hash and size of a file, read in pieces.
     static func hash(file: URL) throws -> (sha256: String, size: Int) {
         guard let handle = FileHandle(forReadingAtPath: file.path) else {
             throw PipelineError(.render, "cannot read \(file.path)")
@@ -217,5 +228,25 @@ struct ResultsDocument: Encodable {
         case organizationID = "organization_id"
         case asOf = "as_of"
         case notCollected = "not_collected"
+    }
+}
+
+/// A file written in pieces and hashed as it is written.
+enum HashingFile {
+    static func write(_ url: URL, _ produce: (_ write: ([UInt8]) throws -> Void) throws -> Void) throws
+        -> (sha256: String, size: Int) {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil),
+              let handle = FileHandle(forWritingAtPath: url.path) else {
+            throw PipelineError(.render, "cannot write \(url.path)")
+        }
+        defer { try? handle.close() }
+        let hasher = try SHA256Hasher()
+        var size = 0
+        try produce { piece in
+            try piece.withUnsafeBytes { try hasher.update($0) }
+            try handle.write(contentsOf: piece)
+            size += piece.count
+        }
+        return (Digest.hex(try hasher.finalize()), size)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSystem
 import Foundation
 
 @main
@@ -18,6 +19,8 @@ struct PipelineCommand: AsyncParsableCommand {
 
     /// Parses and runs, mapping ArgumentParser's usage failures (64) to this tool's exit 2.
     static func main() async {
+        // Bodies of megabytes pass through: keep them out of the heap's high-water mark.
+        lightsail_tune_malloc(128 << 10, 2)
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

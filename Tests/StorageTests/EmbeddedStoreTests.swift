@@ -145,7 +145,7 @@ func sampleEvidence(_ org: String, count: Int = 10) throws -> [Evidence] {
     @Test func readingStreamsAnObjectInPiecesOfTheSizeAsked() async throws {
         let store = try await LocalObjectStore.open(root: try temporaryDirectory())
         let payload = Data((0..<10_000).map { UInt8(truncatingIfNeeded: $0) })
-        try await store.put("acme/x.bin", data: payload, contentType: "application/octet-stream", ifAbsent: false)
+        _ = try await store.put("acme/x.bin", data: payload, contentType: "application/octet-stream", ifAbsent: false)
         try await store.sync()
         var pieces: [Int] = []
         var joined = Data()

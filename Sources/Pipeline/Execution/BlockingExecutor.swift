@@ -18,7 +18,9 @@ public final class BlockingExecutor: @unchecked Sendable {
 
     public let threads: Int
     private let condition = NSCondition()
-    private var jobs: [@Sendable () -> Void] = []
+    /// Waiting jobs from `head` on; a taken job's slot is emptied at once, so nothing it captured
+    /// (an 8 MB body) outlives it.
+    private var jobs: [(@Sendable () -> Void)?] = []
     private var head = 0
 
     public init(threads: Int, name: String) {
@@ -58,13 +60,17 @@ public final class BlockingExecutor: @unchecked Sendable {
             condition.lock()
             while head == jobs.count { condition.wait() }
             let job = jobs[head]
+            jobs[head] = nil
             head += 1
-            if head > 1024, head * 2 > jobs.count {
+            if head == jobs.count {
+                jobs.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 1024, head * 2 > jobs.count {
                 jobs.removeFirst(head)
                 head = 0
             }
             condition.unlock()
-            job()
+            job?()
         }
     }
 

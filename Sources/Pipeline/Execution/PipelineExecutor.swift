@@ -77,6 +77,9 @@ public struct PipelineExecutor: Sendable {
     public let stages: StageSet
     /// Objects written at once while collection streams in.
     public var writeWidth = 8
+    /// Bytes of answers waiting between collectors and storage, and being written, at most (one
+    /// larger answer still passes, alone).
+    public var bodyBudget = 16 << 20
 
     public init(definition: PipelineDefinition, stages: StageSet) {
         self.definition = definition
@@ -140,14 +143,14 @@ public struct PipelineExecutor: Sendable {
         if let collect = definition.collect {
             context.progress(.stageStarted(org.id, .collect))
             let started = clock.now
-            let channel = BoundedChannel<CollectEvent>(capacity: max(4, collect.concurrency * 2))
+            let channel = BoundedChannel<CollectEvent>(capacity: bodyBudget)
             // The producer is a child of this group: an error on either side cancels the other,
             // and a producer waiting for room stops waiting.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     defer { channel.finish() }
                     try await collectAll(collect, transports: transports, context: context, logger: logger) { event in
-                        try? await channel.send(event)
+                        try? await channel.send(event, weight: event.weight)
                     }
                 }
                 try await consume(channel.elements, into: &collected, context: context)
@@ -235,8 +238,9 @@ public struct PipelineExecutor: Sendable {
         var batch: [Evidence] = []
         var perSource: [String: Int] = [:]
         var seen = Set<String>()
-        try await withThrowingTaskGroup(of: Void.self) { writes in
+        try await withThrowingTaskGroup(of: Int.self) { writes in
             var inFlight = 0
+            var bytesInFlight = 0
             for await event in events {
                 switch event {
                 case .failure(let failure):
@@ -250,16 +254,21 @@ public struct PipelineExecutor: Sendable {
                     collected.index.add(evidence, facts: readFacts ? validator.facts(of: evidence, body: body) : nil)
                     guard persist else { continue }
                     try validateObjectKey(evidence.originalKey, organization: org)
-                    if inFlight >= writeWidth {
-                        try await writes.next()
+                    while inFlight > 0, inFlight >= writeWidth || bytesInFlight + body.count > bodyBudget {
+                        bytesInFlight -= try await writes.next() ?? 0
                         inFlight -= 1
                     }
-                    writes.addTask { try await Self.putObjects(evidence, body: body, objects: objects) }
+                    writes.addTask {
+                        try await Self.putObjects(evidence, body: body, objects: objects)
+                        return body.count
+                    }
                     inFlight += 1
+                    bytesInFlight += body.count
                     batch.append(evidence)
                     if batch.count >= batchSize {
                         try await writes.waitForAll()
                         inFlight = 0
+                        bytesInFlight = 0
                         collected.new += try await commit(batch, context)
                         batch.removeAll(keepingCapacity: true)
                     }
@@ -279,7 +288,7 @@ public struct PipelineExecutor: Sendable {
 
     private static func putObjects(_ evidence: Evidence, body: Data, objects: any ObjectStore) async throws {
         try await objects.put(evidence.originalKey, data: body, contentType: evidence.mediaType, ifAbsent: true)
-        try await objects.put(evidence.metadataKey, data: try evidence.canonicalJSON(), contentType: "application/json",
+        try await objects.put(evidence.metadataKey, data: evidence.canonicalJSON(), contentType: "application/json",
                               ifAbsent: true)
     }
 

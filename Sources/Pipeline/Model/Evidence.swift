@@ -77,13 +77,15 @@ public struct Evidence: Sendable, Hashable, Codable {
     public var metadataKey: String { "\(organizationID)/evidence/\(id)/metadata.json" }
 
     /// `metadata.json`: canonical JSON (sorted keys, ISO-8601 UTC dates), so the same evidence is
-    /// the same bytes.
-    public func canonicalJSON() throws -> Data {
-        do {
-            return try JSONEncoder.canonical.encode(self)
-        } catch {
-            throw PipelineError(.storage, "cannot encode the metadata of evidence \(id.prefix(12)): \(error)")
-        }
+    /// the same bytes. Written directly (it is made for every item of a bundle).
+    public func canonicalJSON() -> Data {
+        JSONValue.object([
+            "id": .string(id), "organization_id": .string(organizationID.rawValue), "source": .string(source),
+            "operation": .string(operation), "resource": .string(resource), "request": .string(request),
+            "status": .number(Double(status)), "collected_at": .string(Timestamp.iso8601(collectedAt)),
+            "fresh_until": .string(Timestamp.iso8601(freshUntil)), "sha256": .string(sha256),
+            "media_type": .string(mediaType), "size": .number(Double(size)),
+        ]).canonicalData()
     }
 }
 
@@ -107,6 +109,12 @@ public struct CollectionFailure: Sendable, Hashable, Codable {
 public enum CollectEvent: Sendable {
     case evidence(Evidence, body: Data)
     case failure(CollectionFailure)
+
+    /// What it weighs in memory, for the collect stream's budget: its body's bytes.
+    public var weight: Int {
+        if case .evidence(_, let body) = self { return max(1, body.count) }
+        return 1
+    }
 }
 
 extension JSONEncoder {

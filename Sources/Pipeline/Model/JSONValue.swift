@@ -2,7 +2,7 @@ import Foundation
 
 /// A JSON value, as checks read evidence. Checks keep only the parts of a body they read (see
 /// `JSONProjection`), so a run holds a few fields per evidence item rather than every body.
-public indirect enum JSONValue: Sendable, Hashable {
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
@@ -299,5 +299,108 @@ public struct JSONProjection: Sendable, Hashable {
             }
             return String(decoding: out, as: UTF8.self)
         }
+    }
+}
+
+extension JSONValue {
+    /// Canonical text: keys sorted, two-space indentation, `/` unescaped, whole numbers without a
+    /// fraction. The same value is always the same bytes.
+    public func canonicalData() -> Data {
+        Data(canonicalBytes())
+    }
+
+    public func canonicalBytes() -> [UInt8] {
+        var out: [UInt8] = []
+        write(into: &out, indent: 0)
+        out.append(0x0A)
+        return out
+    }
+
+    /// Writes the canonical text (with its final newline) in pieces of about `pieceSize` bytes,
+    /// handing each to `body`: a document of any size costs one piece of memory.
+    public func writeCanonical(pieceSize: Int = 1 << 20, _ body: ([UInt8]) throws -> Void) throws {
+        var out: [UInt8] = []
+        out.reserveCapacity(pieceSize + 4096)
+        try write(into: &out, indent: 0) { buffer in
+            if buffer.count >= pieceSize {
+                try body(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        out.append(0x0A)
+        try body(out)
+    }
+
+    /// Appends the canonical text of the value at `indent` levels (no trailing newline).
+    public func write(into out: inout [UInt8], indent: Int) {
+        // Without a flush nothing throws.
+        try? write(into: &out, indent: indent, flush: { _ in })
+    }
+
+    /// As `write(into:indent:)`, offering the buffer to `flush` after each list element or member.
+    func write(into out: inout [UInt8], indent: Int, flush: (inout [UInt8]) throws -> Void) throws {
+        switch self {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let value): out.append(contentsOf: (value ? "true" : "false").utf8)
+        case .number(let value):
+            if value.rounded() == value, abs(value) < 1e15 {
+                out.append(contentsOf: String(Int64(value)).utf8)
+            } else {
+                out.append(contentsOf: "\(value)".utf8)
+            }
+        case .string(let text): Self.writeString(text, into: &out)
+        case .array(let items):
+            if items.isEmpty {
+                out.append(contentsOf: "[]".utf8)
+                return
+            }
+            out.append(contentsOf: "[\n".utf8)
+            for (index, item) in items.enumerated() {
+                Self.pad(&out, indent + 1)
+                try item.write(into: &out, indent: indent + 1, flush: flush)
+                out.append(contentsOf: (index == items.count - 1 ? "\n" : ",\n").utf8)
+                try flush(&out)
+            }
+            Self.pad(&out, indent)
+            out.append(UInt8(ascii: "]"))
+        case .object(let object):
+            if object.isEmpty {
+                out.append(contentsOf: "{}".utf8)
+                return
+            }
+            out.append(contentsOf: "{\n".utf8)
+            let keys = object.keys.sorted()
+            for (index, key) in keys.enumerated() {
+                Self.pad(&out, indent + 1)
+                Self.writeString(key, into: &out)
+                out.append(contentsOf: " : ".utf8)
+                try object[key]!.write(into: &out, indent: indent + 1, flush: flush)
+                out.append(contentsOf: (index == keys.count - 1 ? "\n" : ",\n").utf8)
+                try flush(&out)
+            }
+            Self.pad(&out, indent)
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    static func pad(_ out: inout [UInt8], _ indent: Int) {
+        out.append(contentsOf: repeatElement(0x20, count: indent * 2))
+    }
+
+    public static func writeString(_ text: String, into out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0..<0x20: out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }

@@ -38,19 +38,53 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         self.files = files.sorted { $0.path < $1.path }
     }
 
-    func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        do {
-            return try encoder.encode(self) + Data("\n".utf8)
-        } catch {
-            throw PipelineError(.render, "cannot encode the bundle manifest: \(error)")
+    /// Canonical JSON, written entry by entry in pieces (a bundle can list tens of thousands of
+    /// files).
+    func write(_ piece: ([UInt8]) throws -> Void) throws {
+        var out: [UInt8] = []
+        out.reserveCapacity(1 << 16)
+        func flush(force: Bool = false) throws {
+            if force || out.count >= 1 << 16 {
+                try piece(out)
+                out.removeAll(keepingCapacity: true)
+            }
         }
+        func member(_ key: String, _ value: String, last: Bool = false) {
+            out.append(contentsOf: "  ".utf8)
+            JSONValue.writeString(key, into: &out)
+            out.append(contentsOf: " : ".utf8)
+            JSONValue.writeString(value, into: &out)
+            out.append(contentsOf: (last ? "\n" : ",\n").utf8)
+        }
+        out.append(contentsOf: "{\n".utf8)
+        member("as_of", asOf)
+        out.append(contentsOf: "  \"files\" : [".utf8)
+        for (index, file) in files.enumerated() {
+            out.append(contentsOf: (index == 0 ? "\n    " : ",\n    ").utf8)
+            JSONValue.object(["path": .string(file.path), "sha256": .string(file.sha256), "size": .number(Double(file.size))])
+                .write(into: &out, indent: 2)
+            try flush()
+        }
+        out.append(contentsOf: (files.isEmpty ? "],\n" : "\n  ],\n").utf8)
+        member("format", format)
+        member("organization_id", organizationID)
+        member("organization_name", organizationName)
+        member("period_start", periodStart)
+        member("pipeline", pipeline, last: true)
+        out.append(contentsOf: "}\n".utf8)
+        try flush(force: true)
     }
 
-    /// `sha256sum -c` input: `<hash>  <path>` lines, the manifest's files and `extra`.
-    func sha256sums(including extra: [File]) -> Data {
-        let all = (files + extra).sorted { $0.path < $1.path }
-        return Data(all.map { "\($0.sha256)  \($0.path)\n" }.joined().utf8)
+    /// `sha256sum -c` input: `<hash>  <path>` lines of the manifest's files and `extra`, in pieces.
+    func writeSHA256SUMS(including extra: [File], _ piece: ([UInt8]) throws -> Void) throws {
+        var out: [UInt8] = []
+        for file in (files + extra).sorted(by: { $0.path < $1.path }) {
+            out.append(contentsOf: "\(file.sha256)  \(file.path)\n".utf8)
+            if out.count >= 1 << 16 {
+                try piece(out)
+                out.removeAll(keepingCapacity: true)
+            }
+        }
+        try piece(out)
     }
 }

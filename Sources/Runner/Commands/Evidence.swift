@@ -75,7 +75,7 @@ struct EvidenceCommand: AsyncParsableCommand {
                         try await objects.upload(evidence.originalKey, file: source, size: evidence.size,
                                                  contentType: evidence.mediaType)
                     }
-                    try await objects.put(evidence.metadataKey, data: try evidence.canonicalJSON(),
+                    try await objects.put(evidence.metadataKey, data: evidence.canonicalJSON(),
                                           contentType: "application/json", ifAbsent: true)
                     let inserted = try await store.storeEvidence([evidence], run: run)
                     try await store.linkEvidence(evidence.id, to: controlList, organization: organizationID)

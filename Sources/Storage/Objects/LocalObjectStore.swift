@@ -1,8 +1,7 @@
+import CSystem
 import Foundation
 import Glibc
 import Pipeline
-
-@_silgen_name("syncfs") private func lightsail_syncfs(_ fd: Int32) -> Int32
 
 /// The embedded default object store: a directory. An object is written to a temporary file in
 /// the store's `.staging` folder and linked or renamed into place, so a reader sees it whole or

@@ -67,7 +67,7 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
             try handle.seek(toOffset: entry.offset)
             let line = try handle.read(upToCount: entry.length) ?? Data()
             guard line.count == entry.length else { throw PipelineError(.fixture, "\(file): changed while it was replayed") }
-            return try Self.parse(line, at: "\(file): line", number: 0).response
+            return try Self.parse(line, at: file).response
         }
         if let destination = request.responseFile {
             try await executor.run { try response.body.write(to: destination) }
@@ -117,7 +117,7 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
             lineNumber += 1
             let line = buffer[position..<end]
             if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
-                let parsed = try parse(Data(line), at: "\(file):\(lineNumber)", number: lineNumber)
+                let parsed = try parse(Data(line), at: "\(file):\(lineNumber)", body: false)
                 table[parsed.key, default: []].append(Entry(offset: bufferStart + UInt64(position), length: line.count,
                                                             delay: parsed.delay))
             }
@@ -126,44 +126,52 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
         return table
     }
 
-    /// One exchange from its line: the key it answers and the response.
-    static func parse(_ line: Data, at place: String, number: Int) throws
+    /// What an exchange's line is read for: everything, or all but the body (while indexing, the
+    /// body is checked for syntax and skipped without being built).
+    static let whole = JSONProjection(["request.method", "request.path", "response.status", "response.headers",
+                                       "response.body", "response.delay_ms"])
+    static let withoutBody = JSONProjection(["request.method", "request.path", "response.status", "response.headers",
+                                             "response.delay_ms"])
+
+    /// One exchange from its line: the key it answers and the response (with an empty body unless
+    /// `body`).
+    static func parse(_ line: Data, at place: String, body wantBody: Bool = true) throws
         -> (key: String, response: HTTPResponse, delay: Duration) {
-        let root: Any
+        let root: JSONValue
         do {
-            root = try JSONSerialization.jsonObject(with: line)
+            root = try (wantBody ? whole : withoutBody).apply(line)
         } catch {
-            throw PipelineError(.fixture, "\(place): recording line is not valid JSON (\(describe(error)))")
+            throw PipelineError(.fixture, "\(place): recording line is not valid JSON (\(error))")
         }
-        guard let exchange = root as? [String: Any], let request = exchange["request"] as? [String: Any],
-              let response = exchange["response"] as? [String: Any] else {
+        guard let request = root["request"], request.object != nil, let response = root["response"], response.object != nil else {
             throw PipelineError(.fixture, "\(place): an exchange needs 'request' and 'response' objects")
         }
-        guard let method = request["method"] as? String, let path = request["path"] as? String, path.hasPrefix("/") else {
+        guard let method = request["method"]?.string, let path = request["path"]?.string, path.hasPrefix("/") else {
             throw PipelineError(.fixture, "\(place): request needs 'method' and a 'path' starting with '/'")
         }
-        guard let status = response["status"] as? Int, (100...599).contains(status) else {
+        guard let status = response["status"]?.int, (100...599).contains(status) else {
             throw PipelineError(.fixture, "\(place): response needs a 'status' between 100 and 599")
         }
         var headers: [(String, String)] = []
         if let rawHeaders = response["headers"] {
-            guard let pairs = rawHeaders as? [[String]], pairs.allSatisfy({ $0.count == 2 }) else {
+            guard let pairs = rawHeaders.array?.map({ $0.array?.compactMap(\.string) ?? [] }),
+                  pairs.allSatisfy({ $0.count == 2 }) else {
                 throw PipelineError(.fixture, "\(place): response.headers must be a list of [name, value] pairs")
             }
             headers = pairs.map { ($0[0], $0[1]) }
         }
-        let body: Data
+        var body = Data()
         switch response["body"] {
-        case nil, is NSNull: body = Data()
-        case let text as String: body = Data(text.utf8)
-        default: throw PipelineError(.fixture, "\(place): response.body must be the raw body as a string")
+        case nil, .null?: break
+        case .string(let text)?: body = Data(text.utf8)
+        default: if wantBody { throw PipelineError(.fixture, "\(place): response.body must be the raw body as a string") }
         }
         guard let key = key(method: method, pathAndQuery: path) else {
             throw PipelineError(.fixture, "\(place): request.path \(quotedForMessage(path)) is not a valid path")
         }
         var delay = Duration.zero
         if let rawDelay = response["delay_ms"] {
-            guard let ms = rawDelay as? Int, ms >= 0 else {
+            guard let ms = rawDelay.int, ms >= 0 else {
                 throw PipelineError(.fixture, "\(place): response.delay_ms must be a whole number of milliseconds")
             }
             delay = .milliseconds(ms)
@@ -181,8 +189,4 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
         return "\(method.uppercased()) \(components.percentEncodedPath)\(query)"
     }
 
-    private static func describe(_ error: any Error) -> String {
-        let nsError = error as NSError
-        return (nsError.userInfo[NSDebugDescriptionErrorKey] as? String) ?? nsError.localizedDescription
-    }
 }
