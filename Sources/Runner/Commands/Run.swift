@@ -252,6 +252,9 @@ struct Run: AsyncParsableCommand {
                     ["framework": $0.framework, "passed": $0.passed, "evaluated": $0.evaluated] as [String: Any]
                 }
                 entry["export_id"] = outcome.export?.id ?? NSNull()
+                entry["timings_ms"] = Dictionary(outcome.timings.map {
+                    ($0.stage.rawValue, ($0.duration / .microseconds(1)).rounded() / 1000)
+                }, uniquingKeysWith: +)
                 entry["artifacts"] = (outcome.export?.artifacts ?? []).map {
                     ["kind": $0.kind.rawValue, "key": $0.key, "location": $0.location, "sha256": $0.sha256, "size": $0.size,
                      "link": outcome.links[$0.key]?.absoluteString ?? NSNull()] as [String: Any]
