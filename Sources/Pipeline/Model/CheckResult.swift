@@ -75,7 +75,7 @@ public struct CheckResult: Sendable, Hashable, Codable {
         self.status = status
         self.reason = reason
         self.findings = findings
-        self.evidenceIDs = Array(Set(evidenceIDs)).sorted()
+        self.evidenceIDs = sortedUniqueIDs(evidenceIDs)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -83,4 +83,36 @@ public struct CheckResult: Sendable, Hashable, Codable {
         case checkID = "check_id"
         case evidenceIDs = "evidence_ids"
     }
+}
+
+/// Evidence ids once each, in order. Ids are hex SHA-256 digests, so they sort by the number their
+/// first 16 digits make (ties, and ids of another form, by the whole text): thousands of ids sort in
+/// a fraction of the time text comparison takes, in the same order.
+public func sortedUniqueIDs(_ ids: [String]) -> [String] {
+    var keyed = ids.map { (hexPrefix($0), $0) }
+    keyed.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
+    var out: [String] = []
+    out.reserveCapacity(keyed.count)
+    for (_, id) in keyed where out.last != id {
+        out.append(id)
+    }
+    return out
+}
+
+/// The first 16 characters as a hexadecimal number, or 0 when they are not hex digits (the text
+/// then decides the order).
+func hexPrefix(_ id: String) -> UInt64 {
+    var value: UInt64 = 0
+    var count = 0
+    for byte in id.utf8.prefix(16) {
+        let digit: UInt8
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+        default: return 0
+        }
+        value = value << 4 | UInt64(digit)
+        count += 1
+    }
+    return count == 16 ? value : 0
 }

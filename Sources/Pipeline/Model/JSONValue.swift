@@ -48,10 +48,15 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible, Expressibl
 /// and skipped without being built, so an 8 MB answer costs a scan, not a tree.
 public struct JSONProjection: Sendable, Hashable {
     public let paths: Set<FieldPath>
+    let root: Node
 
     public init(_ paths: some Sequence<FieldPath>) {
         self.paths = Set(paths)
+        root = Node(self.paths.map(\.components))
     }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.paths == rhs.paths }
+    public func hash(into hasher: inout Hasher) { hasher.combine(paths) }
 
     public struct SyntaxError: Error, CustomStringConvertible {
         public let offset: Int
@@ -63,39 +68,42 @@ public struct JSONProjection: Sendable, Hashable {
     public func apply(_ data: Data) throws -> JSONValue {
         try data.withUnsafeBytes { raw in
             var parser = Parser(bytes: raw.bindMemory(to: UInt8.self))
-            let value = try parser.value(Node(paths.map(\.components)))
+            let value = try parser.value(root)
             parser.skipSpace()
             guard parser.position == parser.bytes.count else { throw parser.error("unexpected text after the value") }
             return value
         }
     }
 
-    /// The paths below one place in the document.
-    struct Node {
+    /// The paths below one place in the document, built once per projection.
+    final class Node: Sendable {
         /// A path ends here: keep the whole value.
         let whole: Bool
-        let children: [String: [[String]]]
+        let children: [String: Node]
 
         init(_ paths: [[String]]) {
             var whole = false
-            var children: [String: [[String]]] = [:]
+            var grouped: [String: [[String]]] = [:]
             for path in paths {
                 guard let first = path.first else {
                     whole = true
                     continue
                 }
-                children[first, default: []].append(Array(path.dropFirst()))
+                grouped[first, default: []].append(Array(path.dropFirst()))
             }
             self.whole = whole
-            self.children = children
+            children = grouped.mapValues(Node.init)
         }
 
         static let everything = Node([[]])
-        static let nothing = Node([])
 
-        func child(_ key: String) -> Node? {
-            if whole { return .everything }
-            return children[key].map(Node.init)
+        /// The node under `key`, and the projection's own copy of the key: kept objects share
+        /// their key text instead of each holding a copy.
+        func child(_ key: String) -> (key: String, node: Node)? {
+            if whole { return (key, .everything) }
+            guard let index = children.index(forKey: key) else { return nil }
+            let (shared, node) = children[index]
+            return (shared, node)
         }
     }
 
@@ -164,8 +172,8 @@ public struct JSONProjection: Sendable, Hashable {
                     let key = try parser.string(build: node != nil)
                     try parser.expect(UInt8(ascii: ":"))
                     let child = node?.child(key)
-                    let value = try parser.value(child)
-                    if child != nil { out[key] = value }
+                    let value = try parser.value(child?.node)
+                    if let child { out[child.key] = value }
                     parser.skipSpace()
                     guard parser.position < parser.bytes.count else { throw parser.error("unexpected end in an object") }
                     let byte = parser.bytes[parser.position]
@@ -179,7 +187,7 @@ public struct JSONProjection: Sendable, Hashable {
         mutating func array(_ node: Node?) throws -> JSONValue {
             try nested { parser in
                 parser.position += 1
-                let element = node?.child("[]")
+                let element = node?.child("[]")?.node
                 var out: [JSONValue] = []
                 parser.skipSpace()
                 if parser.position < parser.bytes.count, parser.bytes[parser.position] == UInt8(ascii: "]") {

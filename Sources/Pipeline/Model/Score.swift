@@ -13,7 +13,7 @@ public struct ControlStatus: Sendable, Hashable, Codable {
         self.title = title
         self.status = status
         self.checkIDs = checkIDs.sorted()
-        self.evidenceIDs = Array(Set(evidenceIDs)).sorted()
+        self.evidenceIDs = sortedUniqueIDs(evidenceIDs)
     }
 
     enum CodingKeys: String, CodingKey {

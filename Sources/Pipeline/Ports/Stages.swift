@@ -52,24 +52,54 @@ public struct EvidenceIndex: Sendable {
 
     public private(set) var all: [Evidence] = []
     public private(set) var failures: [CollectionFailure] = []
-    private var facts: [String: EvidenceFacts] = [:]
+    /// Facts of `all[i]` at `facts[i]`; positions by evidence id.
+    private var facts: [EvidenceFacts?] = []
+    private var positions: [String: Int] = [:]
     private var byOperation: [OperationKey: [Int]] = [:]
-    private var byResource: [ResourceKey: [Int]] = [:]
+    /// The first evidence about each resource (most have one), and the rest where there are more.
+    private var firstByResource: [ResourceKey: Int] = [:]
+    private var moreByResource: [ResourceKey: [Int]] = [:]
     private var failuresByOperation: [OperationKey: [Int]] = [:]
     private var failuresByResource: [ResourceKey: [Int]] = [:]
     private var sourceFailures: [String: [Int]] = [:]
+    private var memo = Memo()
 
     public init() {}
 
+    /// Views derived from the evidence that several checks share (the active repositories): made
+    /// once, by the first check that asks, and forgotten when evidence is added.
+    final class Memo: @unchecked Sendable {
+        private let lock = NSLock()
+        private var values: [String: any Sendable] = [:]
+
+        func value<T: Sendable>(_ key: String, _ make: () -> T) -> T {
+            if let known = lock.withLock({ values[key] }) as? T { return known }
+            let made = make()
+            lock.withLock { values[key] = made }
+            return made
+        }
+    }
+
+    public func derived<T: Sendable>(_ key: String, _ make: () -> T) -> T {
+        memo.value(key, make)
+    }
+
     public mutating func add(_ evidence: Evidence, facts: EvidenceFacts?) {
+        memo = Memo()
         byOperation[OperationKey(source: evidence.source, operation: evidence.operation), default: []].append(all.count)
-        byResource[ResourceKey(source: evidence.source, operation: evidence.operation, resource: evidence.resource),
-                   default: []].append(all.count)
+        let key = ResourceKey(source: evidence.source, operation: evidence.operation, resource: evidence.resource)
+        if firstByResource[key] == nil {
+            firstByResource[key] = all.count
+        } else {
+            moreByResource[key, default: []].append(all.count)
+        }
+        positions[evidence.id] = all.count
         all.append(evidence)
-        if let facts { self.facts[evidence.id] = facts }
+        self.facts.append(facts)
     }
 
     public mutating func add(_ failure: CollectionFailure) {
+        memo = Memo()
         let index = failures.count
         failures.append(failure)
         if failure.operation == "*" {
@@ -86,12 +116,25 @@ public struct EvidenceIndex: Sendable {
     }
 
     public func evidence(source: String, operation: String, resource: String) -> [Evidence] {
-        (byResource[ResourceKey(source: source, operation: operation, resource: resource)] ?? []).map { all[$0] }
+        let key = ResourceKey(source: source, operation: operation, resource: resource)
+        guard let first = firstByResource[key] else { return [] }
+        return ([first] + (moreByResource[key] ?? [])).map { all[$0] }
+    }
+
+    /// Where the first evidence of `operation` about `resource` is (for `all` and `facts(at:)`),
+    /// without making a list or copying it.
+    public func position(source: String, operation: String, resource: String) -> Int? {
+        firstByResource[ResourceKey(source: source, operation: operation, resource: resource)]
+    }
+
+    /// The facts of the evidence at `position` in `all`.
+    public func facts(at position: Int) -> EvidenceFacts? {
+        facts[position]
     }
 
     /// What the checks took from the evidence's answer when it was collected.
     public func facts(of evidence: Evidence) -> EvidenceFacts? {
-        facts[evidence.id]
+        positions[evidence.id].flatMap { facts[$0] }
     }
 
     /// Failures of `operation` (of any resource), and of the whole source.

@@ -37,20 +37,25 @@ public struct Check: Sendable {
         public let status: CheckStatus
         public let reason: String
         public let findings: [String]
-        public let evidence: [Evidence]
+        /// Ids of the evidence the verdict rests on.
+        public let evidenceIDs: [String]
 
         public init(_ status: CheckStatus, _ reason: String, findings: [String] = [], evidence: [Evidence] = []) {
+            self.init(status, reason, findings: findings, evidenceIDs: evidence.map(\.id))
+        }
+
+        public init(_ status: CheckStatus, _ reason: String, findings: [String] = [], evidenceIDs: [String]) {
             self.status = status
             self.reason = reason
             self.findings = findings
-            self.evidence = evidence
+            self.evidenceIDs = evidenceIDs
         }
     }
 
     func result(_ index: EvidenceIndex, _ organization: Organization) -> CheckResult {
         let verdict = evaluate(index, organization)
         return CheckResult(checkID: id, title: title, controls: controls, status: verdict.status, reason: verdict.reason,
-                           findings: verdict.findings, evidenceIDs: verdict.evidence.map(\.id))
+                           findings: verdict.findings, evidenceIDs: verdict.evidenceIDs)
     }
 }
 
@@ -98,7 +103,11 @@ enum EvidenceReader {
     }
 
     static func value(_ evidence: Evidence, in index: EvidenceIndex) -> Outcome<JSONValue> {
-        switch index.facts(of: evidence) {
+        value(evidence, facts: index.facts(of: evidence))
+    }
+
+    static func value(_ evidence: Evidence, facts: EvidenceFacts?) -> Outcome<JSONValue> {
+        switch facts {
         case .value(let value)?: return .value(value)
         case .unreadable(let why)?: return .unreadable(why)
         case nil: return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) was not read")
@@ -106,7 +115,11 @@ enum EvidenceReader {
     }
 
     static func object(_ evidence: Evidence, in index: EvidenceIndex) -> Outcome<JSONValue> {
-        switch value(evidence, in: index) {
+        object(evidence, facts: index.facts(of: evidence))
+    }
+
+    static func object(_ evidence: Evidence, facts: EvidenceFacts?) -> Outcome<JSONValue> {
+        switch value(evidence, facts: facts) {
         case .value(let value) where value.object != nil: return .value(value)
         case .value: return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) is not a JSON object")
         case .unreadable(let why): return .unreadable(why)

@@ -88,7 +88,38 @@ public enum GitHubChecks {
     }
 
     /// Active (not archived) repositories from every page of the listing, or why they are unknown.
-    static func activeRepositories(_ index: EvidenceIndex) -> (repos: [(name: String, branch: String)], pages: [Evidence], problem: String?) {
+    struct ActiveRepositories: Sendable {
+        struct Repository: Sendable {
+            let name: String
+            /// `owner/name`, and `owner/name@branch`: the resources of its evidence.
+            let resource: String
+            let branchResource: String
+            /// Where its branch protection and alerts evidence are in the index (looked up once
+            /// for every check).
+            let protection: Int?
+            let alerts: Int?
+        }
+        let repos: [Repository]
+        let pages: [Evidence]
+        let problem: String?
+    }
+
+    /// Active repositories, shared by every per-repository check of a run.
+    static func activeRepositories(_ index: EvidenceIndex) -> ActiveRepositories {
+        index.derived("github.active-repositories") {
+            let (repos, pages, problem) = listActiveRepositories(index)
+            let owner = pages.first?.resource ?? ""
+            return ActiveRepositories(repos: repos.map {
+                let resource = "\(owner)/\($0.name)"
+                let branchResource = "\(owner)/\($0.name)@\($0.branch)"
+                return .init(name: $0.name, resource: resource, branchResource: branchResource,
+                             protection: index.position(source: source, operation: Op.getBranchProtection, resource: branchResource),
+                             alerts: index.position(source: source, operation: Op.checkVulnerabilityAlerts, resource: resource))
+            }, pages: pages, problem: problem)
+        }
+    }
+
+    static func listActiveRepositories(_ index: EvidenceIndex) -> (repos: [(name: String, branch: String)], pages: [Evidence], problem: String?) {
         let pages = index.evidence(source: source, operation: Op.listRepositories)
         if pages.isEmpty || !index.failures(source: source, operation: Op.listRepositories).isEmpty {
             return ([], pages, missing(index, Op.listRepositories, "the repository list"))
@@ -109,54 +140,61 @@ public enum GitHubChecks {
 
     /// Applies `judge` to every active repository's evidence of `operation` and rolls the verdicts
     /// up: any bad → fail; else any unknown → not_verified; else pass. No repositories → n/a.
-    static func perRepository(_ index: EvidenceIndex, operation: String, resource: @escaping (String, String, String) -> String,
+    static func perRepository(_ index: EvidenceIndex, operation: String,
+                              resource: (ActiveRepositories.Repository) -> String,
+                              position: (ActiveRepositories.Repository) -> Int?,
                               passReason: String, failReason: String,
-                              judge: (Evidence, EvidenceIndex) -> RepoVerdict) -> Check.Verdict {
-        let (repos, pages, problem) = activeRepositories(index)
-        if let problem { return .init(.notVerified, problem, evidence: pages) }
+                              judge: (EvidenceIndex, Int) -> RepoVerdict) -> Check.Verdict {
+        let active = activeRepositories(index)
+        let (repos, pages) = (active.repos, active.pages)
+        if let problem = active.problem { return .init(.notVerified, problem, evidence: pages) }
         if repos.isEmpty { return .init(.notApplicable, "The organization has no active repositories.", evidence: pages) }
-        let owner = pages.first?.resource ?? ""
-        var used = pages
+        var used = pages.map(\.id)
+        used.reserveCapacity(pages.count + repos.count)
         var bad: [String] = []
         var unknown: [String] = []
+        var positions: [Int] = []
+        positions.reserveCapacity(repos.count)
         for repo in repos {
-            let key = resource(owner, repo.name, repo.branch)
-            guard let evidence = index.evidence(source: source, operation: operation, resource: key).first else {
-                unknown.append("\(owner)/\(repo.name): " + missing(index, operation, "evidence", resource: key))
+            guard let position = position(repo) else {
+                unknown.append("\(repo.resource): " + missing(index, operation, "evidence", resource: resource(repo)))
                 continue
             }
-            used.append(evidence)
-            switch judge(evidence, index) {
+            positions.append(position)
+            switch judge(index, position) {
             case .ok: break
-            case .bad(let finding): bad.append("\(owner)/\(repo.name): \(finding)")
-            case .unknown(let why): unknown.append("\(owner)/\(repo.name): \(why)")
+            case .bad(let finding): bad.append("\(repo.resource): \(finding)")
+            case .unknown(let why): unknown.append("\(repo.resource): \(why)")
             }
+        }
+        // Every check of one operation rests on the same evidence: its ids are sorted once.
+        used = index.derived("github.evidence-ids.\(operation)") {
+            sortedUniqueIDs(used + positions.map { index.all[$0].id })
         }
         if !bad.isEmpty {
             return .init(.fail, "\(bad.count) of \(repos.count) repositories: \(failReason)",
-                         findings: bad + unknown, evidence: used)
+                         findings: bad + unknown, evidenceIDs: used)
         }
         if !unknown.isEmpty {
             return .init(.notVerified, "\(unknown.count) of \(repos.count) repositories could not be verified.",
-                         findings: unknown, evidence: used)
+                         findings: unknown, evidenceIDs: used)
         }
-        return .init(.pass, "All \(repos.count) active repositories: \(passReason)", evidence: used)
+        return .init(.pass, "All \(repos.count) active repositories: \(passReason)", evidenceIDs: used)
     }
 
-    static let protectionResource: @Sendable (String, String, String) -> String = { owner, repo, branch in "\(owner)/\(repo)@\(branch)" }
-
     /// The protection document, `nil` when the branch is not protected (404), or why it is unreadable.
-    static func protection(_ evidence: Evidence, _ index: EvidenceIndex) -> EvidenceReader.Outcome<JSONValue?> {
-        if evidence.status == 404 { return .value(nil) }
-        switch EvidenceReader.object(evidence, in: index) {
+    static func protection(_ index: EvidenceIndex, _ position: Int) -> EvidenceReader.Outcome<JSONValue?> {
+        if index.all[position].status == 404 { return .value(nil) }
+        if case .value(let object)? = index.facts(at: position), object.object != nil { return .value(object) }
+        switch EvidenceReader.object(index.all[position], facts: index.facts(at: position)) {
         case .value(let object): return .value(object)
         case .unreadable(let why): return .unreadable(why)
         }
     }
 
-    static func protectionRule(_ check: @escaping (JSONValue) -> RepoVerdict) -> (Evidence, EvidenceIndex) -> RepoVerdict {
-        { evidence, index in
-            switch protection(evidence, index) {
+    static func protectionRule(_ check: @escaping (JSONValue) -> RepoVerdict) -> (EvidenceIndex, Int) -> RepoVerdict {
+        { index, position in
+            switch protection(index, position) {
             case .unreadable(let why): return .unknown(why)
             case .value(nil): return .bad("default branch is not protected")
             case .value(let rules?): return check(rules)
@@ -178,7 +216,7 @@ public enum GitHubChecks {
         controls: soc2("CC8.1") + iso("A.8.4", "A.8.32"),
         reads: protectionReading("required_pull_request_reviews.required_approving_review_count")
     ) { index, _ in
-        perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
+        perRepository(index, operation: Op.getBranchProtection, resource: \.branchResource, position: \.protection,
                       passReason: "changes to the default branch need an approving review.",
                       failReason: "changes can reach the default branch without review.",
                       judge: protectionRule { rules in
@@ -196,7 +234,7 @@ public enum GitHubChecks {
         controls: soc2("CC8.1") + iso("A.8.32"),
         reads: protectionReading("allow_force_pushes.enabled")
     ) { index, _ in
-        perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
+        perRepository(index, operation: Op.getBranchProtection, resource: \.branchResource, position: \.protection,
                       passReason: "force pushes to the default branch are blocked.",
                       failReason: "history of the default branch can be rewritten.",
                       judge: protectionRule { rules in
@@ -214,7 +252,7 @@ public enum GitHubChecks {
         controls: soc2("CC8.1") + iso("A.8.32"),
         reads: protectionReading("allow_deletions.enabled")
     ) { index, _ in
-        perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
+        perRepository(index, operation: Op.getBranchProtection, resource: \.branchResource, position: \.protection,
                       passReason: "the default branch cannot be deleted.",
                       failReason: "the default branch can be deleted.",
                       judge: protectionRule { rules in
@@ -232,7 +270,7 @@ public enum GitHubChecks {
         controls: soc2("CC8.1") + iso("A.8.32"),
         reads: protectionReading("enforce_admins.enabled")
     ) { index, _ in
-        perRepository(index, operation: Op.getBranchProtection, resource: protectionResource,
+        perRepository(index, operation: Op.getBranchProtection, resource: \.branchResource, position: \.protection,
                       passReason: "administrators are held to the same protection.",
                       failReason: "administrators can bypass branch protection.",
                       judge: protectionRule { rules in
@@ -250,14 +288,15 @@ public enum GitHubChecks {
         controls: soc2("CC7.1") + iso("A.8.8"),
         reads: [repositoryList]
     ) { index, _ in
-        perRepository(index, operation: Op.checkVulnerabilityAlerts, resource: { owner, repo, _ in "\(owner)/\(repo)" },
+        perRepository(index, operation: Op.checkVulnerabilityAlerts, resource: \.resource, position: \.alerts,
                       passReason: "Dependabot alerts report vulnerable dependencies.",
                       failReason: "vulnerable dependencies go unreported.",
-                      judge: { evidence, _ in
-            switch evidence.status {
+                      judge: { index, position in
+            let status = index.all[position].status
+            switch status {
             case 204: return .ok
             case 404: return .bad("Dependabot alerts are off")
-            default: return .unknown("unexpected status \(evidence.status)")
+            default: return .unknown("unexpected status \(status)")
             }
         })
     }

@@ -47,9 +47,7 @@ public struct LocalObjectStore: ObjectStore {
         return try await executor.run {
             if ifAbsent, Self.size(of: target) == Int64(data.count) { return false }
             return try self.place(key, at: target, size: Int64(data.count), ifAbsent: ifAbsent) { temporary in
-                guard FileManager.default.createFile(atPath: temporary.path, contents: data) else {
-                    throw PipelineError(.storage, "cannot write \(key) in \(self.staging.path): \(String(cString: strerror(errno)))")
-                }
+                try Self.write(data, to: temporary, key: key)
             }
         }
     }
@@ -74,8 +72,10 @@ public struct LocalObjectStore: ObjectStore {
     /// object of the wrong size (torn by a crash before its flush) is replaced.
     private func place(_ key: String, at target: URL, size: Int64, ifAbsent: Bool,
                        write: (URL) throws -> Void) throws -> Bool {
-        let manager = FileManager.default
-        try manager.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let folder = target.deletingLastPathComponent()
+        if mkdir(folder.path, 0o755) != 0, errno != EEXIST {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        }
         let temporary = staging.appendingPathComponent(Residue.temporaryName())
         defer { unlink(temporary.path) }
         try write(temporary)
@@ -87,6 +87,51 @@ public struct LocalObjectStore: ObjectStore {
         return true
     }
 
+    /// Writes `data` to a new file with plain system calls (no flush: `sync()` does that per batch).
+    static func write(_ data: Data, to file: URL, key: String) throws {
+        let fd = Glibc.open(file.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw PipelineError(.storage, "cannot write \(key): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw PipelineError(.storage, "cannot write \(key): \(String(cString: strerror(errno)))")
+                }
+                offset += written
+            }
+        }
+    }
+
+    /// Reads a whole file with plain system calls.
+    static func read(_ file: URL, key: String) throws -> Data {
+        let fd = Glibc.open(file.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw PipelineError(.storage, "object \(key) not found", fields: [.httpStatus: "404"]) }
+            throw PipelineError(.storage, "cannot read \(key): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw PipelineError(.storage, "object \(key) is not a file")
+        }
+        var data = Data(count: Int(info.st_size))
+        var offset = 0
+        try data.withUnsafeMutableBytes { raw in
+            while offset < raw.count {
+                let got = Glibc.read(fd, raw.baseAddress! + offset, raw.count - offset)
+                if got < 0, errno == EINTR { continue }
+                guard got > 0 else { throw PipelineError(.storage, "cannot read \(key): it ended early") }
+                offset += got
+            }
+        }
+        return data
+    }
+
     static func size(of file: URL) -> Int64? {
         var info = stat()
         guard stat(file.path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
@@ -95,12 +140,7 @@ public struct LocalObjectStore: ObjectStore {
 
     public func get(_ key: String) async throws -> Data {
         let target = try url(for: key)
-        return try await executor.run {
-            guard let data = FileManager.default.contents(atPath: target.path) else {
-                throw PipelineError(.storage, "object \(key) not found", fields: [.httpStatus: "404"])
-            }
-            return data
-        }
+        return try await executor.run { try Self.read(target, key: key) }
     }
 
     public func read(_ key: String, chunkSize: Int, _ body: (Data) async throws -> Void) async throws {
