@@ -16,13 +16,32 @@ public struct DefinitionLoader: Sendable {
         public let source: String?
     }
 
-    /// Loads a file. A definition is returned only when there are no errors.
-    public func load(file path: String) -> Result {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let exists = FileManager.default.fileExists(atPath: path)
-            return Result(definition: nil, diagnostics: [Diagnostic(
-                file: path, line: 1, column: 1,
-                message: exists ? "cannot read the file" : "no such file", code: "unreadable-file")], source: nil)
+    /// Definitions are small: anything larger is not one (and is not read).
+    public static let maximumSize = 1 << 20
+
+    /// Loads a file. A definition is returned only when there are no errors. With `within`, the
+    /// file (after following links) must lie inside that folder. Only a regular file of at most
+    /// `maximumSize` bytes is read.
+    public func load(file path: String, within folder: String? = nil) -> Result {
+        func refuse(_ message: String, _ code: String) -> Result {
+            Result(definition: nil, diagnostics: [Diagnostic(file: path, line: 1, column: 1, message: message, code: code)],
+                   source: nil)
+        }
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        if let folder {
+            let root = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
+            guard resolved.hasPrefix(root.hasSuffix("/") ? root : root + "/") else {
+                return refuse("the file is a link to \(quotedForMessage(resolved)), outside \(folder): not read", "outside-folder")
+            }
+        }
+        var info = stat()
+        guard stat(resolved, &info) == 0 else { return refuse("no such file", "unreadable-file") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { return refuse("not a regular file: not read", "not-a-file") }
+        guard info.st_size <= Self.maximumSize else {
+            return refuse("the file is \(info.st_size) bytes; a definition is at most \(Self.maximumSize)", "too-large")
+        }
+        guard let data = FileManager.default.contents(atPath: resolved) else {
+            return refuse("cannot read the file", "unreadable-file")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             return Result(definition: nil, diagnostics: [Diagnostic(
@@ -154,11 +173,16 @@ private struct Walker {
         return out
     }
 
-    mutating func duration(_ node: Node, _ what: String) -> Duration? {
+    /// A duration; with `positive`, zero is refused (a timeout of 0s would fail every request).
+    mutating func duration(_ node: Node, _ what: String, positive: Bool = false) -> Duration? {
         guard let text = string(node, what) else { return nil }
         guard let value = parseDuration(text) else {
             report(node, "\(what) '\(text)' is not a duration: use a number with ms, s, m or h (e.g. 500ms, 30s, 5m)",
                    "invalid-duration")
+            return nil
+        }
+        if positive, value <= .zero {
+            report(node, "\(what) must be longer than 0, found '\(text)'", "zero-duration")
             return nil
         }
         return value
@@ -318,9 +342,9 @@ private struct Walker {
                 case "source_concurrency":
                     if let v = integer(entry.value, "source_concurrency", 1...64) { options.sourceConcurrency = v } else { valid = false }
                 case "timeout":
-                    if let v = duration(entry.value, "timeout") { options.timeout = v } else { valid = false }
+                    if let v = duration(entry.value, "timeout", positive: true) { options.timeout = v } else { valid = false }
                 case "fresh_for":
-                    if let v = duration(entry.value, "fresh_for") { options.freshFor = v } else { valid = false }
+                    if let v = duration(entry.value, "fresh_for", positive: true) { options.freshFor = v } else { valid = false }
                 case "retry":
                     if let v = retry(entry.value) { options.retry = v } else { valid = false }
                 default:

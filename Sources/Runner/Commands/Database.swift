@@ -27,17 +27,19 @@ struct Database: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                switch backends.databaseChoice {
+                let choice = try backends.databaseChoice()
+                let description = backends.databaseDescription(choice)
+                switch choice {
                 case .sqlite:
                     let store = try await backends.openStore()
                     let state = try await store.migrationState()
-                    print("\(backends.databaseDescription): schema at version \(state.applied) of \(state.latest)")
+                    print("\(description): schema at version \(state.applied) of \(state.latest)")
                 case .postgres(let url):
                     let connection = try await PostgresConnection.connect(.init(url: url))
                     let applied = try await PostgresMigrations.migrate(connection)
                     print(applied.isEmpty
-                          ? "\(backends.databaseDescription): schema already at version \(PostgresMigrations.latest)"
-                          : "\(backends.databaseDescription): applied \(applied.map(String.init).joined(separator: ", ")); schema at version \(PostgresMigrations.latest)")
+                          ? "\(description): schema already at version \(PostgresMigrations.latest)"
+                          : "\(description): applied \(applied.map(String.init).joined(separator: ", ")); schema at version \(PostgresMigrations.latest)")
                 }
             } catch {
                 throw report(error)

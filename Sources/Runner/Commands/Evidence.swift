@@ -53,7 +53,7 @@ struct EvidenceCommand: AsyncParsableCommand {
                 let organizationID = try OrganizationID(org)
                 let known = Set(ControlCatalog.frameworks.values.flatMap { $0.controls.keys })
                 if let unknown = controlList.first(where: { !known.contains($0) }) {
-                    throw PipelineError(.configuration, "unknown control '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
+                    throw PipelineError(.invalidInput, "unknown control '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
                 }
                 let organization = try await locations.organizations.organization(organizationID)
                 let actor = try actorOption.resolve()

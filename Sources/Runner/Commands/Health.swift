@@ -47,7 +47,7 @@ struct Health: AsyncParsableCommand {
         let store = try await backends.openStore()
         let state = try await store.migrationState()
         let kind: String
-        switch backends.databaseChoice {
+        switch try backends.databaseChoice() {
         case .sqlite: kind = "sqlite"
         case .postgres: kind = "postgresql"
         }

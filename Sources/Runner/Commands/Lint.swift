@@ -19,12 +19,12 @@ struct Lint: AsyncParsableCommand {
     @OptionGroup var locations: LocationOptions
 
     func run() async throws {
-        let files = try DefinitionFiles.expand(paths.isEmpty ? [locations.pipelines] : paths)
+        let files = try DefinitionFiles.expandWithFolders(paths.isEmpty ? [locations.pipelines] : paths)
         let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary)
         var all: [Diagnostic] = []
         var output = ""
-        for file in files {
-            let result = loader.load(file: file)
+        for (file, folder) in files {
+            let result = loader.load(file: file, within: folder)
             all += result.diagnostics
             for diagnostic in result.diagnostics where format == .text {
                 output += diagnostic.rendered(source: result.source) + "\n"
@@ -62,7 +62,13 @@ struct LintReport: Encodable, ExpressibleByDictionaryLiteral {
 /// Turns the paths a user gave into definition files: folders expand to their *.yml and *.yaml.
 enum DefinitionFiles {
     static func expand(_ paths: [String]) throws -> [String] {
-        var files: [String] = []
+        try expandWithFolders(paths).map(\.file)
+    }
+
+    /// Each file with the folder it was found in (nil for a file named directly): a file found in
+    /// a folder must stay inside it.
+    static func expandWithFolders(_ paths: [String]) throws -> [(file: String, folder: String?)] {
+        var files: [(String, String?)] = []
         for path in paths {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -71,9 +77,9 @@ enum DefinitionFiles {
             if isDirectory.boolValue {
                 let entries = try FileManager.default.contentsOfDirectory(atPath: path)
                 files += entries.filter { $0.hasSuffix(".yml") || $0.hasSuffix(".yaml") }.sorted()
-                    .map { (path as NSString).appendingPathComponent($0) }
+                    .map { ((path as NSString).appendingPathComponent($0), path) }
             } else {
-                files.append(path)
+                files.append((path, nil))
             }
         }
         return files

@@ -15,7 +15,7 @@ struct List: AsyncParsableCommand {
         var broken = false
         print("Pipelines (\(locations.pipelines)):")
         for file in files {
-            let result = loader.load(file: file)
+            let result = loader.load(file: file, within: locations.pipelines)
             if let definition = result.definition {
                 let stages = definition.stages.map(\.kind.rawValue).joined(separator: " → ")
                 let schedule = definition.schedule.map { "schedule \($0.expression) UTC" } ?? "on demand"
@@ -26,11 +26,15 @@ struct List: AsyncParsableCommand {
                 print("  \(file)  (invalid: run `pipeline lint \(file)`)")
             }
         }
-        let organizations = try await locations.organizations.all()
+        let (organizations, problems) = try await locations.organizations.listing()
         print("Organizations (\(locations.fixtures)/orgs):")
         for organization in organizations {
             let integrations = organization.integrations.keys.sorted().joined(separator: ", ")
             print("  \(organization.id)  \(organization.name)  [\(integrations)]")
+        }
+        for problem in problems {
+            print("  \(problem.id)  (invalid: \(problem.description))")
+            broken = true
         }
         if broken { throw Exit.problems }
     }

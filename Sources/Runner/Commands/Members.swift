@@ -63,7 +63,7 @@ struct Members: AsyncParsableCommand {
                 let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
                                                           permission: .manageMembers, what: "manage members")
                 guard try await context.store.removeMember(user, from: context.organization, actor: context.actor) else {
-                    throw PipelineError(.configuration, "\(quotedForMessage(user)) is not a member of \(context.organization)")
+                    throw PipelineError(.invalidInput, "\(quotedForMessage(user)) is not a member of \(context.organization)")
                 }
                 print("\(context.organization): \(user) removed")
             } catch {
@@ -108,7 +108,7 @@ struct Integrations: AsyncParsableCommand {
                 let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
                                                           permission: .manageIntegrations, what: "manage integrations")
                 guard try await context.store.removeIntegration(kind, from: context.organization, actor: context.actor) else {
-                    throw PipelineError(.configuration, "\(context.organization) has no \(quotedForMessage(kind)) integration")
+                    throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")
                 }
                 print("\(context.organization): \(kind) removed")
             } catch {

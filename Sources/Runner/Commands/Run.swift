@@ -73,7 +73,12 @@ struct Run: AsyncParsableCommand {
         } catch let exit as ExitCode {
             throw exit
         } catch {
-            throw report(error)
+            let code = report(error)
+            if json {
+                // Standard output stays JSON for a machine reading it, failure or not.
+                print(jsonLine(["error": errorObject(error, exit: code, debug: ErrorOutput.shared.debug), "runs": []]))
+            }
+            throw code
         }
         if code != .success { throw code }
     }
@@ -82,11 +87,14 @@ struct Run: AsyncParsableCommand {
         let definition = try loadDefinition()
         let directory = locations.organizations
         let organizations: [Organization]
+        // With --all-orgs, an organization whose description is broken is reported (at its file,
+        // line and column) and fails the run's exit code; every other one still runs.
+        var broken: [FixtureOrganizations.Problem] = []
         if let org {
             organizations = [try await directory.organization(try OrganizationID(org))]
         } else {
-            organizations = try await directory.all()
-            if organizations.isEmpty {
+            (organizations, broken) = try await directory.listing()
+            if organizations.isEmpty, broken.isEmpty {
                 throw PipelineError(.unknownOrganization, "no organizations under \(directory.root.path)")
             }
         }
@@ -120,7 +128,7 @@ struct Run: AsyncParsableCommand {
         let executor = PipelineExecutor(definition: definition, stages: stages)
         let progress = ProgressDisplay(enabled: !quiet)
 
-        let outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
+        var outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
             let record = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organization.id,
                                    pipeline: definition.name, asOf: clock, actor: runActor)
             do {
@@ -144,6 +152,11 @@ struct Run: AsyncParsableCommand {
         }
         progress.close()
         try Task.checkCancellation()
+        for problem in broken {
+            let placeholder = Organization(id: problem.id, name: problem.id.rawValue, integrations: [:])
+            outcomes.append((placeholder, .failure(PipelineError(.fixture, problem.description))))
+        }
+        outcomes.sort { $0.0.id < $1.0.id }
 
         if json {
             try printJSON(outcomes)
@@ -154,8 +167,18 @@ struct Run: AsyncParsableCommand {
         }
         let failed = outcomes.filter { if case .failure = $0.1 { return true } else { return false } }
         for (organization, result) in failed {
-            if case .failure(let error) = result {
-                StandardError.write("pipeline: error: \(organization.id): \(error)\n")
+            guard case .failure(let error) = result else { continue }
+            let output = ErrorOutput.shared
+            if output.json {
+                var object = errorObject(error, exit: exitStatus(for: error), debug: output.debug)
+                object["level"] = "error"
+                object["time"] = Timestamp.iso8601(Date())
+                object["logger"] = "pipeline"
+                object["org.id"] = organization.id.rawValue
+                StandardError.write(jsonLine(object) + "\n")
+            } else {
+                let text = output.debug ? (error as? PipelineError)?.debugDescription ?? "\(error)" : "\(error)"
+                StandardError.write("pipeline: error: \(organization.id): \(text)\n")
             }
         }
         return failed.isEmpty ? .success : Exit.problems
@@ -176,9 +199,14 @@ struct Run: AsyncParsableCommand {
         return links
     }
 
+    /// The definition named (a file of the pipelines folder, which must stay inside it) or given by
+    /// path. A definition given by path is never echoed: its problems are printed without the
+    /// offending line, as the file may be anything the caller can name.
     func loadDefinition() throws -> PipelineDefinition {
         let file: String
-        if pipeline.contains("/") || pipeline.hasSuffix(".yml") || pipeline.hasSuffix(".yaml") {
+        var folder: String?
+        let byPath = pipeline.contains("/") || pipeline.hasSuffix(".yml") || pipeline.hasSuffix(".yaml")
+        if byPath {
             file = pipeline
         } else {
             guard pipeline.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "-" || $0 == "_" }),
@@ -193,10 +221,11 @@ struct Run: AsyncParsableCommand {
                                     + (known.isEmpty ? "" : " (known: \(known.joined(separator: ", ")))"))
             }
             file = found
+            folder = locations.pipelines
         }
-        let result = DefinitionLoader(vocabulary: BuiltIn.vocabulary).load(file: file)
+        let result = DefinitionLoader(vocabulary: BuiltIn.vocabulary).load(file: file, within: folder)
         for diagnostic in result.diagnostics {
-            StandardError.write(diagnostic.rendered(source: result.source) + "\n")
+            StandardError.write((byPath ? diagnostic.description : diagnostic.rendered(source: result.source)) + "\n")
         }
         guard let definition = result.definition else {
             throw PipelineError(.invalidDefinition, "\(file) has errors; nothing was run")
@@ -239,7 +268,7 @@ struct Run: AsyncParsableCommand {
             switch result {
             case .failure(let error):
                 entry["status"] = "failed"
-                entry["error"] = "\(error)"
+                entry["error"] = errorObject(error, exit: exitStatus(for: error), debug: ErrorOutput.shared.debug)
             case .success(let outcome):
                 entry["status"] = "succeeded"
                 entry["run_id"] = outcome.run.id

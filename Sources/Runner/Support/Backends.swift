@@ -34,18 +34,33 @@ struct BackendOptions: ParsableArguments {
         case postgres(String)
     }
 
-    var databaseChoice: DatabaseChoice {
+    /// The database configured: `sqlite:///path`, `postgres://…` (or `postgresql://`), a libpq
+    /// `key=value` string, or `postgres` for the PG* environment. Any other scheme is refused.
+    func databaseChoice() throws -> DatabaseChoice {
         let value = database ?? environment["LIGHTSAIL_DATABASE_URL"]
         guard let value, !value.isEmpty else { return .sqlite(dataRoot.appendingPathComponent("lightsail.sqlite").path) }
-        if value.hasPrefix("sqlite://") { return .sqlite(String(value.dropFirst("sqlite://".count))) }
         if value == "postgres" || value == "postgresql" { return .postgres("") }
+        if let scheme = value.range(of: "://") {
+            switch value[..<scheme.lowerBound].lowercased() {
+            case "sqlite":
+                let path = String(value[scheme.upperBound...])
+                guard !path.isEmpty else { throw PipelineError(.configuration, "database URL sqlite:// names no file: use sqlite:///path") }
+                return .sqlite(path)
+            case "postgres", "postgresql": return .postgres(value)
+            default:
+                throw PipelineError(.configuration, "database URL scheme \(quotedForMessage(String(value[..<scheme.lowerBound]), limit: 20)) is not supported: use postgres://, postgresql://, sqlite:/// or libpq key=value")
+            }
+        }
+        guard value.contains("=") else {
+            throw PipelineError(.configuration, "database \(quotedForMessage(ConnectionString.redact(value), limit: 40)) is not a URL or libpq key=value string")
+        }
         return .postgres(value)
     }
 
-    var databaseDescription: String {
-        switch databaseChoice {
+    func databaseDescription(_ choice: DatabaseChoice) -> String {
+        switch choice {
         case .sqlite(let path): return "sqlite://\(path)"
-        case .postgres(let url): return url.isEmpty ? "postgres (PG* environment)" : PostgresConnection.Settings.redact(url)
+        case .postgres(let url): return PostgresConnection.Settings(url: url).redacted
         }
     }
 
@@ -58,7 +73,7 @@ struct BackendOptions: ParsableArguments {
     }
 
     func openStore() async throws -> any EvidenceStore {
-        switch databaseChoice {
+        switch try databaseChoice() {
         case .sqlite(let path):
             if dataDir != nil || environment["LIGHTSAIL_DATA_DIR"] != nil || database == nil { try ensureDataRoot() }
             return try await SQLiteEvidenceStore(path: path)

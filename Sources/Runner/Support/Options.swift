@@ -41,6 +41,7 @@ struct LoggingOptions: ParsableArguments {
             throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         let format = logFormat
+        ErrorOutput.shared.configure(json: format == .json, debug: level <= .debug)
         LoggingSystem.bootstrap { label in
             var handler = StandardErrorLogHandler(label: label, json: format == .json)
             handler.logLevel = level

@@ -12,8 +12,11 @@ import Yams
 /// integrations:
 ///   github:
 ///     account: acme-corp
-///     recording: github.json
+///     recording: github.jsonl
 /// ```
+///
+/// A broken description is reported at its file, line and column, and never hides the others:
+/// `listing()` gives every organization that loads and a problem for each one that does not.
 public struct FixtureOrganizations: OrganizationDirectory {
     public let root: URL
 
@@ -21,25 +24,51 @@ public struct FixtureOrganizations: OrganizationDirectory {
         self.root = root
     }
 
-    public func all() async throws -> [Organization] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-        var organizations: [Organization] = []
-        for entry in entries.sorted() where OrganizationID.isValid(entry) {
-            let file = root.appendingPathComponent(entry).appendingPathComponent("organization.yml")
-            guard FileManager.default.fileExists(atPath: file.path) else { continue }
-            organizations.append(try load(try OrganizationID(entry)))
+    /// An organization whose description could not be loaded, and why.
+    public struct Problem: Sendable, Error, CustomStringConvertible {
+        public let id: OrganizationID
+        public let diagnostic: Diagnostic
+        public var description: String { diagnostic.description }
+    }
+
+    /// Every organization that loads, and a problem for each that does not, in id order.
+    public func listing() async throws -> (organizations: [Organization], problems: [Problem]) {
+        let root = self.root
+        return try await BlockingExecutor.shared.run {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+            var organizations: [Organization] = []
+            var problems: [Problem] = []
+            for entry in entries.sorted() where OrganizationID.isValid(entry) {
+                let id = try OrganizationID(entry)
+                guard FileManager.default.fileExists(atPath: file(of: id).path) else { continue }
+                do {
+                    organizations.append(try load(id))
+                } catch let problem as Problem {
+                    problems.append(problem)
+                }
+            }
+            return (organizations, problems)
         }
+    }
+
+    /// Every organization; the first broken description fails the call (see `listing()`).
+    public func all() async throws -> [Organization] {
+        let (organizations, problems) = try await listing()
+        if let problem = problems.first { throw PipelineError(.fixture, problem.description) }
         return organizations
     }
 
     public func organization(_ id: OrganizationID) async throws -> Organization {
-        let file = root.appendingPathComponent(id.rawValue).appendingPathComponent("organization.yml")
-        guard FileManager.default.fileExists(atPath: file.path) else {
-            let known = (try? await all().map(\.id.rawValue).joined(separator: ", ")) ?? ""
+        guard FileManager.default.fileExists(atPath: file(of: id).path) else {
+            let known = (try? await listing().organizations.map(\.id.rawValue).joined(separator: ", ")) ?? ""
             throw PipelineError(.unknownOrganization,
-                                "unknown organization '\(id)': no \(file.path)" + (known.isEmpty ? "" : " (known: \(known))"))
+                                "unknown organization '\(id)': no \(file(of: id).path)" + (known.isEmpty ? "" : " (known: \(known))"))
         }
-        return try load(id)
+        do {
+            return try await BlockingExecutor.shared.run { try load(id) }
+        } catch let problem as Problem {
+            throw PipelineError(.fixture, problem.description)
+        }
     }
 
     /// The recording file for one integration of one organization.
@@ -53,34 +82,46 @@ public struct FixtureOrganizations: OrganizationDirectory {
         return root.appendingPathComponent(organization.id.rawValue).appendingPathComponent(name).path
     }
 
+    func file(of id: OrganizationID) -> URL {
+        root.appendingPathComponent(id.rawValue).appendingPathComponent("organization.yml")
+    }
+
+    /// Reads one description; a problem names the file, line and column.
     func load(_ id: OrganizationID) throws -> Organization {
-        let file = root.appendingPathComponent(id.rawValue).appendingPathComponent("organization.yml")
-        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
-            throw PipelineError(.fixture, "\(file.path): cannot read")
+        let path = file(of: id).path
+        func problem(_ node: Node?, _ message: String, line: Int = 1) -> Problem {
+            Problem(id: id, diagnostic: Diagnostic(file: path, line: node?.mark?.line ?? line, column: node?.mark?.column ?? 1,
+                                                   message: message, code: "invalid-organization"))
+        }
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size <= DefinitionLoader.maximumSize,
+              let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw problem(nil, "cannot read the organization's description (a UTF-8 file of at most 1 MiB)")
         }
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
-        } catch {
-            throw PipelineError(.fixture, "\(file.path): invalid YAML", detail: "\(error)")
+        } catch let error as YamlError {
+            switch error {
+            case let .scanner(_, message, mark, _), let .parser(_, message, mark, _), let .composer(_, message, mark, _):
+                throw Problem(id: id, diagnostic: Diagnostic(file: path, line: mark.line, column: mark.column,
+                                                             message: "invalid YAML: \(message)", code: "yaml-syntax"))
+            default:
+                throw problem(nil, "invalid YAML")
+            }
         }
-        guard let mapping = node?.mapping, let name = mapping["name"]?.string else {
-            throw PipelineError(.fixture, "\(file.path): needs a 'name'")
-        }
+        guard let node, let mapping = node.mapping else { throw problem(node, "the description must be a mapping with a 'name'") }
+        guard let name = mapping["name"]?.string, !name.isEmpty else { throw problem(node, "needs a 'name'") }
         var integrations: [String: [String: String]] = [:]
         if let list = mapping["integrations"] {
-            guard let entries = list.mapping else {
-                throw PipelineError(.fixture, "\(file.path): 'integrations' must be a mapping")
-            }
+            guard let entries = list.mapping else { throw problem(list, "'integrations' must be a mapping") }
             for (key, value) in entries {
                 guard let source = key.string, let settings = value.mapping else {
-                    throw PipelineError(.fixture, "\(file.path): integration \(key.string ?? "?") must be a mapping of settings")
+                    throw problem(value, "integration \(quotedForMessage(key.string ?? "?")) must be a mapping of settings")
                 }
                 var values: [String: String] = [:]
                 for (k, v) in settings {
-                    guard let k = k.string, let v = v.string else {
-                        throw PipelineError(.fixture, "\(file.path): settings of \(source) must be strings")
-                    }
+                    guard let k = k.string, let v = v.string else { throw problem(v, "settings of \(source) must be strings") }
                     values[k] = v
                 }
                 integrations[source] = values
@@ -88,13 +129,11 @@ public struct FixtureOrganizations: OrganizationDirectory {
         }
         var members: [Member] = []
         if let list = mapping["members"] {
-            guard let entries = list.sequence else {
-                throw PipelineError(.fixture, "\(file.path): 'members' must be a list of {actor, role}")
-            }
+            guard let entries = list.sequence else { throw problem(list, "'members' must be a list of {actor, role}") }
             for entry in entries {
                 guard let actor = entry.mapping?["actor"]?.string, Actor.isValidName(actor),
                       let role = entry.mapping?["role"]?.string.flatMap(Role.init(rawValue:)) else {
-                    throw PipelineError(.fixture, "\(file.path): each member needs an 'actor' and a 'role' (owner, admin, member, viewer)")
+                    throw problem(entry, "each member needs an 'actor' and a 'role' (owner, admin, member, viewer)")
                 }
                 members.append(Member(actor: actor, role: role))
             }

@@ -36,15 +36,7 @@ public final class PostgresConnection: @unchecked Sendable {
         public init(url: String) { self.url = url }
 
         /// The URL with any password replaced, for messages.
-        public var redacted: String { Self.redact(url) }
-
-        public static func redact(_ url: String) -> String {
-            guard var components = URLComponents(string: url), components.password != nil else {
-                return url.replacingOccurrences(of: #"password=\S+"#, with: "password=***", options: .regularExpression)
-            }
-            components.password = "***"
-            return components.string ?? "(database URL)"
-        }
+        public var redacted: String { url.isEmpty ? "postgres (PG* environment)" : ConnectionString.redact(url) }
     }
 
     public struct Rows: Sendable {
