@@ -26,6 +26,7 @@ public struct Permission: Hashable, Sendable, CustomStringConvertible, Expressib
     public var description: String { "\(resource):\(action)" }
 
     public static let runPipeline: Permission = "evidence:create"
+    public static let readEvidence: Permission = "evidence:read"
     public static let createExport: Permission = "reports:create"
     public static let manageMembers: Permission = "users:manage"
     public static let manageIntegrations: Permission = "integrations:manage"

@@ -13,6 +13,12 @@ public protocol EvidenceStore: Sendable {
     func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) async throws
     func storeExport(_ export: ExportRecord, run: RunRecord) async throws
     func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) async throws
+    /// The organization's runs, newest first (only those with `status` when given).
+    func runs(of organization: OrganizationID, status: RunRecord.Status?, limit: Int) async throws -> [RunSummary]
+    /// Marks a run still recorded as running as abandoned (its process died without a word) and
+    /// audits it as `run.abandoned`; returns false when it was not running.
+    @discardableResult
+    func abandonRun(_ id: String, of organization: OrganizationID, reason: String) async throws -> Bool
     func evidenceCount(organization: OrganizationID) async throws -> Int
 
     /// Creates the organization with its members and integrations when absent; present ones are
@@ -40,19 +46,60 @@ public protocol EvidenceStore: Sendable {
 }
 
 public struct RunRecord: Sendable, Hashable {
-    public enum Status: String, Sendable { case running, succeeded, failed, cancelled }
+    public enum Status: String, Sendable, CaseIterable { case running, succeeded, failed, cancelled, abandoned }
     public let id: String
     public let organizationID: OrganizationID
     public let pipeline: String
     public let asOf: Date
     public let actor: String
+    /// Where it runs: a later run tells from these whether a run left `running` is still alive.
+    public let host: String
+    public let pid: Int32
 
-    public init(id: String, organizationID: OrganizationID, pipeline: String, asOf: Date, actor: String) {
+    public init(id: String, organizationID: OrganizationID, pipeline: String, asOf: Date, actor: String,
+                host: String = Residue.host, pid: Int32 = Residue.pid) {
         self.id = id
         self.organizationID = organizationID
         self.pipeline = pipeline
         self.asOf = asOf
         self.actor = actor
+        self.host = host
+        self.pid = pid
+    }
+}
+
+/// A run as the store keeps it, for `pipeline runs list`.
+public struct RunSummary: Sendable, Hashable, Codable {
+    public let id: String
+    public let pipeline: String
+    public let actor: String
+    public let status: String
+    public let asOf: Date
+    public let startedAt: Date
+    public let finishedAt: Date?
+    public let host: String
+    public let pid: Int32
+    public let message: String?
+
+    public init(id: String, pipeline: String, actor: String, status: String, asOf: Date, startedAt: Date, finishedAt: Date?,
+                host: String, pid: Int32, message: String?) {
+        self.id = id
+        self.pipeline = pipeline
+        self.actor = actor
+        self.status = status
+        self.asOf = asOf
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.host = host
+        self.pid = pid
+        self.message = message
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, pipeline, actor, status, host, pid, message
+        case asOf = "as_of"
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
     }
 }
 

@@ -17,6 +17,18 @@ public enum Residue {
 
     static let hostPart = String(writer[..<writer.lastIndex(of: ".")!])
 
+    /// This machine's name, as temporary files and runs record it.
+    public static var host: String { hostPart }
+    public static var pid: Int32 { getpid() }
+
+    /// Whether a writer (a run) recorded with `host` and `pid`, started at `started`, is gone: on
+    /// this host with no such process, or started more than `maxAge` ago (a writer elsewhere).
+    public static func isGone(host: String, pid: Int32, started: Date, now: Date = Date(),
+                              maxAge: TimeInterval = 24 * 3600) -> Bool {
+        if now.timeIntervalSince(started) > maxAge { return true }
+        return host == hostPart && !isAlive(pid)
+    }
+
     /// A fresh temporary file name: `host.pid.uuid.tmp`.
     public static func temporaryName(_ suffix: String = "tmp") -> String {
         "\(writer).\(UUID().uuidString.lowercased()).\(suffix)"

@@ -139,6 +139,10 @@ struct Run: AsyncParsableCommand {
                     try await Authorization.require(.createExport, actor: runActor, organization: organization.id,
                                                     what: "create exports", store: store)
                 }
+                for id in try await AbandonedRuns.sweep(store, organization: organization.id) {
+                    logger.notice("an earlier run was left running by a process that is gone; marked abandoned",
+                                  metadata: ["org.id": "\(organization.id)", "run.id": "\(id)"])
+                }
                 let outcome = try await scratch.withFolder { folder in
                     try await executor.run(RunContext(run: record, organization: organization, logger: logger, store: store,
                                                       objects: objects, scratch: folder, progress: progress.handle))

@@ -44,3 +44,20 @@ struct Scratch {
         }.value
     }
 }
+
+/// Runs a killed process left recorded as `running`: marked abandoned (and audited) by the next
+/// run of the organization, so the history says what happened.
+enum AbandonedRuns {
+    @discardableResult
+    static func sweep(_ store: any EvidenceStore, organization: OrganizationID) async throws -> [String] {
+        var abandoned: [String] = []
+        for run in try await store.runs(of: organization, status: .running, limit: 1000)
+        where Residue.isGone(host: run.host, pid: run.pid, started: run.startedAt) {
+            let reason = run.host == Residue.host
+                ? "process \(run.pid) on \(run.host) ended without finishing the run"
+                : "started at \(Timestamp.iso8601(run.startedAt)) on \(run.host) and never finished"
+            if try await store.abandonRun(run.id, of: organization, reason: reason) { abandoned.append(run.id) }
+        }
+        return abandoned
+    }
+}

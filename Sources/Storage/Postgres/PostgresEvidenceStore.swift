@@ -36,11 +36,16 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
+    /// One unit of work: a transaction with `app.org_id` set (and `app.actor`, whom the audit
+    /// triggers name).
     @discardableResult
-    func unit<T: Sendable>(_ organization: OrganizationID?,
+    func unit<T: Sendable>(_ organization: OrganizationID?, actor: String? = nil,
                            _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         try await pool.withConnection { connection in
-            try await connection.transaction(organization: organization, body)
+            try await connection.transaction(organization: organization) { db in
+                if let actor { try db.execute("SELECT set_config('app.actor', $1, true)", [actor]) }
+                return try body(db)
+            }
         }
     }
 
@@ -57,8 +62,10 @@ public final class PostgresEvidenceStore: EvidenceStore {
             try db.execute("INSERT INTO organizations (organization_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
                            [run.organizationID.rawValue])
             try db.execute("""
-                INSERT INTO runs (organization_id, id, pipeline, actor, as_of, status) VALUES ($1, $2, $3, $4, $5, 'running')
-                """, [run.organizationID.rawValue, run.id, run.pipeline, run.actor, Timestamp.iso8601(run.asOf)])
+                INSERT INTO runs (organization_id, id, pipeline, actor, as_of, status, host, pid)
+                VALUES ($1, $2, $3, $4, $5, 'running', $6, $7)
+                """, [run.organizationID.rawValue, run.id, run.pipeline, run.actor, Timestamp.iso8601(run.asOf), run.host,
+                      String(run.pid)])
             try Self.audit(db, run.organizationID, actor: run.actor, action: "run.started", entityType: "run",
                            entityID: run.id, detail: run.pipeline)
         }
@@ -205,8 +212,6 @@ public final class PostgresEvidenceStore: EvidenceStore {
                 try db.execute("""
                     INSERT INTO check_results (organization_id, run_id, check_id, status, reason, findings, controls, evidence_ids)
                     VALUES \(values)
-                    ON CONFLICT (organization_id, run_id, check_id) DO UPDATE SET status = excluded.status, reason = excluded.reason,
-                        findings = excluded.findings, controls = excluded.controls, evidence_ids = excluded.evidence_ids
                     """, parameters)
             }
             if !scoreRows.isEmpty {
@@ -214,9 +219,6 @@ public final class PostgresEvidenceStore: EvidenceStore {
                 try db.execute("""
                     INSERT INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted)
                     VALUES \(values)
-                    ON CONFLICT (organization_id, run_id, framework) DO UPDATE SET passed = excluded.passed,
-                        failed = excluded.failed, not_verified = excluded.not_verified,
-                        not_applicable = excluded.not_applicable, excepted = excluded.excepted
                     """, parameters)
             }
         }
@@ -251,10 +253,38 @@ public final class PostgresEvidenceStore: EvidenceStore {
 
     public func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) async throws {
         try await unit(run.organizationID) { db in
-            try db.execute("UPDATE runs SET status = $1, finished_at = now(), message = $2 WHERE id = $3",
-                           [status.rawValue, message, run.id])
+            try db.execute("UPDATE runs SET status = $1, finished_at = now(), message = $2 WHERE organization_id = $3 AND id = $4",
+                           [status.rawValue, message, run.organizationID.rawValue, run.id])
             try Self.audit(db, run.organizationID, actor: run.actor, action: "run.\(status.rawValue)", entityType: "run",
                            entityID: run.id)
+        }
+    }
+
+    public func runs(of organization: OrganizationID, status: RunRecord.Status?, limit: Int) async throws -> [RunSummary] {
+        try await unit(organization) { db in
+            try db.execute("""
+                SELECT id, pipeline, actor, status, to_char(as_of AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                       to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                       to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), host, pid, message
+                FROM runs WHERE ($1::text IS NULL OR status = $1) ORDER BY started_at DESC, id LIMIT $2
+                """, [status?.rawValue, String(limit)]).values.map { row in
+                RunSummary(id: row[0] ?? "", pipeline: row[1] ?? "", actor: row[2] ?? "", status: row[3] ?? "",
+                           asOf: row[4].flatMap(Timestamp.parse) ?? .distantPast,
+                           startedAt: row[5].flatMap(Timestamp.parse) ?? .distantPast,
+                           finishedAt: row[6].flatMap(Timestamp.parse), host: row[7] ?? "", pid: Int32(row[8] ?? "0") ?? 0,
+                           message: row[9])
+            }
+        }
+    }
+
+    public func abandonRun(_ id: String, of organization: OrganizationID, reason: String) async throws -> Bool {
+        try await unit(organization) { db in
+            guard try db.execute("""
+                UPDATE runs SET status = 'abandoned', finished_at = now(), message = $2 WHERE id = $1 AND status = 'running'
+                """, [id, reason]).affected > 0 else { return false }
+            try Self.audit(db, organization, actor: Actor.systemName, action: "run.abandoned", entityType: "run",
+                           entityID: id, detail: reason)
+            return true
         }
     }
 
@@ -267,7 +297,8 @@ public final class PostgresEvidenceStore: EvidenceStore {
 
     public func ensureOrganization(_ organization: Organization, members: [Member], actor: String) async throws {
         let settings = try organization.integrations.mapValues { try SQLiteEvidenceStore.json($0) }
-        try await unit(organization.id) { db in
+        // The audit triggers record each member and integration added.
+        try await unit(organization.id, actor: actor) { db in
             let created = try db.execute("""
                 INSERT INTO organizations (organization_id, name) VALUES ($1, $2)
                 ON CONFLICT (organization_id) DO UPDATE SET name = excluded.name
@@ -278,28 +309,15 @@ public final class PostgresEvidenceStore: EvidenceStore {
                                entityID: organization.id.rawValue)
             }
             if !members.isEmpty {
-                let (values, parameters) = Self.values(members.map { [organization.id.rawValue, $0.actor, $0.role.rawValue] },
-                                                       startingAt: 3)
-                try db.execute("""
-                    WITH added AS (
-                        INSERT INTO members (organization_id, actor, role) VALUES \(values) ON CONFLICT DO NOTHING
-                        RETURNING organization_id, actor, role
-                    )
-                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
-                    SELECT $1, $2, 'member.added', 'member', added.actor, added.role FROM added
-                    """, [organization.id.rawValue, actor] + parameters)
+                let (values, parameters) = Self.values(members.map { [organization.id.rawValue, $0.actor, $0.role.rawValue] })
+                try db.execute("INSERT INTO members (organization_id, actor, role) VALUES \(values) ON CONFLICT DO NOTHING",
+                               parameters)
             }
             if !settings.isEmpty {
                 let rows = settings.sorted(by: { $0.key < $1.key }).map { [organization.id.rawValue, $0.key, $0.value] }
-                let (values, parameters) = Self.values(rows, casts: [2: "jsonb"], startingAt: 3)
-                try db.execute("""
-                    WITH added AS (
-                        INSERT INTO integrations (organization_id, kind, settings) VALUES \(values) ON CONFLICT DO NOTHING
-                        RETURNING organization_id, kind
-                    )
-                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
-                    SELECT $1, $2, 'integration.added', 'integration', added.kind FROM added
-                    """, [organization.id.rawValue, actor] + parameters)
+                let (values, parameters) = Self.values(rows, casts: [2: "jsonb"])
+                try db.execute("INSERT INTO integrations (organization_id, kind, settings) VALUES \(values) ON CONFLICT DO NOTHING",
+                               parameters)
             }
         }
     }
@@ -319,27 +337,22 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
+    /// Adds a member or changes a role; the audit trigger records it.
     public func setMember(_ member: Member, in organization: OrganizationID, actor: String) async throws {
-        try await unit(organization) { db in
+        try await unit(organization, actor: actor) { db in
             try db.execute("INSERT INTO organizations (organization_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
                            [organization.rawValue])
-            let previous = try db.execute("SELECT role FROM members WHERE actor = $1 FOR UPDATE", [member.actor]).scalar()
-            guard previous != member.role.rawValue else { return }
             try db.execute("""
                 INSERT INTO members (organization_id, actor, role) VALUES ($1, $2, $3)
                 ON CONFLICT (organization_id, actor) DO UPDATE SET role = excluded.role
+                WHERE members.role IS DISTINCT FROM excluded.role
                 """, [organization.rawValue, member.actor, member.role.rawValue])
-            try Self.audit(db, organization, actor: actor, action: previous == nil ? "member.added" : "member.role_changed",
-                           entityType: "member", entityID: member.actor,
-                           detail: previous.map { "\($0) -> \(member.role.rawValue)" } ?? member.role.rawValue)
         }
     }
 
     public func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) async throws -> Bool {
-        try await unit(organization) { db in
-            guard try db.execute("DELETE FROM members WHERE actor = $1", [memberActor]).affected > 0 else { return false }
-            try Self.audit(db, organization, actor: actor, action: "member.removed", entityType: "member", entityID: memberActor)
-            return true
+        try await unit(organization, actor: actor) { db in
+            try db.execute("DELETE FROM members WHERE actor = $1", [memberActor]).affected > 0
         }
     }
 
@@ -355,10 +368,8 @@ public final class PostgresEvidenceStore: EvidenceStore {
     }
 
     public func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) async throws -> Bool {
-        try await unit(organization) { db in
-            guard try db.execute("DELETE FROM integrations WHERE kind = $1", [kind]).affected > 0 else { return false }
-            try Self.audit(db, organization, actor: actor, action: "integration.removed", entityType: "integration", entityID: kind)
-            return true
+        try await unit(organization, actor: actor) { db in
+            try db.execute("DELETE FROM integrations WHERE kind = $1", [kind]).affected > 0
         }
     }
 

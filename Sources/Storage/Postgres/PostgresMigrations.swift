@@ -145,6 +145,60 @@ public enum PostgresMigrations {
         GRANT USAGE ON SEQUENCE audit_log_seq_seq TO \(appRole);
         GRANT SELECT ON schema_migrations TO \(appRole);
         """),
+        (2, "history that cannot be rewritten quietly", """
+        -- A run's key includes its organization: another tenant's run ids cannot be probed through
+        -- a key collision. Runs record the host and process running them, so a run left 'running'
+        -- by a killed process can be told from one still going, and marked abandoned.
+        ALTER TABLE runs DROP CONSTRAINT runs_pkey;
+        ALTER TABLE runs ADD PRIMARY KEY (organization_id, id);
+        ALTER TABLE runs ADD COLUMN host text NOT NULL DEFAULT '';
+        ALTER TABLE runs ADD COLUMN pid integer NOT NULL DEFAULT 0;
+        ALTER TABLE runs DROP CONSTRAINT runs_status_check;
+        ALTER TABLE runs ADD CONSTRAINT runs_status_check
+            CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled', 'abandoned'));
+
+        -- Results, scores and exports are append-only for the pipeline: a new run adds rows,
+        -- nothing rewrites them.
+        REVOKE UPDATE, DELETE ON check_results, scores, exports FROM \(appRole);
+
+        -- Every change to members and integrations writes its audit row in the same transaction,
+        -- whoever makes it and however (the command line sets app.actor; anyone else is named by
+        -- their database role).
+        CREATE FUNCTION audit_membership_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            who text := coalesce(nullif(current_setting('app.actor', true), ''), session_user);
+        BEGIN
+            IF TG_TABLE_NAME = 'members' THEN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
+                    VALUES (NEW.organization_id, who, 'member.added', 'member', NEW.actor, NEW.role);
+                ELSIF TG_OP = 'UPDATE' THEN
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
+                    VALUES (NEW.organization_id, who, 'member.role_changed', 'member', NEW.actor, OLD.role || ' -> ' || NEW.role);
+                ELSE
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
+                    VALUES (OLD.organization_id, who, 'member.removed', 'member', OLD.actor);
+                END IF;
+            ELSE
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
+                    VALUES (NEW.organization_id, who, 'integration.added', 'integration', NEW.kind);
+                ELSIF TG_OP = 'UPDATE' THEN
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
+                    VALUES (NEW.organization_id, who, 'integration.changed', 'integration', NEW.kind);
+                ELSE
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
+                    VALUES (OLD.organization_id, who, 'integration.removed', 'integration', OLD.kind);
+                END IF;
+            END IF;
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER members_audit AFTER INSERT OR DELETE OR UPDATE OF role ON members
+            FOR EACH ROW EXECUTE FUNCTION audit_membership_change();
+        CREATE TRIGGER integrations_audit AFTER INSERT OR DELETE OR UPDATE ON integrations
+            FOR EACH ROW EXECUTE FUNCTION audit_membership_change();
+        """),
     ]
 
     public static var latest: Int { all.map(\.version).max() ?? 0 }

@@ -116,6 +116,30 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             PRIMARY KEY (organization_id, evidence_id, control)
         );
         """),
+        // Runs are keyed by organization and id (another tenant's ids cannot be probed), and
+        // record the host and process running them, so a run left `running` by a killed process
+        // can be told from one still going.
+        (3, """
+        CREATE TABLE runs_new (
+            organization_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            pipeline TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            as_of TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'cancelled', 'abandoned')),
+            message TEXT,
+            host TEXT NOT NULL DEFAULT '',
+            pid INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (organization_id, id)
+        );
+        INSERT INTO runs_new (organization_id, id, pipeline, actor, as_of, started_at, finished_at, status, message)
+            SELECT organization_id, id, pipeline, actor, as_of, started_at, finished_at, status, message FROM runs;
+        DROP TABLE runs;
+        ALTER TABLE runs_new RENAME TO runs;
+        CREATE INDEX runs_org ON runs(organization_id, started_at);
+        """),
     ]
 
     private func migrate() async throws {
@@ -144,10 +168,11 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             try db.query("INSERT OR IGNORE INTO organizations (organization_id, name) VALUES (?, ?)",
                          [.text(run.organizationID.rawValue), .text(run.organizationID.rawValue)])
             try db.query("""
-                INSERT INTO runs (organization_id, id, pipeline, actor, as_of, started_at, status)
-                VALUES (?, ?, ?, ?, ?, ?, 'running')
+                INSERT INTO runs (organization_id, id, pipeline, actor, as_of, started_at, status, host, pid)
+                VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)
                 """, [.text(run.organizationID.rawValue), .text(run.id), .text(run.pipeline), .text(run.actor),
-                      .text(Timestamp.iso8601(run.asOf)), .text(Timestamp.iso8601(Date()))])
+                      .text(Timestamp.iso8601(run.asOf)), .text(Timestamp.iso8601(Date())), .text(run.host),
+                      .integer(Int64(run.pid))])
             try Self.audit(db, run.organizationID, actor: run.actor, action: "run.started", entityType: "run",
                            entityID: run.id, detail: run.pipeline)
         }
@@ -189,14 +214,14 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             let org = Self.text(run.organizationID.rawValue)
             for (result, columns) in rows {
                 try db.query("""
-                    INSERT OR REPLACE INTO check_results (organization_id, run_id, check_id, status, reason, findings, controls, evidence_ids)
+                    INSERT INTO check_results (organization_id, run_id, check_id, status, reason, findings, controls, evidence_ids)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """, [org, .text(run.id), .text(result.checkID), .text(result.status.rawValue), .text(result.reason),
                           .text(columns.findings), .text(columns.controls), .text(columns.evidenceIDs)])
             }
             for score in scores.frameworks {
                 try db.query("""
-                    INSERT OR REPLACE INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted)
+                    INSERT INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """, [org, .text(run.id), .text(score.framework), .integer(Int64(score.passed)), .integer(Int64(score.failed)),
                           .integer(Int64(score.notVerified)), .integer(Int64(score.notApplicable)), .integer(Int64(score.excepted))])
@@ -226,6 +251,35 @@ public final class SQLiteEvidenceStore: EvidenceStore {
                           .text(run.organizationID.rawValue), .text(run.id)])
             try Self.audit(db, run.organizationID, actor: run.actor, action: "run.\(status.rawValue)", entityType: "run",
                            entityID: run.id)
+        }
+    }
+
+    public func runs(of organization: OrganizationID, status: RunRecord.Status?, limit: Int) async throws -> [RunSummary] {
+        try await db.run { db in
+            try db.query("""
+                SELECT id, pipeline, actor, status, as_of, started_at, finished_at, host, pid, message FROM runs
+                WHERE organization_id = ? AND (? IS NULL OR status = ?) ORDER BY started_at DESC, id LIMIT ?
+                """, [.text(organization.rawValue), status.map { .text($0.rawValue) } ?? .null,
+                      status.map { .text($0.rawValue) } ?? .null, .integer(Int64(limit))]).map { row in
+                RunSummary(id: row[0].string ?? "", pipeline: row[1].string ?? "", actor: row[2].string ?? "",
+                           status: row[3].string ?? "", asOf: row[4].string.flatMap(Timestamp.parse) ?? .distantPast,
+                           startedAt: row[5].string.flatMap(Timestamp.parse) ?? .distantPast,
+                           finishedAt: row[6].string.flatMap(Timestamp.parse), host: row[7].string ?? "",
+                           pid: Int32(row[8].int ?? 0), message: row[9].string)
+            }
+        }
+    }
+
+    public func abandonRun(_ id: String, of organization: OrganizationID, reason: String) async throws -> Bool {
+        try await db.transaction { db in
+            try db.query("""
+                UPDATE runs SET status = 'abandoned', finished_at = ?, message = ?
+                WHERE organization_id = ? AND id = ? AND status = 'running'
+                """, [.text(Timestamp.iso8601(Date())), .text(reason), .text(organization.rawValue), .text(id)])
+            guard db.changes > 0 else { return false }
+            try Self.audit(db, organization, actor: Actor.systemName, action: "run.abandoned", entityType: "run",
+                           entityID: id, detail: reason)
+            return true
         }
     }
 
