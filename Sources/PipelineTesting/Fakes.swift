@@ -11,10 +11,16 @@ public actor InMemoryEvidenceStore: EvidenceStore {
     public private(set) var exports: [ExportRecord] = []
     public private(set) var entries: [AuditEntry] = []
 
+    /// Called with each batch before it is stored (a test checks what must hold by then).
+    private var beforeStoring: (@Sendable ([Evidence]) async -> Void)?
+
     public init() {}
 
+    public func beforeStoringEvidence(_ hook: @escaping @Sendable ([Evidence]) async -> Void) { beforeStoring = hook }
+
     public func beginRun(_ run: RunRecord) {}
-    public func storeEvidence(_ batch: [Evidence], run: RunRecord) -> Int {
+    public func storeEvidence(_ batch: [Evidence], run: RunRecord) async -> Int {
+        await beforeStoring?(batch)
         batches.append(batch)
         return batch.filter { ids.insert($0.id).inserted }.count
     }
@@ -44,17 +50,24 @@ public actor InMemoryObjectStore: ObjectStore {
     public private(set) var syncs = 0
     /// Objects written since the last sync.
     public private(set) var unsynced = Set<String>()
+    /// Each put takes this long (a slow disk or network).
+    private var putDelay: Duration = .zero
+    public private(set) var puts = 0
 
     public init() {}
 
-    public func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) -> Bool {
+    public func slowDown(_ delay: Duration) { putDelay = delay }
+
+    public func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async -> Bool {
+        if putDelay > .zero { try? await Task.sleep(for: putDelay) }
+        puts += 1
         if ifAbsent, objects[key] != nil { return false }
         objects[key] = data
         unsynced.insert(key)
         return true
     }
-    public func put(_ key: String, file: URL, contentType: String, ifAbsent: Bool) throws -> Bool {
-        put(key, data: try Data(contentsOf: file), contentType: contentType, ifAbsent: ifAbsent)
+    public func put(_ key: String, file: URL, contentType: String, ifAbsent: Bool) async throws -> Bool {
+        await put(key, data: try Data(contentsOf: file), contentType: contentType, ifAbsent: ifAbsent)
     }
     public func get(_ key: String) throws -> Data {
         guard let data = objects[key] else { throw PipelineError(.storage, "object \(key) not found", fields: [.httpStatus: "404"]) }

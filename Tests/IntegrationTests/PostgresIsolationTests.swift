@@ -221,3 +221,124 @@ extension PostgresPoolTests {
         #expect(!victim.isAlive)
     }
 }
+
+/// What the pipeline's role cannot rewrite, and what is audited however it is changed.
+@Suite(.needsPostgres) struct PostgresHistoryTests {
+    @Test func resultsScoresAndExportsAreAppendOnlyForThePipelinesRole() async throws {
+        let database = try #require(try await TestDatabase.make())
+        let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
+        let run = runRecord("acme")
+        try await store.beginRun(run)
+        let result = CheckResult(checkID: "c1", title: "t", controls: [ControlRef(framework: "soc2", id: "CC6.1")],
+                                 status: .fail, reason: "r", evidenceIDs: [])
+        try await store.storeResults([result], scores: ScoreSummary(frameworks: []), run: run)
+        try await store.storeExport(ExportRecord(id: "exp-1", organizationID: org("acme"), artifacts: []), run: run)
+        let db = try await PostgresConnection.connect(.init(url: database.appURL))
+        for statement in ["UPDATE check_results SET status = 'pass'", "DELETE FROM check_results",
+                          "UPDATE scores SET passed = 99", "DELETE FROM exports", "UPDATE exports SET artifacts = '[]'"] {
+            do {
+                try await db.transaction(organization: org("acme")) { db in try db.execute(statement) }
+                Issue.record("the pipeline's role could run: \(statement)")
+            } catch let error as PipelineError {
+                #expect(error[.sqlState] == "42501", "\(statement): \(error)")  // insufficient_privilege
+            }
+        }
+        let status = try await db.transaction(organization: org("acme")) { db in
+            try db.execute("SELECT status FROM check_results").scalar()
+        }
+        #expect(status == "fail")
+    }
+
+    @Test func aMemberChangedOutsideTheCommandLineIsAuditedInTheSameTransaction() async throws {
+        let database = try #require(try await TestDatabase.make())
+        let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
+        try await store.setMember(Member(actor: "olive@acme.example", role: .owner), in: org("acme"), actor: "system")
+        // Plain SQL as the pipeline's role, as a script or a psql session would do it.
+        let db = try await PostgresConnection.connect(.init(url: database.appURL))
+        try await db.transaction(organization: org("acme")) { db in
+            try db.execute("UPDATE members SET role = 'viewer' WHERE actor = 'olive@acme.example'")
+            try db.execute("INSERT INTO members (organization_id, actor, role) VALUES ('acme', 'eve@acme.example', 'admin')")
+            try db.execute("DELETE FROM members WHERE actor = 'eve@acme.example'")
+            try db.execute("INSERT INTO integrations (organization_id, kind, settings) VALUES ('acme', 'github', '{}')")
+        }
+        let log = try await store.auditLog(of: org("acme")).map { "\($0.actor) \($0.action) \($0.entityID) \($0.detail)" }
+        #expect(log == [
+            "system member.added olive@acme.example owner",
+            "lightsail_pipeline member.role_changed olive@acme.example owner -> viewer",
+            "lightsail_pipeline member.added eve@acme.example admin",
+            "lightsail_pipeline member.removed eve@acme.example ",
+            "lightsail_pipeline integration.added github ",
+        ])
+        // Another organization's member cannot be written at all (row-level security), audited or not.
+        await #expect(throws: PipelineError.self) {
+            try await db.transaction(organization: org("acme")) { db in
+                try db.execute("INSERT INTO members (organization_id, actor, role) VALUES ('globex', 'x@y', 'admin')")
+            }
+        }
+    }
+
+    @Test func anotherTenantsRunIDCannotBeProbed() async throws {
+        let database = try #require(try await TestDatabase.make())
+        let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
+        let secret = RunRecord(id: "run-guess-me", organizationID: org("globex"), pipeline: "report", asOf: asOf, actor: "system")
+        try await store.beginRun(secret)
+        // The same id in another organization is simply another run: no collision tells it exists.
+        let mine = RunRecord(id: "run-guess-me", organizationID: org("acme"), pipeline: "report", asOf: asOf, actor: "system")
+        try await store.beginRun(mine)
+        try await store.finishRun(mine, status: .succeeded, message: nil)
+        #expect(try await store.runs(of: org("globex"), status: nil, limit: 10).map(\.status) == ["running"])
+        #expect(try await store.runs(of: org("acme"), status: nil, limit: 10).map(\.status) == ["succeeded"])
+    }
+
+    @Test func aRunWhoseProcessIsGoneIsMarkedAbandonedAndAudited() async throws {
+        let database = try #require(try await TestDatabase.make())
+        let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
+        let dead = RunRecord(id: "run-dead", organizationID: org("acme"), pipeline: "report", asOf: asOf, actor: "system",
+                             host: Residue.host, pid: 4_194_305)
+        let alive = RunRecord(id: "run-alive", organizationID: org("acme"), pipeline: "report", asOf: asOf, actor: "system")
+        try await store.beginRun(dead)
+        try await store.beginRun(alive)
+        let running = try await store.runs(of: org("acme"), status: .running, limit: 10)
+        let gone = running.filter { Residue.isGone(host: $0.host, pid: $0.pid, started: $0.startedAt) }.map(\.id)
+        #expect(gone == ["run-dead"])
+        #expect(try await store.abandonRun("run-dead", of: org("acme"), reason: "process gone"))
+        #expect(try await !store.abandonRun("run-dead", of: org("acme"), reason: "again"))
+        let statuses = Dictionary(uniqueKeysWithValues: try await store.runs(of: org("acme"), status: nil, limit: 10).map { ($0.id, $0.status) })
+        #expect(statuses == ["run-dead": "abandoned", "run-alive": "running"])
+        #expect(try await store.auditLog(of: org("acme")).contains { $0.action == "run.abandoned" && $0.entityID == "run-dead" })
+    }
+}
+
+/// PQcancel reaches only the statement of the unit that asked.
+@Suite(.needsPostgres) struct PostgresCancelTests {
+    @Test func aLateCancelNeverCancelsTheNextUnitsStatement() async throws {
+        let database = try #require(try await TestDatabase.make())
+        let connection = try await PostgresConnection.connect(.init(url: database.appURL))
+        // Unit A runs and ends; its ticket is then stale.
+        try await connection.run { db in try db.execute("SELECT 1") }
+        let stale = try #require(connection.lastTicketForTests)
+        // Unit B (another organization's, say) runs a statement of a second; A's cancel arrives meanwhile.
+        let b = Task { try await connection.run { db in _ = try db.execute("SELECT pg_sleep(1)") } }
+        while connection.runningTicket == nil { try await Task.sleep(for: .milliseconds(5)) }
+        connection.cancel(ticket: stale)
+        try await b.value  // not cancelled
+    }
+
+    @Test func cancellingAUnitCancelsItsStatementQuickly() async throws {
+        let database = try #require(try await TestDatabase.make())
+        let connection = try await PostgresConnection.connect(.init(url: database.appURL))
+        let unit = Task { try await connection.run { db in _ = try db.execute("SELECT pg_sleep(30)") } }
+        while connection.runningTicket == nil { try await Task.sleep(for: .milliseconds(5)) }
+        let start = ContinuousClock.now
+        unit.cancel()
+        do {
+            try await unit.value
+            Issue.record("the statement was not cancelled")
+        } catch let error as PipelineError {
+            #expect(error[.sqlState] == "57014")
+        }
+        #expect(ContinuousClock.now - start < .seconds(5))
+        // The connection is usable afterwards.
+        #expect(try await connection.run { db in try db.execute("SELECT 2").scalar() } == "2")
+    }
+}

@@ -217,3 +217,68 @@ stages:
         }
     }
 }
+
+@Suite struct DefinitionFileSafetyTests {
+    let loader = DefinitionLoader(vocabulary: Vocabulary(sources: ["github"], frameworks: ["soc2"]))
+    let valid = "name: NAME\ndescription: d\nstages:\n  - type: collect\n    sources: [github]\n"
+
+    func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("defs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func aLinkThatLeavesTheFolderIsRefusedByName() throws {
+        let outside = try folder().appendingPathComponent("secret.yml")
+        try valid.replacingOccurrences(of: "NAME", with: "secret").write(to: outside, atomically: true, encoding: .utf8)
+        let pipelines = try folder()
+        let link = pipelines.appendingPathComponent("report.yml")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: outside)
+        let result = loader.load(file: link.path, within: pipelines.path)
+        #expect(result.definition == nil)
+        #expect(result.diagnostics.map(\.code) == ["outside-folder"])
+        #expect(result.source == nil, "the file it points at is not read")
+        // A link that stays inside the folder is followed.
+        let inside = pipelines.appendingPathComponent("real.yml")
+        try valid.replacingOccurrences(of: "NAME", with: "alias").write(to: inside, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(at: pipelines.appendingPathComponent("alias.yml"), withDestinationURL: inside)
+        #expect(loader.load(file: pipelines.appendingPathComponent("alias.yml").path, within: pipelines.path).definition != nil)
+    }
+
+    @Test func whatIsNotARegularFileIsRefusedWithoutReadingIt() throws {
+        let result = loader.load(file: "/dev/zero")
+        #expect(result.diagnostics.map(\.code) == ["not-a-file"])
+        let dir = try folder()
+        #expect(loader.load(file: dir.path).diagnostics.map(\.code) == ["not-a-file"])
+        let big = dir.appendingPathComponent("big.yml")
+        try Data(count: DefinitionLoader.maximumSize + 1).write(to: big)
+        #expect(loader.load(file: big.path).diagnostics.map(\.code) == ["too-large"])
+    }
+
+    @Test(arguments: ["0s", "0ms", "0m"])
+    func aZeroTimeoutIsAnError(_ value: String) {
+        let yaml = "name: quick\ndescription: d\nstages:\n  - type: collect\n    sources: [github]\n    timeout: \(value)\n"
+        let result = loader.load(text: yaml, file: "quick.yml")
+        #expect(result.definition == nil)
+        #expect(result.diagnostics.first?.code == "zero-duration")
+        #expect(result.diagnostics.first?.line == 6)
+    }
+
+    @Test func aDiagnosticShowsItsLineOnlyCutAroundTheColumn() {
+        let long = String(repeating: "x", count: 5000)
+        let source = "first line\n  key: \(long)BAD\(long)\nthird line"
+        let diagnostic = Diagnostic(file: "f.yml", line: 2, column: 5008, message: "bad", code: "c")
+        let rendered = diagnostic.rendered(source: source)
+        let lines = rendered.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines[1].count <= Diagnostic.snippetWidth + 4)
+        #expect(lines[1].contains("BAD"))
+        #expect(!rendered.contains("first line") && !rendered.contains("third line"))
+        let caret = lines[2].firstIndex(of: "^").map { lines[2].distance(from: lines[2].startIndex, to: $0) }
+        let bad = lines[1].range(of: "BAD").map { lines[1].distance(from: lines[1].startIndex, to: $0.lowerBound) }
+        #expect(caret == bad)
+        // Control characters in the line are not passed to the terminal.
+        let escape = Diagnostic(file: "f.yml", line: 1, column: 1, message: "bad", code: "c").rendered(source: "\u{1B}[2Jwipe")
+        #expect(!escape.contains("\u{1B}"))
+    }
+}

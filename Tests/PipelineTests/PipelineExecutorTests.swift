@@ -150,3 +150,96 @@ struct NoTransport: HTTPTransport {
         #expect(await store.finished.isEmpty)
     }
 }
+
+/// Emits `count` answers of `size` bytes as fast as it is let, counting what it sent.
+struct FloodingCollector: EvidenceCollector {
+    let source = "fake"
+    let count: Int
+    let size: Int
+    let sent: Sent
+
+    final class Sent: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+        func increment() { lock.withLock { value += 1 } }
+        var count: Int { lock.withLock { value } }
+    }
+
+    func collect(for organization: Organization, context: CollectContext,
+                 emit: @escaping @Sendable (CollectEvent) async -> Void) async throws {
+        for n in 0..<count {
+            var (item, _) = evidence(n, org: organization.id)
+            let body = Data(repeating: UInt8(n % 251), count: size)
+            item = Evidence(id: item.id, organizationID: item.organizationID, source: item.source, operation: item.operation,
+                            resource: item.resource, request: item.request, status: item.status, collectedAt: item.collectedAt,
+                            freshUntil: item.freshUntil, sha256: item.sha256, mediaType: item.mediaType, size: size)
+            await emit(.evidence(item, body: body))
+            sent.increment()
+        }
+    }
+}
+
+@Suite struct ExecutorBackPressureTests {
+    func definition() throws -> PipelineDefinition {
+        let yaml = """
+        name: flood
+        description: d
+        stages:
+          - type: collect
+            sources: [fake]
+          - type: store
+            batch_size: 10
+        """
+        let result = DefinitionLoader(vocabulary: Vocabulary(sources: ["fake"], frameworks: ["soc2"])).load(text: yaml, file: "flood.yml")
+        return try #require(result.definition, "\(result.diagnostics)")
+    }
+
+    func context(_ store: any EvidenceStore, _ objects: any ObjectStore) throws -> RunContext {
+        let org = Organization(id: try OrganizationID("acme"), name: "Acme", integrations: [:])
+        return RunContext(run: RunRecord(id: "run-1", organizationID: org.id, pipeline: "flood",
+                                         asOf: Date(timeIntervalSince1970: 1_800_000_000), actor: "test"),
+                          organization: org, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                          store: store, objects: objects, scratch: try ExternalTool.temporaryDirectory())
+    }
+
+    @Test func aFastCollectorWaitsForSlowStorageInsteadOfFillingMemory() async throws {
+        let store = InMemoryEvidenceStore()
+        let objects = InMemoryObjectStore()
+        await objects.slowDown(.milliseconds(3))
+        let sent = FloodingCollector.Sent()
+        var executor = PipelineExecutor(definition: try definition(), stages: StageSet(
+            collectors: [FloodingCollector(count: 60, size: 1 << 20, sent: sent)], transport: { _, _ in NoTransport() },
+            validator: CountingValidator(), scorer: SimpleScorer(), renderer: FakeRenderer()))
+        executor.bodyBudget = 4 << 20
+        executor.writeWidth = 4
+        let run = Task { try await executor.run(try context(store, objects)) }
+        // However far the collector gets ahead, it is never more than the stream's room (4 MB),
+        // the writes in flight (4 MB) and the answers in hand ahead of the stored ones.
+        var widest = 0
+        while !(await store.finished.contains(.succeeded)) {
+            let stored = await objects.puts / 2  // original and metadata
+            widest = max(widest, sent.count - stored)
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        _ = try await run.value
+        #expect(widest <= 11, "the collector ran \(widest) answers of 1 MB ahead of storage")
+        #expect(await store.ids.count == 60)
+    }
+
+    @Test func eachBatchOfRowsCommitsOnlyAfterItsObjectsAreDurable() async throws {
+        let store = InMemoryEvidenceStore()
+        let objects = InMemoryObjectStore()
+        await store.beforeStoringEvidence { batch in
+            let unsynced = await objects.unsynced
+            #expect(batch.allSatisfy { !unsynced.contains($0.originalKey) && !unsynced.contains($0.metadataKey) })
+        }
+        let sent = FloodingCollector.Sent()
+        let executor = PipelineExecutor(definition: try definition(), stages: StageSet(
+            collectors: [FloodingCollector(count: 25, size: 100, sent: sent)], transport: { _, _ in NoTransport() },
+            validator: CountingValidator(), scorer: SimpleScorer(), renderer: FakeRenderer()))
+        _ = try await executor.run(try context(store, objects))
+        #expect(await store.batches.map(\.count) == [10, 10, 5])
+        #expect(await objects.syncs >= 3)
+        #expect(await objects.objects.count == 50)
+    }
+}

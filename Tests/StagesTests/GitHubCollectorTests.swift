@@ -80,6 +80,29 @@ import Testing
     }
 }
 
+extension GitHubCollectorTests {
+    /// A server whose second page links back to the first, its query reordered: the listing ends
+    /// there with a warning, and nothing is collected or counted twice.
+    @Test func aPaginationLoopEndsTheListingWithoutCountingAnythingTwice() async throws {
+        let file = try temporaryDirectory().appendingPathComponent("github.jsonl").path
+        let repo = #"[{\"name\":\"api\",\"default_branch\":\"main\"}]"#
+        let recording = """
+        {"request": {"method": "GET", "path": "/orgs/acme-corp"}, "response": {"status": 200, "body": "{}"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/members?filter=2fa_disabled&per_page=100"}, "response": {"status": 200, "body": "[]"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/repos?type=all&per_page=100"}, "response": {"status": 200, "headers": [["Link", "<https://api.github.com/orgs/acme-corp/repos?page=2&type=all&per_page=100>; rel=\\"next\\""]], "body": "\(repo)"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/repos?type=all&per_page=100&page=2"}, "response": {"status": 200, "headers": [["Link", "<https://api.github.com/orgs/acme-corp/repos?per_page=100&type=all>; rel=\\"next\\""]], "body": "[]"}}
+        {"request": {"method": "GET", "path": "/repos/acme-corp/api/branches/main/protection"}, "response": {"status": 404, "body": "{}"}}
+        {"request": {"method": "GET", "path": "/repos/acme-corp/api/vulnerability-alerts"}, "response": {"status": 204}}
+        """
+        try recording.write(toFile: file, atomically: true, encoding: .utf8)
+        let collected = try await collect("acme", recording: file)
+        let pages = collected.index.evidence(source: "github", operation: Op.listRepositories)
+        #expect(pages.count == 2)
+        #expect(collected.index.failures.isEmpty)
+        #expect(collected.index.evidence(source: "github", operation: Op.getBranchProtection).count == 1)
+    }
+}
+
 @Suite struct LinkHeaderTests {
     @Test func relationsAreParsed() {
         let links = LinkHeader.parse(#"<https://api.github.com/repositories/1/issues?page=2>; rel="next", <https://api.github.com/repositories/1/issues?page=5>; rel="last""#)

@@ -139,6 +139,8 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// The ticket of the unit now running on the connection, for tests.
     var runningTicket: UInt64? { ticketLock.withLock { current } }
+    /// The ticket given most recently, for tests.
+    var lastTicketForTests: UInt64? { ticketLock.withLock { nextTicket == 0 ? nil : nextTicket } }
 
     /// Runs `body` in one transaction with `app.org_id` set for row-level security; rolls back on
     /// any error.
