@@ -20,6 +20,14 @@ public enum ExternalTool {
         return nil
     }
 
+    /// Stops a test that needs tools that are not installed: skipped with the reason, except in CI,
+    /// where it fails (`.ci/run` installs them all).
+    public static func require(_ tools: String...) throws {
+        let missing = tools.filter { find($0) == nil }
+        guard !missing.isEmpty else { return }
+        try Peers.missing("\(missing.joined(separator: ", ")) (scripts/install-packages)")
+    }
+
     /// Whether a missing peer must fail the test: in CI, nothing may be skipped.
     public static var isCI: Bool { ProcessInfo.processInfo.environment["CI"].map { !$0.isEmpty && $0 != "false" } ?? false }
 

@@ -68,15 +68,23 @@ extension Trait where Self == ConditionTrait {
 }
 
 extension Peers {
-    /// The PostgreSQL peer, or an error saying how to start it (a test that needs it fails).
+    /// The PostgreSQL peer. Without it the test stops: shown as skipped with the reason, or, in
+    /// CI (where `.ci/run` starts every peer), failed.
     public static func requirePostgres() throws -> Postgres {
-        guard let postgres else { throw PeerMissing(what: "PostgreSQL") }
+        guard let postgres else { try missing("PostgreSQL") }
         return postgres
     }
 
+    /// The S3 peer (moto_server), as `requirePostgres`.
     public static func requireS3() throws -> S3 {
-        guard let s3 else { throw PeerMissing(what: "moto_server (S3)") }
+        guard let s3 else { try missing("moto_server (S3)") }
         return s3
+    }
+
+    /// Stops a test whose peer is missing: skipped with the reason, except in CI, where it fails.
+    public static func missing(_ what: String) throws -> Never {
+        if ExternalTool.isCI { throw PeerMissing(what: what) }
+        try Test.cancel("\(what) is not running: \(missingHint)")
     }
 
     public struct PeerMissing: Error, CustomStringConvertible {

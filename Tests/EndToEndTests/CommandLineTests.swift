@@ -34,11 +34,6 @@ struct CLI {
     }
 }
 
-func peer(_ name: String) -> Bool {
-    if ExternalTool.find(name) != nil { return true }
-    if ExternalTool.isCI { Issue.record("\(name) is not installed; .ci/run must install it") }
-    return false
-}
 
 func line(_ output: String, _ prefix: String) -> String? {
     output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix(prefix) }
@@ -46,7 +41,7 @@ func line(_ output: String, _ prefix: String) -> String? {
 
 @Suite(.serialized) struct RunReportTests {
     @Test func theReportForAcmeIsAValidPDFAndAVerifiableBundle() throws {
-        guard peer("pdfinfo"), peer("pdftotext"), peer("unzip"), peer("python3") else { return }
+        try ExternalTool.require("pdfinfo", "pdftotext", "unzip", "python3")
         let cli = try CLI()
         let result = try cli.run(["run", "report", "--org", "acme", "--as-of", "2026-11-28T00:00:00Z"])
         #expect(result.status == 0, "\(result.stderr)")
@@ -82,7 +77,7 @@ func line(_ output: String, _ prefix: String) -> String? {
     }
 
     @Test func aSecondRunAddsNoEvidenceRows() throws {
-        guard peer("python3") else { return }
+        try ExternalTool.require("python3")
         let cli = try CLI()
         #expect(try cli.run(["run", "report", "--org", "acme", "--quiet"]).status == 0)
         let first = try cli.sql("SELECT count(*) FROM evidence")
@@ -107,7 +102,7 @@ func line(_ output: String, _ prefix: String) -> String? {
         #expect(FileManager.default.contents(atPath: firstZip) == FileManager.default.contents(atPath: secondZip))
     }
 
-    @Test func allOrganizationsRunAndOneFailureDoesNotStopTheOthers() throws {
+    @Test func allOrganizationsRunAndAllSucceed() throws {
         let cli = try CLI()
         let result = try cli.run(["run", "nightly", "--all-orgs", "--quiet", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
@@ -115,8 +110,31 @@ func line(_ output: String, _ prefix: String) -> String? {
         let runs = try #require(object?["runs"] as? [[String: Any]])
         #expect(runs.compactMap { $0["organization_id"] as? String } == ["acme", "globex", "initech"])
         #expect(runs.allSatisfy { $0["status"] as? String == "succeeded" })
-        let initech = try #require(runs.last?["checks"] as? [[String: String]])
-        #expect(initech.allSatisfy { $0["status"] == "not_verified" })
+        let initech = try #require(runs.last?["checks"] as? [[String: Any]])
+        #expect(initech.allSatisfy { $0["status"] as? String == "not_verified" })
+    }
+
+    /// globex's recording is cut in half: globex fails, naming the file; acme and initech still
+    /// run to the end; the exit code says something failed.
+    @Test func withSeveralOrganizationsOneFailingDoesNotStopTheOthers() throws {
+        let cli = try CLI()
+        let fixtures = try ExternalTool.temporaryDirectory()
+        try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("fixtures/orgs"),
+                                         to: fixtures.appendingPathComponent("orgs"))
+        let recording = fixtures.appendingPathComponent("orgs/globex/github.jsonl")
+        let data = try Data(contentsOf: recording)
+        try data.prefix(data.count / 2).write(to: recording)
+        let result = try cli.run(["run", "nightly", "--all-orgs", "--quiet", "--json", "--fixtures", fixtures.path])
+        #expect(result.status == 1)
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let runs = try #require(object?["runs"] as? [[String: Any]])
+        let statuses = Dictionary(uniqueKeysWithValues: runs.map { ($0["organization_id"] as? String ?? "?", $0["status"] as? String ?? "?") })
+        #expect(statuses == ["acme": "succeeded", "globex": "failed", "initech": "succeeded"])
+        let error = try #require(runs.first { $0["organization_id"] as? String == "globex" }?["error"] as? [String: Any])
+        #expect(error["code"] as? String == "fixture")
+        #expect((error["message"] as? String)?.contains("\(recording.path):") == true)
+        #expect(result.stderr.contains("pipeline: error: globex:"))
+        #expect(try cli.sql("SELECT organization_id, status FROM runs ORDER BY organization_id") == "acme|succeeded\ninitech|succeeded")
     }
 }
 
@@ -161,7 +179,7 @@ func line(_ output: String, _ prefix: String) -> String? {
     }
 
     @Test func aCorruptFixtureFailsNamingTheFileAndLosesNothingStored() throws {
-        guard peer("python3") else { return }
+        try ExternalTool.require("python3")
         let cli = try CLI()
         // A first good run stores evidence and an export.
         #expect(try cli.run(["run", "report", "--org", "acme", "--quiet"]).status == 0)
@@ -266,7 +284,7 @@ func slowFixtures(org: String, path: String, delayMS: Int) throws -> URL {
 
 @Suite struct StoppingTests {
     @Test func sigtermStopsARunInFlightAndRecordsItAsCancelled() throws {
-        guard peer("python3") else { return }
+        try ExternalTool.require("python3")
         let cli = try CLI()
         let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 60_000)
         let process = Process()
@@ -299,9 +317,11 @@ func slowFixtures(org: String, path: String, delayMS: Int) throws -> URL {
         #expect(try cli.sql("SELECT count(*) FROM evidence") == "10")
     }
 
+    /// acme's api branch protection answers only after 5 s; with a 100 ms timeout it is not
+    /// collected, so the check that passes on every other repository is not verified, never passed.
     @Test func aRequestSlowerThanItsTimeoutIsNotCollectedAndTheCheckNotVerified() throws {
         let cli = try CLI()
-        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 5_000)
+        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/api/branches/main/protection", delayMS: 5_000)
         let definition = cli.dataDir.appendingPathComponent("quick.yml")
         try """
         name: quick
@@ -321,7 +341,119 @@ func slowFixtures(org: String, path: String, delayMS: Int) throws -> URL {
         #expect(result.stderr.contains("timed out after 100ms"))
         let runs = (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])?["runs"] as? [[String: Any]]
         let checks = runs?.first?["checks"] as? [[String: String]] ?? []
+        #expect(checks.first { $0["check_id"] == "github.force-pushes-blocked" }?["status"] == "not_verified")
         #expect(checks.first { $0["check_id"] == "github.dependabot-alerts-enabled" }?["status"] == "fail")
         #expect(runs?.first?["not_collected"] as? Int == 1)
+    }
+}
+
+@Suite struct CrashResidueTests {
+    /// A run killed with SIGKILL cannot clean up: its scratch folder stays, its run stays
+    /// `running`. The next run removes the folder and any half-written object of a dead writer, and
+    /// marks the killed run abandoned, with the audit log saying so; `runs list` shows it.
+    @Test func afterKill9TheNextRunSweepsWhatTheKilledOneLeftAndMarksItAbandoned() throws {
+        try ExternalTool.require("python3")
+        let cli = try CLI()
+        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 60_000)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["run", "report", "--org", "acme", "--quiet", "--fixtures", fixtures.path, "--data-dir", cli.dataDir.path]
+        process.currentDirectoryURL = CLI.projectRoot
+        process.standardOutput = Pipe()
+        process.standardError = Pipe()
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, (try? cli.sql("SELECT count(*) FROM runs WHERE status = 'running'")) != "1" {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let scratch = cli.dataDir.appendingPathComponent("scratch")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).count == 1, "the killed run's folder is left")
+        #expect(try cli.sql("SELECT status FROM runs") == "running")
+        // A half-written object, as a writer killed mid-copy leaves one (its name says which process).
+        let staging = cli.dataDir.appendingPathComponent("objects/.staging")
+        let host = try #require(try FileManager.default.contentsOfDirectory(atPath: scratch.path).first?.split(separator: ".").first)
+        try Data(count: 4 << 20).write(to: staging.appendingPathComponent("\(host).\(process.processIdentifier).\(UUID().uuidString).tmp"))
+
+        let again = try cli.run(["run", "report", "--org", "acme", "--quiet"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: staging.path).isEmpty)
+        #expect(try cli.sql("SELECT status FROM runs ORDER BY started_at") == "abandoned\nsucceeded")
+        #expect(try cli.sql("SELECT count(*) FROM audit_log WHERE action = 'run.abandoned'") == "1")
+        let list = try cli.run(["runs", "list", "--org", "acme"])
+        #expect(list.status == 0)
+        #expect(list.stdout.split(separator: "\n").map { $0.split(separator: "\t")[1] } == ["succeeded", "abandoned"])
+        let json = try cli.run(["runs", "list", "--org", "acme", "--format", "json", "--status", "abandoned"])
+        let runs = (try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["runs"] as? [[String: Any]]
+        #expect(runs?.count == 1)
+        #expect((runs?.first?["message"] as? String)?.contains("process \(process.processIdentifier)") == true)
+    }
+}
+
+@Suite struct ErrorOutputTests {
+    @Test func aUsersMistakeExitsTwo() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["run", "report", "--org", "acme", "--quiet"]).status == 0)
+        let unknown = try cli.run(["members", "remove", "--org", "acme", "--user", "nobody@acme.example"])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.contains("\"nobody@acme.example\" is not a member of acme"))
+        let noFile = try cli.run(["evidence", "upload", "--org", "acme", "--file", "/no/such/file.pdf", "--controls", "CC6.1"])
+        #expect(noFile.status == 2)
+        #expect(noFile.stderr.contains("no such file: /no/such/file.pdf"))
+        let badControl = try cli.run(["evidence", "upload", "--org", "acme", "--file", "README.md", "--controls", "CC99.9"])
+        #expect(badControl.status == 2)
+    }
+
+    @Test func withJSONAFailedRunPrintsAJSONErrorObject() throws {
+        let result = try CLI().run(["run", "report", "--org", "acme", "--json", "--data-dir", "/proc/lightsail"])
+        #expect(result.status == 3)
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let error = try #require(object?["error"] as? [String: Any])
+        #expect(error["code"] as? String == "storage")
+        #expect(error["exit_code"] as? Int == 3)
+        #expect((error["message"] as? String)?.contains("/proc/lightsail") == true)
+    }
+
+    @Test func withJSONLogsAFatalErrorIsAJSONLine() throws {
+        let result = try CLI().run(["run", "report", "--org", "acme", "--log-format", "json", "--data-dir", "/proc/lightsail"])
+        #expect(result.status == 3)
+        let lines = result.stderr.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["level"] as? String == "error")
+        }
+    }
+
+    @Test func debugLoggingPrintsWhereAnErrorWasMade() throws {
+        let result = try CLI().run(["run", "report", "--org", "acme", "--log-level", "debug", "--data-dir", "/proc/lightsail"])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("Backends.swift:"))
+    }
+
+    @Test func anUnknownDatabaseSchemeIsRefusedAndAPasswordNeverShown() throws {
+        let cli = try CLI()
+        let mysql = try cli.run(["health", "--database", "mysql://root:hunter2@db/x"])
+        #expect(mysql.status == 1)
+        let health = try JSONSerialization.jsonObject(with: Data(mysql.stdout.utf8)) as? [String: Any]
+        let database = (health?["checks"] as? [String: Any])?["database"] as? [String: Any]
+        #expect((database?["error"] as? String)?.hasPrefix("database URL scheme \"mysql\" is not supported") == true)
+        #expect(!mysql.stdout.contains("hunter2") && !mysql.stderr.contains("hunter2"))
+        let down = try cli.run(["run", "report", "--org", "acme", "--database", "postgres://app:hun#ter2@127.0.0.1:1/x"])
+        #expect(down.status == 3)
+        #expect(!down.stderr.contains("hun#ter2") && !down.stderr.contains("ter2"))
+        #expect(down.stderr.contains("127.0.0.1"))
+    }
+
+    @Test func runWithAPathNeverEchoesTheFile() throws {
+        let cli = try CLI()
+        let file = cli.dataDir.appendingPathComponent("notes.yml")
+        try "token: ghp_SECRETSECRETSECRET\nname: [unclosed\n".write(to: file, atomically: true, encoding: .utf8)
+        let result = try cli.run(["run", file.path, "--org", "acme"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("notes.yml:"))
+        #expect(!result.stderr.contains("SECRET") && !result.stdout.contains("SECRET"))
     }
 }

@@ -14,11 +14,9 @@ struct Production {
     let cli: CLI
 
     /// A fresh database (migrated through `pipeline db migrate` as the owner) and a fresh prefix.
-    static func make() throws -> Production? {
-        guard let pg = Peers.postgres, let s3 = Peers.s3 else {
-            if ExternalTool.isCI { Issue.record("peers missing in CI: \(Peers.missingHint)") }
-            return nil
-        }
+    static func make() throws -> Production {
+        let pg = try Peers.requirePostgres()
+        let s3 = try Peers.requireS3()
         let name = "lightsail_e2e_" + UUID().uuidString.prefix(8).lowercased()
         let created = try ExternalTool.run("psql", [pg.adminURL, "-Xqc", "CREATE DATABASE \(name) OWNER lightsail_owner"])
         guard created.status == 0 else { throw NSError(domain: "psql", code: 1, userInfo: [NSLocalizedDescriptionKey: created.stderr]) }
@@ -48,7 +46,7 @@ struct Production {
 
 @Suite(.serialized) struct ProductionTests {
     @Test func migrateIsIdempotentAndHealthReportsBothChecks() throws {
-        guard let p = try Production.make() else { return }
+        let p = try Production.make()
         let again = try p.cli.run(["db", "migrate", "--database", p.ownerURL])
         #expect(again.status == 0)
         #expect(again.stdout.contains("schema already at version"))
@@ -65,7 +63,7 @@ struct Production {
     }
 
     @Test func theReportRunsEndToEndOnPostgresAndS3WithoutDuplicates() throws {
-        guard let p = try Production.make() else { return }
+        let p = try Production.make()
         let first = try p.run(["run", "report", "--org", "acme", "--quiet", "--as-of", "2026-11-28T00:00:00Z"])
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.hasPrefix("acme: score 56% (iso27001 60%, soc2 50%)"))
@@ -99,7 +97,7 @@ struct Production {
     }
 
     @Test func aViewerCannotRunAndTheRefusalIsAudited() throws {
-        guard let p = try Production.make() else { return }
+        let p = try Production.make()
         let result = try p.run(["run", "report", "--org", "acme", "--actor", "vic@acme.example", "--quiet"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("refused: vic@acme.example is a viewer of acme and may not run pipelines"))
@@ -114,7 +112,7 @@ struct Production {
     }
 
     @Test func membersAreManagedByThoseAllowedTo() throws {
-        guard let p = try Production.make() else { return }
+        let p = try Production.make()
         #expect(try p.run(["run", "nightly", "--org", "acme", "--quiet"]).status == 0)  // seeds acme's members
         let byMember = try p.run(["members", "add", "--org", "acme", "--user", "new@acme.example", "--role", "admin",
                                   "--actor", "mel@acme.example"])
@@ -128,7 +126,8 @@ struct Production {
     }
 
     @Test func evidenceIsUploadedThroughAPresignedPutAndRecordedOnce() throws {
-        guard let p = try Production.make(), let open = p.openStorage else { return }
+        let p = try Production.make()
+        guard let open = p.openStorage else { try Peers.missing("the second moto_server (without signature checking)") }
         let file = p.cli.dataDir.appendingPathComponent("access-review-q3.pdf")
         try Data("%PDF-1.4 quarterly access review".utf8).write(to: file)
         let args = ["evidence", "upload", "--org", "acme", "--file", file.path, "--controls", "CC6.1,A.5.17",
@@ -154,7 +153,7 @@ struct Production {
     }
 
     @Test func aDatabaseThatIsDownIsAClearErrorAtStart() throws {
-        guard let p = try Production.make() else { return }
+        let p = try Production.make()
         let result = try p.run(["run", "report", "--org", "acme"], database: "postgres://lightsail_pipeline:pipeline-secret@127.0.0.1:1/nothing")
         #expect(result.status == 3)
         #expect(result.stderr.contains("cannot connect to PostgreSQL at postgres://lightsail_pipeline:***@127.0.0.1:1/nothing"))
@@ -166,7 +165,7 @@ struct Production {
 
     /// Objects go up before rows, so a refused storage leaves no row pointing at a missing object.
     @Test func wrongStorageCredentialsFailTheRunClearlyAndStoreNoRowWithoutItsObject() throws {
-        guard let p = try Production.make() else { return }
+        let p = try Production.make()
         var environment = p.environment
         environment["AWS_SECRET_ACCESS_KEY"] = "wrong"
         let result = try p.cli.run(["run", "report", "--org", "acme", "--quiet", "--database", p.appURL, "--storage", p.storage],
@@ -182,7 +181,7 @@ struct Production {
     /// The server ends the pipeline's sessions while a run waits on a slow API: the pool drops the
     /// ended sessions instead of lending them out, and the run completes with nothing duplicated.
     @Test func sessionsEndedMidRunAreReplacedAndTheRunCompletes() throws {
-        guard let p = try Production.make() else { return }
+        let p = try Production.make()
         let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 1500)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLI.binary)

@@ -20,11 +20,8 @@ struct TestDatabase {
     let ownerURL: String
     let appURL: String
 
-    static func make() async throws -> TestDatabase? {
-        guard let peers = Peers.postgres else {
-            if ExternalTool.isCI { Issue.record("PostgreSQL peer missing in CI: \(Peers.missingHint)") }
-            return nil
-        }
+    static func make() async throws -> TestDatabase {
+        let peers = try Peers.requirePostgres()
         let name = "lightsail_t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
         let admin = try await PostgresConnection.connect(.init(url: peers.adminURL))
         try await admin.run { db in
@@ -38,13 +35,13 @@ struct TestDatabase {
     }
 }
 
-/// A store of the given backend, or nil (with an issue in CI) when its peer is missing.
-func makeStore(_ backend: Backend) async throws -> (any EvidenceStore)? {
+/// A store of the given backend (the production one stops the test when PostgreSQL is not there).
+func makeStore(_ backend: Backend) async throws -> any EvidenceStore {
     switch backend {
     case .embedded:
         return try await SQLiteEvidenceStore(path: try ExternalTool.temporaryDirectory().appendingPathComponent("db.sqlite").path)
     case .production:
-        guard let database = try await TestDatabase.make() else { return nil }
+        let database = try await TestDatabase.make()
         return try await PostgresEvidenceStore(settings: .init(url: database.appURL))
     }
 }

@@ -8,8 +8,8 @@ import Testing
 /// Row-level security as the pipeline's ordinary role sees it, in raw SQL.
 @Suite struct PostgresIsolationTests {
     /// A migrated database holding evidence for acme and globex.
-    func seeded() async throws -> (TestDatabase, PostgresConnection)? {
-        guard let database = try await TestDatabase.make() else { return nil }
+    func seeded() async throws -> (TestDatabase, PostgresConnection) {
+        let database = try await TestDatabase.make()
         let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
         for name in ["acme", "globex"] {
             let run = runRecord(name)
@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func theRoleNeitherOwnsTheTablesNorBypassesSecurity() async throws {
-        guard let (_, db) = try await seeded() else { return }
+        let (_, db) = try await seeded()
         let row = try await db.run { db in
             try db.execute("""
                 SELECT r.rolsuper, r.rolbypassrls, (SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user)
@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func aQueryWithoutWhereSeesOnlyItsOrganization() async throws {
-        guard let (_, db) = try await seeded() else { return }
+        let (_, db) = try await seeded()
         let seen = try await db.transaction(organization: org("acme")) { db in
             try db.execute("SELECT DISTINCT organization_id FROM evidence").values.map { $0[0] ?? "" }
         }
@@ -51,7 +51,7 @@ import Testing
     }
 
     @Test func withNoOrganizationSetThereAreNoRows() async throws {
-        guard let (_, db) = try await seeded() else { return }
+        let (_, db) = try await seeded()
         let counts = try await db.transaction(organization: nil) { db in
             try ["evidence", "runs", "audit_log", "organizations"].map {
                 try db.execute("SELECT count(*) FROM \($0)").scalar() ?? "?"
@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func writingAnotherOrganizationsRowFails() async throws {
-        guard let (_, db) = try await seeded() else { return }
+        let (_, db) = try await seeded()
         await #expect(throws: PipelineError.self) {
             try await db.transaction(organization: org("acme")) { db in
                 try db.execute("""
@@ -77,7 +77,7 @@ import Testing
     }
 
     @Test func evidenceAndTheAuditLogCannotBeRewritten() async throws {
-        guard let (_, db) = try await seeded() else { return }
+        let (_, db) = try await seeded()
         for statement in ["UPDATE evidence SET sha256 = 'x'", "DELETE FROM evidence", "DELETE FROM audit_log",
                           "UPDATE audit_log SET actor = 'x'"] {
             do {
@@ -110,7 +110,7 @@ import Testing
     }
 
     @Test func theAppRoleCannotMigrateAndAnOldSchemaIsRefusedClearly() async throws {
-        guard let peers = Peers.postgres else { return }
+        let peers = try Peers.requirePostgres()
         let name = "lightsail_e_" + UUID().uuidString.prefix(8).lowercased()
         let admin = try await PostgresConnection.connect(.init(url: peers.adminURL))
         try await admin.run { db in try db.execute("CREATE DATABASE \(name) OWNER lightsail_owner") }
@@ -123,7 +123,8 @@ import Testing
     }
 
     @Test func theStoreRefusesRolesThatSecurityWouldNotBind() async throws {
-        guard let database = try await TestDatabase.make(), let peers = Peers.postgres else { return }
+        let database = try await TestDatabase.make()
+        let peers = try Peers.requirePostgres()
         for (url, reason) in [(database.ownerURL, "the owner of the tables"),
                               (Peers.url(peers.adminURL, database: database.name), "a superuser")] {
             do {
@@ -137,7 +138,7 @@ import Testing
     }
 
     @Test func cancellingATaskCancelsTheStatementOnTheServer() async throws {
-        guard let database = try await TestDatabase.make() else { return }
+        let database = try await TestDatabase.make()
         let db = try await PostgresConnection.connect(.init(url: database.appURL))
         let task = Task { try await db.run { db in try db.execute("SELECT pg_sleep(30)") } }
         try await Task.sleep(for: .milliseconds(200))
@@ -150,7 +151,7 @@ import Testing
     }
 
     @Test func theStatementTimeoutStopsARunawayQuery() async throws {
-        guard let database = try await TestDatabase.make() else { return }
+        let database = try await TestDatabase.make()
         var settings = PostgresConnection.Settings(url: database.appURL)
         settings.statementTimeout = .milliseconds(200)
         let db = try await PostgresConnection.connect(settings)
@@ -182,7 +183,8 @@ func freePort() throws -> Int {
 
 @Suite struct PostgresPoolTests {
     @Test func aPooledConnectionTheServerEndedIsReplacedNotLentOut() async throws {
-        guard let database = try await TestDatabase.make(), let peers = Peers.postgres else { return }
+        let database = try await TestDatabase.make()
+        let peers = try Peers.requirePostgres()
         let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL), poolSize: 1)
         let run = runRecord("acme")
         try await store.beginRun(run)
@@ -204,7 +206,8 @@ extension PostgresPoolTests {
     /// A session ended in the middle of a statement: a clear, transient error, and the store's
     /// next unit of work runs on a new connection.
     @Test func aConnectionLostDuringAStatementIsAClearTransientError() async throws {
-        guard let database = try await TestDatabase.make(), let peers = Peers.postgres else { return }
+        let database = try await TestDatabase.make()
+        let peers = try Peers.requirePostgres()
         let victim = try await PostgresConnection.connect(.init(url: database.appURL))
         let pid = try await victim.run { db in try db.execute("SELECT pg_backend_pid()").scalar() ?? "" }
         let task = Task { try await victim.run { db in try db.execute("SELECT pg_sleep(30)") } }
@@ -225,7 +228,7 @@ extension PostgresPoolTests {
 /// What the pipeline's role cannot rewrite, and what is audited however it is changed.
 @Suite(.needsPostgres) struct PostgresHistoryTests {
     @Test func resultsScoresAndExportsAreAppendOnlyForThePipelinesRole() async throws {
-        let database = try #require(try await TestDatabase.make())
+        let database = try await TestDatabase.make()
         let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
         let run = runRecord("acme")
         try await store.beginRun(run)
@@ -250,7 +253,7 @@ extension PostgresPoolTests {
     }
 
     @Test func aMemberChangedOutsideTheCommandLineIsAuditedInTheSameTransaction() async throws {
-        let database = try #require(try await TestDatabase.make())
+        let database = try await TestDatabase.make()
         let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
         try await store.setMember(Member(actor: "olive@acme.example", role: .owner), in: org("acme"), actor: "system")
         // Plain SQL as the pipeline's role, as a script or a psql session would do it.
@@ -278,7 +281,7 @@ extension PostgresPoolTests {
     }
 
     @Test func anotherTenantsRunIDCannotBeProbed() async throws {
-        let database = try #require(try await TestDatabase.make())
+        let database = try await TestDatabase.make()
         let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
         let secret = RunRecord(id: "run-guess-me", organizationID: org("globex"), pipeline: "report", asOf: asOf, actor: "system")
         try await store.beginRun(secret)
@@ -291,7 +294,7 @@ extension PostgresPoolTests {
     }
 
     @Test func aRunWhoseProcessIsGoneIsMarkedAbandonedAndAudited() async throws {
-        let database = try #require(try await TestDatabase.make())
+        let database = try await TestDatabase.make()
         let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
         let dead = RunRecord(id: "run-dead", organizationID: org("acme"), pipeline: "report", asOf: asOf, actor: "system",
                              host: Residue.host, pid: 4_194_305)
@@ -312,7 +315,7 @@ extension PostgresPoolTests {
 /// PQcancel reaches only the statement of the unit that asked.
 @Suite(.needsPostgres) struct PostgresCancelTests {
     @Test func aLateCancelNeverCancelsTheNextUnitsStatement() async throws {
-        let database = try #require(try await TestDatabase.make())
+        let database = try await TestDatabase.make()
         let connection = try await PostgresConnection.connect(.init(url: database.appURL))
         // Unit A runs and ends; its ticket is then stale.
         try await connection.run { db in try db.execute("SELECT 1") }
@@ -325,7 +328,7 @@ extension PostgresPoolTests {
     }
 
     @Test func cancellingAUnitCancelsItsStatementQuickly() async throws {
-        let database = try #require(try await TestDatabase.make())
+        let database = try await TestDatabase.make()
         let connection = try await PostgresConnection.connect(.init(url: database.appURL))
         let unit = Task { try await connection.run { db in _ = try db.execute("SELECT pg_sleep(30)") } }
         while connection.runningTicket == nil { try await Task.sleep(for: .milliseconds(5)) }

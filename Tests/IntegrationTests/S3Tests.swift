@@ -8,12 +8,11 @@ import Testing
 
 /// An S3 client for the moto peer, each test under its own prefix.
 /// With `open`, the moto server that checks no signatures.
-func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = false) -> S3Client? {
-    guard let peer = Peers.s3, !open || peer.openEndpoint != nil else {
-        if ExternalTool.isCI { Issue.record("moto_server peer missing in CI: \(Peers.missingHint)") }
-        return nil
-    }
-    let location = S3Location(endpoint: URL(string: open ? peer.openEndpoint! : peer.endpoint)!, bucket: peer.bucket, region: "us-east-1",
+func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = false) throws -> S3Client {
+    let peer = try Peers.requireS3()
+    let endpoint = open ? peer.openEndpoint : peer.endpoint
+    guard let endpoint else { try Peers.missing("the second moto_server (without signature checking)") }
+    let location = S3Location(endpoint: URL(string: endpoint)!, bucket: peer.bucket, region: "us-east-1",
                               pathStyle: true, prefix: "t-\(UUID().uuidString.prefix(8).lowercased())/")
     var client = S3Client(location: location,
                           credentials: AWSCredentials(accessKeyID: accessKey ?? peer.accessKeyID,
@@ -26,7 +25,7 @@ func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = fals
 
 @Suite struct S3ClientTests {
     @Test func anObjectGoesUpAndComesBackWithItsChecksum() async throws {
-        guard let client = s3Client() else { return }
+        let client = try s3Client()
         let key = client.location.prefix + "acme/evidence/e1/original.json"
         let data = Data("{\"hello\": \"wörld\"}".utf8)
         try await client.put(key, data: data, contentType: "application/json")
@@ -38,7 +37,7 @@ func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = fals
 
     /// On the open server: moto 5.2 rejects even boto3's signatures for keys that need encoding.
     @Test func keysWithAwkwardCharactersRoundTrip() async throws {
-        guard let client = s3Client(open: true) else { return }
+        let client = try s3Client(open: true)
         for name in ["a b+c.json", "ünïcode/ĸey.txt", "test$file.text", "x=y&z;~!.bin"] {
             let key = client.location.prefix + "acme/" + name
             try await client.put(key, data: Data(name.utf8), contentType: "text/plain")
@@ -50,7 +49,7 @@ func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = fals
 
     /// On the open server: moto 5.2 rejects signed listings whose prefix needs encoding ('/').
     @Test func listingFollowsContinuationTokens() async throws {
-        guard let client = s3Client(open: true) else { return }
+        let client = try s3Client(open: true)
         try await forEachConcurrently(0..<1005, width: 16) { n in
             try await client.put(client.location.prefix + "many/\(String(format: "%05d", n))", data: Data([UInt8(n % 256)]),
                                  contentType: "application/octet-stream")
@@ -61,7 +60,7 @@ func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = fals
     }
 
     @Test func aLargeFileGoesUpInPartsAndStreamsBackToDisk() async throws {
-        guard let client = s3Client() else { return }
+        let client = try s3Client()
         let dir = try ExternalTool.temporaryDirectory()
         let source = dir.appendingPathComponent("big.bin")
         var bytes = Data(count: 17 << 20)
@@ -78,7 +77,7 @@ func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = fals
     }
 
     @Test func aWrongSecretIsRefusedAndTheErrorSaysWhy() async throws {
-        guard let client = s3Client(secret: "not-the-secret") else { return }
+        let client = try s3Client(secret: "not-the-secret")
         do {
             try await client.put(client.location.prefix + "x", data: Data("x".utf8), contentType: "text/plain")
             Issue.record("a wrongly signed request was accepted")
@@ -89,7 +88,7 @@ func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = fals
     }
 
     @Test func anUnknownKeyIsRefused() async throws {
-        guard let client = s3Client(accessKey: "AKIAUNKNOWNKEY000000") else { return }
+        let client = try s3Client(accessKey: "AKIAUNKNOWNKEY000000")
         do {
             _ = try await client.list(prefix: "")
             Issue.record("an unknown key was accepted")
@@ -102,7 +101,7 @@ func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = fals
     /// so it cannot check a presigned URL; the signatures themselves are checked against the S3
     /// documentation's presigned example in SigV4Tests.
     @Test func presignedURLsWorkForAnyone() async throws {
-        guard let client = s3Client(open: true) else { return }
+        let client = try s3Client(open: true)
         let key = client.location.prefix + "acme/exports/exp-1.zip"
         let put = try client.presignedURL("PUT", key: key, expires: .seconds(300))
         let upload = try ExternalTool.run("curl", ["-sf", "-X", "PUT", "-H", "Content-Type: application/zip", "--data-binary", "bundle bytes", put.absoluteString])
@@ -114,7 +113,7 @@ func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = fals
     }
 
     @Test func deleteRemovesAndIsIdempotent() async throws {
-        guard let client = s3Client() else { return }
+        let client = try s3Client()
         let key = client.location.prefix + "acme/tmp"
         try await client.put(key, data: Data("x".utf8), contentType: "text/plain")
         try await client.delete(key)
@@ -123,7 +122,7 @@ func s3Client(secret: String? = nil, accessKey: String? = nil, open: Bool = fals
     }
 
     @Test func theObjectStoreNeverOverwritesWhenAskedNotTo() async throws {
-        guard let client = s3Client() else { return }
+        let client = try s3Client()
         let store = S3ObjectStore(client: client)
         #expect(try await store.put("acme/evidence/e/original.json", data: Data("1".utf8), contentType: "application/json", ifAbsent: true))
         #expect(try await !store.put("acme/evidence/e/original.json", data: Data("2".utf8), contentType: "application/json", ifAbsent: true))

@@ -9,7 +9,7 @@ import Testing
 @Suite struct StoreContractTests {
     @Test(arguments: Backend.allCases)
     func storingTheSameEvidenceAgainAddsNoRow(_ backend: Backend) async throws {
-        guard let store = try await makeStore(backend) else { return }
+        let store = try await makeStore(backend)
         let items = (0..<250).map { evidence($0, org: "acme") }
         let first = runRecord("acme")
         try await store.beginRun(first)
@@ -25,7 +25,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func oneOrganizationNeverSeesAnothersRows(_ backend: Backend) async throws {
-        guard let store = try await makeStore(backend) else { return }
+        let store = try await makeStore(backend)
         let acme = runRecord("acme")
         try await store.beginRun(acme)
         try await store.storeEvidence((0..<5).map { evidence($0, org: "acme") }, run: acme)
@@ -43,7 +43,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func aRunIsRecordedAndAuditedFromStartToFinish(_ backend: Backend) async throws {
-        guard let store = try await makeStore(backend) else { return }
+        let store = try await makeStore(backend)
         let run = runRecord("acme", actor: "alice@acme.example")
         try await store.beginRun(run)
         let result = CheckResult(checkID: "github.x", title: "x", controls: [ControlRef(framework: "soc2", id: "CC8.1")],
@@ -61,7 +61,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func membersCarryRolesAndEveryChangeIsAudited(_ backend: Backend) async throws {
-        guard let store = try await makeStore(backend) else { return }
+        let store = try await makeStore(backend)
         let acme = Organization(id: org("acme"), name: "Acme Corp", integrations: ["github": ["account": "acme-corp"]])
         let members = [Member(actor: "olive@acme.example", role: .owner), Member(actor: "vic@acme.example", role: .viewer)]
         try await store.ensureOrganization(acme, members: members, actor: "system")
@@ -84,7 +84,7 @@ import Testing
 
     @Test(arguments: Backend.allCases)
     func theSchemaIsCurrent(_ backend: Backend) async throws {
-        guard let store = try await makeStore(backend) else { return }
+        let store = try await makeStore(backend)
         let state = try await store.migrationState()
         #expect(state.applied == state.latest)
         #expect(state.latest >= 1)
@@ -95,7 +95,7 @@ import Testing
     /// Two processes' worth of writers storing the same evidence at once: every item stored once.
     @Test(arguments: Backend.allCases)
     func concurrentRunsStoringTheSameEvidenceStoreItOnce(_ backend: Backend) async throws {
-        guard let store = try await makeStore(backend) else { return }
+        let store = try await makeStore(backend)
         let items = (0..<2000).map { evidence($0, org: "acme") }
         let inserted = try await mapConcurrently(0..<4, width: 4) { _ in
             let run = runRecord("acme")
@@ -114,16 +114,16 @@ import Testing
         var testDescription: String { rawValue }
     }
 
-    func make(_ kind: Kind) async throws -> (any ObjectStore)? {
+    func make(_ kind: Kind) async throws -> any ObjectStore {
         switch kind {
         case .directory: return try await LocalObjectStore.open(root: try ExternalTool.temporaryDirectory())
-        case .s3: return s3Client().map { S3ObjectStore(client: $0) }
+        case .s3: return S3ObjectStore(client: try s3Client())
         }
     }
 
     @Test(arguments: Kind.allCases)
     func objectsAreWrittenWholeReadBackAndRemoved(_ kind: Kind) async throws {
-        guard let store = try await make(kind) else { return }
+        let store = try await make(kind)
         let key = "acme/evidence/\(String(repeating: "ab", count: 32))/original.json"
         #expect(try await !store.exists(key))
         #expect(try await store.put(key, data: Data("first".utf8), contentType: "application/json", ifAbsent: true))

@@ -89,6 +89,16 @@ public enum JSONValueEncoder {
         mutating func encode(_ value: String, forKey key: Key) throws { child(key).set(.string(value)) }
         mutating func encode(_ value: Double, forKey key: Key) throws { child(key).set(.number(value)) }
         mutating func encode(_ value: Int, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: Int8, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: Int16, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: Int32, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: Int64, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: UInt, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: UInt8, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: UInt16, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: UInt32, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: UInt64, forKey key: Key) throws { child(key).set(.number(Double(value))) }
+        mutating func encode(_ value: Float, forKey key: Key) throws { child(key).set(.number(Double(value))) }
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
             try JSONValueEncoder.encodeValue(value, into: child(key), path: codingPath + [key])
         }
@@ -124,6 +134,16 @@ public enum JSONValueEncoder {
         mutating func encode(_ value: String) throws { next().set(.string(value)) }
         mutating func encode(_ value: Double) throws { next().set(.number(value)) }
         mutating func encode(_ value: Int) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: Int8) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: Int16) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: Int32) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: Int64) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: UInt) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: UInt8) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: UInt16) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: UInt32) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: UInt64) throws { next().set(.number(Double(value))) }
+        mutating func encode(_ value: Float) throws { next().set(.number(Double(value))) }
         mutating func encode<T: Encodable>(_ value: T) throws {
             try JSONValueEncoder.encodeValue(value, into: next(), path: codingPath)
         }
@@ -148,6 +168,13 @@ public enum JSONValueEncoder {
         mutating func encode(_ value: Int) throws { box.set(.number(Double(value))) }
         mutating func encode(_ value: Int64) throws { box.set(.number(Double(value))) }
         mutating func encode(_ value: UInt64) throws { box.set(.number(Double(value))) }
+        mutating func encode(_ value: Int8) throws { box.set(.number(Double(value))) }
+        mutating func encode(_ value: Int16) throws { box.set(.number(Double(value))) }
+        mutating func encode(_ value: Int32) throws { box.set(.number(Double(value))) }
+        mutating func encode(_ value: UInt) throws { box.set(.number(Double(value))) }
+        mutating func encode(_ value: UInt8) throws { box.set(.number(Double(value))) }
+        mutating func encode(_ value: UInt16) throws { box.set(.number(Double(value))) }
+        mutating func encode(_ value: UInt32) throws { box.set(.number(Double(value))) }
         mutating func encode<T: Encodable>(_ value: T) throws {
             try JSONValueEncoder.encodeValue(value, into: box, path: codingPath)
         }

@@ -258,7 +258,7 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         try await db.run { db in
             try db.query("""
                 SELECT id, pipeline, actor, status, as_of, started_at, finished_at, host, pid, message FROM runs
-                WHERE organization_id = ? AND (? IS NULL OR status = ?) ORDER BY started_at DESC, id LIMIT ?
+                WHERE organization_id = ? AND (? IS NULL OR status = ?) ORDER BY started_at DESC, rowid DESC LIMIT ?
                 """, [.text(organization.rawValue), status.map { .text($0.rawValue) } ?? .null,
                       status.map { .text($0.rawValue) } ?? .null, .integer(Int64(limit))]).map { row in
                 RunSummary(id: row[0].string ?? "", pipeline: row[1].string ?? "", actor: row[2].string ?? "",
