@@ -327,6 +327,27 @@ extension PostgresPoolTests {
         try await b.value  // not cancelled
     }
 
+    @Test func aCallerWaitingForAPooledConnectionStopsWaitingWhenCancelled() async throws {
+        let database = try await TestDatabase.make()
+        let pool = PostgresPool(settings: .init(url: database.appURL), size: 1)
+        let holder = Task {
+            try await pool.withConnection { connection in
+                try await connection.run { db in _ = try db.execute("SELECT pg_sleep(1)") }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let waiter = Task { try await pool.withConnection { _ in 1 } }
+        try await Task.sleep(for: .milliseconds(50))
+        let start = ContinuousClock.now
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        #expect(ContinuousClock.now - start < .milliseconds(500))
+        try await holder.value
+        // The one connection went back to the pool, not to the caller that gave up.
+        let answer = try await pool.withConnection { connection in try await connection.run { db in try db.execute("SELECT 3").scalar() } }
+        #expect(answer == "3")
+    }
+
     @Test func cancellingAUnitCancelsItsStatementQuickly() async throws {
         let database = try await TestDatabase.make()
         let connection = try await PostgresConnection.connect(.init(url: database.appURL))

@@ -265,3 +265,61 @@ struct Permanent: Error {}
         #expect(sleeper.waits.isEmpty)
     }
 }
+
+@Suite struct StructuredErrorTests {
+    @Test func aServerErrorCarriesItsStatusAsAField() async throws {
+        let transport = ResilientTransport(base: ScriptedTransport(statuses: [503]), retry: .none, timeout: .seconds(5))
+        do {
+            _ = try await transport.send(HTTPRequest(url: URL(string: "https://api.github.com/orgs/acme")!))
+            Issue.record("no error")
+        } catch let error as PipelineError {
+            #expect(error[.httpStatus] == "503")
+            #expect(error.isTransient)
+            #expect(error.debugDescription.contains("http.status=503"))
+        }
+    }
+}
+
+@Suite struct JSONValueEncoderTests {
+    struct Sample: Encodable {
+        let name: String
+        let count: Int32
+        let big: UInt64
+        let ratio: Double
+        let at: Date
+        let tags: [String]
+        let nested: [String: Bool]
+        let missing: String?
+    }
+
+    @Test func valuesEncodeWithTheirKeysSortedAndDatesInUTC() throws {
+        let sample = Sample(name: "a\"b\n", count: 7, big: 12, ratio: 0.5, at: Date(timeIntervalSince1970: 1_795_824_000),
+                            tags: ["x", "y"], nested: ["ok": true], missing: nil)
+        let text = String(decoding: try JSONValueEncoder.canonicalData(sample), as: UTF8.self)
+        #expect(text == """
+        {
+          "at" : "2026-11-28T00:00:00Z",
+          "big" : 12,
+          "count" : 7,
+          "name" : "a\\"b\\n",
+          "nested" : {
+            "ok" : true
+          },
+          "ratio" : 0.5,
+          "tags" : [
+            "x",
+            "y"
+          ]
+        }
+
+        """)
+        // What Foundation's decoder reads back is what went in.
+        let back = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        #expect(back?["name"] as? String == "a\"b\n")
+    }
+
+    @Test func theProjectingParserReadsWhatTheCanonicalWriterWrites() throws {
+        let value = JSONValue.object(["a": .array([.number(1), .string("é\u{1}"), .null]), "b": .bool(false)])
+        #expect(try JSONProjection(["a", "b"]).apply(value.canonicalData()) == value)
+    }
+}

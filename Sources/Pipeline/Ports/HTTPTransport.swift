@@ -118,15 +118,16 @@ public struct ResilientTransport: HTTPTransport {
     /// The error to retry (or give up on) for a response that is not an answer yet.
     func classify(_ response: HTTPResponse) -> PipelineError? {
         let status = response.status
+        let fields: [PipelineError.Field: String] = [.httpStatus: String(status)]
         if let wait = Self.rateLimitWait(response, now: now()) {
             if wait > maxRateLimitWait {
                 let until = Timestamp.iso8601(now().addingTimeInterval(Double(wait.components.seconds)))
-                return PipelineError(.transport, "answered \(status): rate limited until \(until)")
+                return PipelineError(.transport, "answered \(status): rate limited until \(until)", fields: fields)
             }
-            return PipelineError(.transport, "answered \(status): rate limited", transient: true, retryAfter: wait)
+            return PipelineError(.transport, "answered \(status): rate limited", fields: fields, transient: true, retryAfter: wait)
         }
         if status == 429 || ((500...599).contains(status) && status != 501) {
-            return PipelineError(.transport, "answered \(status)", transient: true)
+            return PipelineError(.transport, "answered \(status)", fields: fields, transient: true)
         }
         return nil
     }

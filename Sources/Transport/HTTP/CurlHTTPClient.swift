@@ -165,7 +165,8 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
             let transient = [CURLE_OPERATION_TIMEDOUT, CURLE_COULDNT_CONNECT, CURLE_RECV_ERROR, CURLE_SEND_ERROR,
                              CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_COULDNT_RESOLVE_HOST].contains(code)
             let kind: PipelineError.Code = code == CURLE_OPERATION_TIMEDOUT ? .timeout : .transport
-            throw PipelineError(kind, "\(target): \(String(cString: curl_easy_strerror(code)))", transient: transient)
+            throw PipelineError(kind, "\(target): \(String(cString: curl_easy_strerror(code)))",
+                                fields: [.curlCode: String(code.rawValue)], transient: transient)
         }
         var status = 0
         _ = lightsail_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
