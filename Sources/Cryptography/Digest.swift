@@ -40,6 +40,30 @@ public enum Digest {
         return Array(output.prefix(Int(length)))
     }
 
+    /// SHA-256 of a file (or of `length` bytes from `offset`), read in pieces of 4 MiB, with the
+    /// number of bytes read. Blocking: call it on the blocking executor. A file that cannot be
+    /// opened, or ends before `length`, throws `code` with the path.
+    public static func sha256(file: URL, offset: UInt64 = 0, length: UInt64? = nil,
+                              code: PipelineError.Code) throws -> (digest: [UInt8], size: Int) {
+        guard let handle = FileHandle(forReadingAtPath: file.path) else {
+            throw PipelineError(code, "cannot read \(file.path)")
+        }
+        defer { try? handle.close() }
+        if offset > 0 { try handle.seek(toOffset: offset) }
+        let hasher = try SHA256Hasher()
+        var size = 0
+        while length.map({ UInt64(size) < $0 }) ?? true {
+            let want = length.map { Int(min($0 - UInt64(size), 4 << 20)) } ?? 4 << 20
+            guard let chunk = try handle.read(upToCount: want), !chunk.isEmpty else {
+                if length != nil { throw PipelineError(code, "\(file.path) ended early") }
+                break
+            }
+            try hasher.update(chunk)
+            size += chunk.count
+        }
+        return (try hasher.finalize(), size)
+    }
+
     public static func hex(_ bytes: some Sequence<UInt8>) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()

@@ -217,17 +217,8 @@ public struct BundleRenderer: ReportRenderer {
 
     /// Hash and size of a file, read in pieces.
     static func hash(file: URL) throws -> (sha256: String, size: Int) {
-        guard let handle = FileHandle(forReadingAtPath: file.path) else {
-            throw PipelineError(.render, "cannot read \(file.path)")
-        }
-        defer { try? handle.close() }
-        let hasher = try SHA256Hasher()
-        var size = 0
-        while let chunk = try handle.read(upToCount: 4 << 20), !chunk.isEmpty {
-            try hasher.update(chunk)
-            size += chunk.count
-        }
-        return (Digest.hex(try hasher.finalize()), size)
+        let (digest, size) = try Digest.sha256(file: file, code: .render)
+        return (Digest.hex(digest), size)
     }
 
     func readme(_ input: ReportInput) -> String {

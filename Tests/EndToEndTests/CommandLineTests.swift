@@ -223,9 +223,10 @@ func line(_ output: String, _ prefix: String) -> String? {
         #expect(result.status == 1)
         #expect(result.stdout.contains("bad.yml:4:11: error: unknown stage type 'colect'; did you mean 'collect'?"))
         #expect(result.stdout.contains("bad.yml:5:11: error: stage 'render' needs a 'score' stage before it [missing-stage]"))
+        #expect(result.stdout.contains("bad.yml:5:11: error: stage 'render' needs a 'store' stage before it [missing-stage]"))
         let json = try cli.run(["lint", file.path, "--format", "json"])
         let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
-        #expect((object?["diagnostics"] as? [Any])?.count == 2)
+        #expect((object?["diagnostics"] as? [Any])?.count == 3)
     }
 
     @Test func lintOfAMissingPathIsAUsageError() throws {
@@ -282,23 +283,29 @@ func slowFixtures(org: String, path: String, delayMS: Int) throws -> URL {
     return fixtures
 }
 
+/// Starts a run of acme whose last answer comes after a minute, and returns once it is recorded as
+/// running (and storing evidence).
+func startStuckRun(_ cli: CLI) throws -> Process {
+    let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 60_000)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CLI.binary)
+    process.arguments = ["run", "report", "--org", "acme", "--quiet", "--fixtures", fixtures.path, "--data-dir", cli.dataDir.path]
+    process.currentDirectoryURL = CLI.projectRoot
+    process.standardOutput = Pipe()
+    process.standardError = Pipe()
+    try process.run()
+    let deadline = Date().addingTimeInterval(20)
+    while Date() < deadline, (try? cli.sql("SELECT count(*) FROM runs WHERE status = 'running'")) != "1" {
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return process
+}
+
 @Suite struct StoppingTests {
     @Test func sigtermStopsARunInFlightAndRecordsItAsCancelled() throws {
         try ExternalTool.require("python3")
         let cli = try CLI()
-        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 60_000)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = ["run", "report", "--org", "acme", "--quiet", "--fixtures", fixtures.path, "--data-dir", cli.dataDir.path]
-        process.currentDirectoryURL = CLI.projectRoot
-        process.standardOutput = Pipe()
-        process.standardError = Pipe()
-        try process.run()
-        // Wait until the run has started and stored its first evidence, then ask it to stop.
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, (try? cli.sql("SELECT count(*) FROM runs WHERE status = 'running'")) != "1" {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
+        let process = try startStuckRun(cli)
         Thread.sleep(forTimeInterval: 0.3)
         let stopAt = Date()
         process.terminate()
@@ -354,18 +361,7 @@ func slowFixtures(org: String, path: String, delayMS: Int) throws -> URL {
     @Test func afterKill9TheNextRunSweepsWhatTheKilledOneLeftAndMarksItAbandoned() throws {
         try ExternalTool.require("python3")
         let cli = try CLI()
-        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 60_000)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = ["run", "report", "--org", "acme", "--quiet", "--fixtures", fixtures.path, "--data-dir", cli.dataDir.path]
-        process.currentDirectoryURL = CLI.projectRoot
-        process.standardOutput = Pipe()
-        process.standardError = Pipe()
-        try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, (try? cli.sql("SELECT count(*) FROM runs WHERE status = 'running'")) != "1" {
-            Thread.sleep(forTimeInterval: 0.05)
-        }
+        let process = try startStuckRun(cli)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         let scratch = cli.dataDir.appendingPathComponent("scratch")

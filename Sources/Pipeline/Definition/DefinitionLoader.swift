@@ -299,7 +299,8 @@ private struct Walker {
             }
         }
         let kinds = Set(stages.map { $0.0.kind })
-        let requirements: [(StageKind, StageKind)] = [(.validate, .collect), (.store, .collect), (.score, .validate), (.render, .score)]
+        let requirements: [(StageKind, StageKind)] = [(.validate, .collect), (.store, .collect), (.score, .validate), (.render, .score),
+                                                    (.render, .store)]
         for (stage, needed) in requirements where kinds.contains(stage) && !kinds.contains(needed) {
             let node = stages.first { $0.0.kind == stage }?.1
             report(node, "stage '\(stage.rawValue)' needs a '\(needed.rawValue)' stage before it", "missing-stage")

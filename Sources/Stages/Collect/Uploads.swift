@@ -31,19 +31,7 @@ public enum UploadedEvidence {
         guard FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw PipelineError(.invalidInput, "no such file: \(file.path)")
         }
-        let handle: FileHandle
-        do {
-            handle = try FileHandle(forReadingFrom: file)
-        } catch {
-            throw PipelineError(.invalidInput, "cannot read \(file.path): \(error.localizedDescription)")
-        }
-        defer { try? handle.close() }
-        let hasher = try SHA256Hasher()
-        var size = 0
-        while let chunk = try handle.read(upToCount: 4 << 20), !chunk.isEmpty {
-            try hasher.update(chunk)
-            size += chunk.count
-        }
-        return (Digest.hex(try hasher.finalize()), size)
+        let (digest, size) = try Digest.sha256(file: file, code: .invalidInput)
+        return (Digest.hex(digest), size)
     }
 }

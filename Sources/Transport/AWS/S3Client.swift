@@ -303,19 +303,7 @@ public struct S3Client: Sendable {
     }
 
     static func sha256(_ file: URL, offset: UInt64, length: UInt64) throws -> [UInt8] {
-        let handle = try FileHandle(forReadingFrom: file)
-        defer { try? handle.close() }
-        try handle.seek(toOffset: offset)
-        let hasher = try SHA256Hasher()
-        var remaining = length
-        while remaining > 0 {
-            guard let chunk = try handle.read(upToCount: Int(min(remaining, 4 << 20))), !chunk.isEmpty else {
-                throw PipelineError(.storage, "\(file.path) ended early")
-            }
-            try hasher.update(chunk)
-            remaining -= UInt64(chunk.count)
-        }
-        return try hasher.finalize()
+        try Digest.sha256(file: file, offset: offset, length: length, code: .storage).digest
     }
 }
 

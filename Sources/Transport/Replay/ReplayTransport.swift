@@ -29,6 +29,9 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
     private var cursor: [String: Int] = [:]
     private let lock = NSLock()
     private let executor: BlockingExecutor
+    /// Lines being read and parsed at once, by bytes: parsing a line holds a few copies of it, so
+    /// large answers are read one or two at a time, whatever the collector's concurrency.
+    private let reading = AsyncSemaphore(permits: 16 << 20)
     public let file: String
 
     private init(file: String, entries: [String: [Entry]], executor: BlockingExecutor) {
@@ -61,6 +64,8 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
         if entry.delay > .zero { try await Task.sleep(for: entry.delay) }
         try Task.checkCancellation()
         let file = self.file
+        try await reading.acquire(weight: entry.length)
+        defer { reading.release(weight: entry.length) }
         let response = try await executor.run {
             let handle = try Self.openFile(file)
             defer { try? handle.close() }
