@@ -117,34 +117,6 @@ public enum CollectEvent: Sendable {
     }
 }
 
-extension JSONEncoder {
-    /// Sorted keys, ISO-8601 dates in UTC, no escaped slashes: byte-stable output.
-    public static var canonical: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(Timestamp.iso8601(date))
-        }
-        return encoder
-    }
-}
-
-extension JSONDecoder {
-    public static var canonical: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .custom { decoder in
-            let text = try decoder.singleValueContainer().decode(String.self)
-            guard let date = Timestamp.parse(text) else {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                                                        debugDescription: "not an ISO-8601 time: \(text)"))
-            }
-            return date
-        }
-        return decoder
-    }
-}
-
 /// ISO-8601 in UTC with whole seconds: the one time format of stored and rendered output.
 public enum Timestamp {
     /// `2026-11-28T00:00:00Z`. Formatted by hand from the UTC calendar fields: it runs for every

@@ -65,7 +65,13 @@ final class PDFCanvas {
         try? sink.handle.close()
     }
 
+    /// Advance widths of single characters in each font and size, measured once: the toy text
+    /// API places glyphs by their advances without kerning, so a text's width is their sum.
+    private var advances: [String: [Character: Double]] = [:]
+    private var fontKey = ""
+
     func setFont(_ font: Font, size: Double) {
+        fontKey = "\(font)-\(size)"
         switch font {
         case .regular: cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL)
         case .bold: cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD)
@@ -75,8 +81,16 @@ final class PDFCanvas {
     }
 
     func width(of text: String) -> Double {
+        var total = 0.0
+        for character in text { total += advance(of: character) }
+        return total
+    }
+
+    private func advance(of character: Character) -> Double {
+        if let known = advances[fontKey]?[character] { return known }
         var extents = cairo_text_extents_t()
-        cairo_text_extents(cr, text, &extents)
+        cairo_text_extents(cr, String(character), &extents)
+        advances[fontKey, default: [:]][character] = extents.x_advance
         return extents.x_advance
     }
 
@@ -120,12 +134,16 @@ final class PDFCanvas {
                 if !current.isEmpty { lines.append(current) }
                 current = ""
                 var piece = ""
+                var pieceWidth = 0.0
                 for character in word {
-                    if width(of: piece + String(character)) > maxWidth, !piece.isEmpty {
+                    let advance = advance(of: character)
+                    if pieceWidth + advance > maxWidth, !piece.isEmpty {
                         lines.append(piece)
                         piece = ""
+                        pieceWidth = 0
                     }
                     piece.append(character)
+                    pieceWidth += advance
                 }
                 current = piece
             }
