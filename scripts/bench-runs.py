@@ -97,15 +97,17 @@ def main():
             stages.append(document.get("timings_ms", {}))
             memory.append(peak_rss(args.binary, name, args.work))
         order = ["collect", "validate", "score", "store", "render"]
-        stage_median = {k: statistics.median(s.get(k, 0) for s in stages) for k in order if k in stages[0]}
-        results[name] = (statistics.median(walls), max(memory), stage_median, document["evidence_collected"])
+        # Stage times are the fastest of the rounds: a stage of milliseconds on a shared machine is
+        # mostly what else ran meanwhile, and the minimum is the estimate least moved by it.
+        stage_best = {k: min(s.get(k, 0) for s in stages) for k in order if k in stages[0]}
+        results[name] = (statistics.median(walls), max(memory), stage_best, document["evidence_collected"])
         wall, mem, stage, items = results[name]
         stage_text = ", ".join(f"{k} {v / 1000:.3f}s" for k, v in stage.items())
         print(f"{name}: {items} evidence items; wall {wall:.2f}s (median of {args.rounds}); "
-              f"peak memory {mem:.0f} MiB (max of {args.rounds}); stages: {stage_text}")
+              f"peak memory {mem:.0f} MiB (max of {args.rounds}); stages (fastest of {args.rounds}): {stage_text}")
     small, large = results["bench-500"], results["bench-5000"]
     print(f"scale: 5,000 repositories take {large[0] / small[0]:.1f}x the wall time of 500 (goal <= 12; linear is 10), "
-          f"validate {large[2].get('validate', 0) / max(1, small[2].get('validate', 1)):.1f}x; "
+          f"validate {large[2].get('validate', 0) / max(0.001, small[2].get('validate', 0.001)):.1f}x; "
           f"peak memory {large[1]:.0f} MiB (goal < 100) is {large[1] / small[1]:.2f}x that of 500")
     heavy = results["bench-heavy"]
     recording = os.path.join(args.work, "orgs", "bench-heavy", "github.jsonl")

@@ -89,6 +89,8 @@ public struct CheckResult: Sendable, Hashable, Codable {
 /// first 16 digits make (ties, and ids of another form, by the whole text): thousands of ids sort in
 /// a fraction of the time text comparison takes, in the same order.
 public func sortedUniqueIDs(_ ids: [String]) -> [String] {
+    // Already in order and once each (a list shared by several checks): nothing to do.
+    if zip(ids, ids.dropFirst()).allSatisfy({ $0 < $1 }) { return ids }
     var keyed = ids.map { (hexPrefix($0), $0) }
     keyed.sort { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
     var out: [String] = []

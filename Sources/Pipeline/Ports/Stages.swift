@@ -52,8 +52,10 @@ public struct EvidenceIndex: Sendable {
 
     public private(set) var all: [Evidence] = []
     public private(set) var failures: [CollectionFailure] = []
-    /// Facts of `all[i]` at `facts[i]`; positions by evidence id.
+    /// Facts of `all[i]` at `facts[i]`, its status at `statuses[i]` (compact, for checks that
+    /// walk thousands of items); positions by evidence id.
     private var facts: [EvidenceFacts?] = []
+    private var statuses: [Int32] = []
     private var positions: [String: Int] = [:]
     private var byOperation: [OperationKey: [Int]] = [:]
     /// The first evidence about each resource (most have one), and the rest where there are more.
@@ -96,6 +98,7 @@ public struct EvidenceIndex: Sendable {
         positions[evidence.id] = all.count
         all.append(evidence)
         self.facts.append(facts)
+        statuses.append(Int32(clamping: evidence.status))
     }
 
     public mutating func add(_ failure: CollectionFailure) {
@@ -130,6 +133,11 @@ public struct EvidenceIndex: Sendable {
     /// The facts of the evidence at `position` in `all`.
     public func facts(at position: Int) -> EvidenceFacts? {
         facts[position]
+    }
+
+    /// The status of the evidence at `position` in `all`, without touching the rest of it.
+    public func status(at position: Int) -> Int {
+        Int(statuses[position])
     }
 
     /// What the checks took from the evidence's answer when it was collected.

@@ -88,20 +88,20 @@ public enum GitHubChecks {
     }
 
     /// Active (not archived) repositories from every page of the listing, or why they are unknown.
+    /// Kept as parallel lists (one entry per repository, by name), so a check walking thousands
+    /// of them reads only the positions it needs and touches names only for findings.
     struct ActiveRepositories: Sendable {
-        struct Repository: Sendable {
-            let name: String
-            /// `owner/name`, and `owner/name@branch`: the resources of its evidence.
-            let resource: String
-            let branchResource: String
-            /// Where its branch protection and alerts evidence are in the index (looked up once
-            /// for every check).
-            let protection: Int?
-            let alerts: Int?
-        }
-        let repos: [Repository]
+        /// `owner/name`, and `owner/name@branch`: the resources of each one's evidence.
+        let resources: [String]
+        let branchResources: [String]
+        /// Where each one's branch protection and alerts evidence are in the index (looked up
+        /// once for every check).
+        let protection: [Int?]
+        let alerts: [Int?]
         let pages: [Evidence]
         let problem: String?
+
+        var count: Int { resources.count }
     }
 
     /// Active repositories, shared by every per-repository check of a run.
@@ -109,13 +109,13 @@ public enum GitHubChecks {
         index.derived("github.active-repositories") {
             let (repos, pages, problem) = listActiveRepositories(index)
             let owner = pages.first?.resource ?? ""
-            return ActiveRepositories(repos: repos.map {
-                let resource = "\(owner)/\($0.name)"
-                let branchResource = "\(owner)/\($0.name)@\($0.branch)"
-                return .init(name: $0.name, resource: resource, branchResource: branchResource,
-                             protection: index.position(source: source, operation: Op.getBranchProtection, resource: branchResource),
-                             alerts: index.position(source: source, operation: Op.checkVulnerabilityAlerts, resource: resource))
-            }, pages: pages, problem: problem)
+            let resources = repos.map { "\(owner)/\($0.name)" }
+            let branchResources = repos.map { "\(owner)/\($0.name)@\($0.branch)" }
+            return ActiveRepositories(
+                resources: resources, branchResources: branchResources,
+                protection: branchResources.map { index.position(source: source, operation: Op.getBranchProtection, resource: $0) },
+                alerts: resources.map { index.position(source: source, operation: Op.checkVulnerabilityAlerts, resource: $0) },
+                pages: pages, problem: problem)
         }
     }
 
@@ -135,75 +135,112 @@ public enum GitHubChecks {
                 }
             }
         }
+        // By name, for findings in a stable order; a listing already in that order is kept as it is.
+        if zip(repos, repos.dropFirst()).allSatisfy({ $0.0 <= $1.0 }) { return (repos, pages, nil) }
         return (repos.sorted { $0.0 < $1.0 }, pages, nil)
     }
 
     /// Applies `judge` to every active repository's evidence of `operation` and rolls the verdicts
     /// up: any bad → fail; else any unknown → not_verified; else pass. No repositories → n/a.
     static func perRepository(_ index: EvidenceIndex, operation: String,
-                              resource: (ActiveRepositories.Repository) -> String,
-                              position: (ActiveRepositories.Repository) -> Int?,
+                              resources: KeyPath<ActiveRepositories, [String]>,
+                              positions: KeyPath<ActiveRepositories, [Int?]>,
                               passReason: String, failReason: String,
-                              judge: (EvidenceIndex, Int) -> RepoVerdict) -> Check.Verdict {
+                              judge: (_ repo: Int, _ position: Int) -> RepoVerdict) -> Check.Verdict {
         let active = activeRepositories(index)
-        let (repos, pages) = (active.repos, active.pages)
-        if let problem = active.problem { return .init(.notVerified, problem, evidence: pages) }
-        if repos.isEmpty { return .init(.notApplicable, "The organization has no active repositories.", evidence: pages) }
-        var used = pages.map(\.id)
-        used.reserveCapacity(pages.count + repos.count)
+        if let problem = active.problem { return .init(.notVerified, problem, evidence: active.pages) }
+        if active.count == 0 { return .init(.notApplicable, "The organization has no active repositories.", evidence: active.pages) }
+        let found = active[keyPath: positions]
         var bad: [String] = []
         var unknown: [String] = []
-        var positions: [Int] = []
-        positions.reserveCapacity(repos.count)
-        for repo in repos {
-            guard let position = position(repo) else {
-                unknown.append("\(repo.resource): " + missing(index, operation, "evidence", resource: resource(repo)))
+        for (repo, position) in found.enumerated() {
+            guard let position else {
+                let resource = active[keyPath: resources][repo]
+                unknown.append("\(active.resources[repo]): " + missing(index, operation, "evidence", resource: resource))
                 continue
             }
-            positions.append(position)
-            switch judge(index, position) {
+            switch judge(repo, position) {
             case .ok: break
-            case .bad(let finding): bad.append("\(repo.resource): \(finding)")
-            case .unknown(let why): unknown.append("\(repo.resource): \(why)")
+            case .bad(let finding): bad.append("\(active.resources[repo]): \(finding)")
+            case .unknown(let why): unknown.append("\(active.resources[repo]): \(why)")
             }
         }
         // Every check of one operation rests on the same evidence: its ids are sorted once.
-        used = index.derived("github.evidence-ids.\(operation)") {
-            sortedUniqueIDs(used + positions.map { index.all[$0].id })
+        let used = index.derived("github.evidence-ids.\(operation)") {
+            sortedUniqueIDs(active.pages.map(\.id) + found.compactMap { $0.map { index.all[$0].id } })
         }
+        let total = active.count
         if !bad.isEmpty {
-            return .init(.fail, "\(bad.count) of \(repos.count) repositories: \(failReason)",
-                         findings: bad + unknown, evidenceIDs: used)
+            return .init(.fail, "\(bad.count) of \(total) repositories: \(failReason)", findings: bad + unknown, evidenceIDs: used)
         }
         if !unknown.isEmpty {
-            return .init(.notVerified, "\(unknown.count) of \(repos.count) repositories could not be verified.",
+            return .init(.notVerified, "\(unknown.count) of \(total) repositories could not be verified.",
                          findings: unknown, evidenceIDs: used)
         }
-        return .init(.pass, "All \(repos.count) active repositories: \(passReason)", evidenceIDs: used)
+        return .init(.pass, "All \(total) active repositories: \(passReason)", evidenceIDs: used)
     }
 
-    /// The protection document, `nil` when the branch is not protected (404), or why it is unreadable.
-    static func protection(_ index: EvidenceIndex, _ position: Int) -> EvidenceReader.Outcome<JSONValue?> {
-        if index.all[position].status == 404 { return .value(nil) }
-        if case .value(let object)? = index.facts(at: position), object.object != nil { return .value(object) }
-        switch EvidenceReader.object(index.all[position], facts: index.facts(at: position)) {
-        case .value(let object): return .value(object)
-        case .unreadable(let why): return .unreadable(why)
+    /// What the protection checks read of one default branch's protection, taken from its answer
+    /// once for all four of them (they would otherwise each walk thousands of answers).
+    struct BranchProtection: Sendable {
+        enum State: Sendable {
+            case unprotected
+            case unreadable(String)
+            case rules
+        }
+        let state: State
+        /// The approving reviews required, or nil when reviews are not required.
+        let reviews: Int?
+        let forcePushes: Bool?
+        let deletions: Bool?
+        let enforceAdmins: Bool?
+
+        init(_ index: EvidenceIndex, at position: Int) {
+            var (reviews, forcePushes, deletions, enforceAdmins): (Int?, Bool?, Bool?, Bool?) = (nil, nil, nil, nil)
+            if index.status(at: position) == 404 {
+                state = .unprotected
+            } else {
+                switch EvidenceReader.object(index.all[position], facts: index.facts(at: position)) {
+                case .unreadable(let why):
+                    state = .unreadable(why)
+                case .value(let rules):
+                    state = .rules
+                    if let required = rules["required_pull_request_reviews"], required.object != nil {
+                        reviews = required["required_approving_review_count"]?.int ?? 1
+                    }
+                    forcePushes = rules["allow_force_pushes"]?["enabled"]?.bool
+                    deletions = rules["allow_deletions"]?["enabled"]?.bool
+                    enforceAdmins = rules["enforce_admins"]?["enabled"]?.bool
+                }
+            }
+            self.reviews = reviews
+            self.forcePushes = forcePushes
+            self.deletions = deletions
+            self.enforceAdmins = enforceAdmins
         }
     }
 
-    static func protectionRule(_ check: @escaping (JSONValue) -> RepoVerdict) -> (EvidenceIndex, Int) -> RepoVerdict {
-        { index, position in
-            switch protection(index, position) {
+    /// Every active repository's branch protection (nil where it was not collected), in the
+    /// order of `ActiveRepositories`.
+    static func branchProtections(_ index: EvidenceIndex) -> [BranchProtection?] {
+        index.derived("github.branch-protections") {
+            activeRepositories(index).protection.map { $0.map { BranchProtection(index, at: $0) } }
+        }
+    }
+
+    /// A judge of each repository's protection: unprotected is bad, unreadable unknown, rules go
+    /// to `check`.
+    static func protectionRule(_ index: EvidenceIndex, _ check: @escaping (BranchProtection) -> RepoVerdict)
+        -> (Int, Int) -> RepoVerdict {
+        let protections = branchProtections(index)
+        return { repo, _ in
+            guard let protection = protections[repo] else { return .unknown("the protection was not collected") }
+            switch protection.state {
             case .unreadable(let why): return .unknown(why)
-            case .value(nil): return .bad("default branch is not protected")
-            case .value(let rules?): return check(rules)
+            case .unprotected: return .bad("default branch is not protected")
+            case .rules: return check(protection)
             }
         }
-    }
-
-    static func flag(_ rules: JSONValue, _ key: String) -> Bool? {
-        rules[key]?["enabled"]?.bool
     }
 
     static func protectionReading(_ fields: FieldPath...) -> [Check.Reading] {
@@ -216,14 +253,11 @@ public enum GitHubChecks {
         controls: soc2("CC8.1") + iso("A.8.4", "A.8.32"),
         reads: protectionReading("required_pull_request_reviews.required_approving_review_count")
     ) { index, _ in
-        perRepository(index, operation: Op.getBranchProtection, resource: \.branchResource, position: \.protection,
+        perRepository(index, operation: Op.getBranchProtection, resources: \.branchResources, positions: \.protection,
                       passReason: "changes to the default branch need an approving review.",
                       failReason: "changes can reach the default branch without review.",
-                      judge: protectionRule { rules in
-            guard let reviews = rules["required_pull_request_reviews"], reviews.object != nil else {
-                return .bad("pull request reviews are not required")
-            }
-            let count = reviews["required_approving_review_count"]?.int ?? 1
+                      judge: protectionRule(index) { rules in
+            guard let count = rules.reviews else { return .bad("pull request reviews are not required") }
             return count >= 1 ? .ok : .bad("required approving review count is 0")
         })
     }
@@ -234,11 +268,11 @@ public enum GitHubChecks {
         controls: soc2("CC8.1") + iso("A.8.32"),
         reads: protectionReading("allow_force_pushes.enabled")
     ) { index, _ in
-        perRepository(index, operation: Op.getBranchProtection, resource: \.branchResource, position: \.protection,
+        perRepository(index, operation: Op.getBranchProtection, resources: \.branchResources, positions: \.protection,
                       passReason: "force pushes to the default branch are blocked.",
                       failReason: "history of the default branch can be rewritten.",
-                      judge: protectionRule { rules in
-            switch flag(rules, "allow_force_pushes") {
+                      judge: protectionRule(index) { rules in
+            switch rules.forcePushes {
             case false?: return .ok
             case true?: return .bad("force pushes are allowed")
             case nil: return .unknown("allow_force_pushes is missing from the protection")
@@ -252,11 +286,11 @@ public enum GitHubChecks {
         controls: soc2("CC8.1") + iso("A.8.32"),
         reads: protectionReading("allow_deletions.enabled")
     ) { index, _ in
-        perRepository(index, operation: Op.getBranchProtection, resource: \.branchResource, position: \.protection,
+        perRepository(index, operation: Op.getBranchProtection, resources: \.branchResources, positions: \.protection,
                       passReason: "the default branch cannot be deleted.",
                       failReason: "the default branch can be deleted.",
-                      judge: protectionRule { rules in
-            switch flag(rules, "allow_deletions") {
+                      judge: protectionRule(index) { rules in
+            switch rules.deletions {
             case false?: return .ok
             case true?: return .bad("branch deletion is allowed")
             case nil: return .unknown("allow_deletions is missing from the protection")
@@ -270,11 +304,11 @@ public enum GitHubChecks {
         controls: soc2("CC8.1") + iso("A.8.32"),
         reads: protectionReading("enforce_admins.enabled")
     ) { index, _ in
-        perRepository(index, operation: Op.getBranchProtection, resource: \.branchResource, position: \.protection,
+        perRepository(index, operation: Op.getBranchProtection, resources: \.branchResources, positions: \.protection,
                       passReason: "administrators are held to the same protection.",
                       failReason: "administrators can bypass branch protection.",
-                      judge: protectionRule { rules in
-            switch flag(rules, "enforce_admins") {
+                      judge: protectionRule(index) { rules in
+            switch rules.enforceAdmins {
             case true?: return .ok
             case false?: return .bad("administrators bypass the protection (enforce_admins off)")
             case nil: return .unknown("enforce_admins is missing from the protection")
@@ -288,11 +322,11 @@ public enum GitHubChecks {
         controls: soc2("CC7.1") + iso("A.8.8"),
         reads: [repositoryList]
     ) { index, _ in
-        perRepository(index, operation: Op.checkVulnerabilityAlerts, resource: \.resource, position: \.alerts,
+        perRepository(index, operation: Op.checkVulnerabilityAlerts, resources: \.resources, positions: \.alerts,
                       passReason: "Dependabot alerts report vulnerable dependencies.",
                       failReason: "vulnerable dependencies go unreported.",
-                      judge: { index, position in
-            let status = index.all[position].status
+                      judge: { _, position in
+            let status = index.status(at: position)
             switch status {
             case 204: return .ok
             case 404: return .bad("Dependabot alerts are off")
