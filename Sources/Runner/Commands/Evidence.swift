@@ -77,6 +77,7 @@ struct EvidenceCommand: AsyncParsableCommand {
                     }
                     try await objects.put(evidence.metadataKey, data: evidence.canonicalJSON(),
                                           contentType: "application/json", ifAbsent: true)
+                    try await objects.sync()  // the objects are durable before the row that points at them
                     let inserted = try await store.storeEvidence([evidence], run: run)
                     try await store.linkEvidence(evidence.id, to: controlList, organization: organizationID)
                     try await store.finishRun(run, status: .succeeded, message: nil)

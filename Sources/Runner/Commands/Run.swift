@@ -157,8 +157,8 @@ struct Run: AsyncParsableCommand {
         progress.close()
         try Task.checkCancellation()
         for problem in broken {
-            let placeholder = Organization(id: problem.id, name: problem.id.rawValue, integrations: [:])
-            outcomes.append((placeholder, .failure(PipelineError(.fixture, problem.description))))
+            let unloaded = Organization(id: problem.id, name: problem.id.rawValue, integrations: [:])
+            outcomes.append((unloaded, .failure(PipelineError(.fixture, problem.description))))
         }
         outcomes.sort { $0.0.id < $1.0.id }
 
