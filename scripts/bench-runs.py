@@ -39,11 +39,19 @@ def generate(work):
     return orgs
 
 
-def run(binary, org, work):
+def fresh_store(binary, org, work):
+    """A new data directory holding just the organization (imported, not timed)."""
     data = tempfile.mkdtemp(prefix="bench-data-", dir=work)
+    subprocess.run([binary, "orgs", "import", os.path.join(work, "orgs", org), "--data-dir", data], cwd=ROOT,
+                   stdout=subprocess.DEVNULL, check=True)
+    return data
+
+
+def run(binary, org, work):
+    data = fresh_store(binary, org, work)
     try:
         start = time.monotonic()
-        child = subprocess.Popen([binary, "run", "report", "--org", org, "--fixtures", work, "--data-dir", data,
+        child = subprocess.Popen([binary, "run", "report", "--org", org, "--data-dir", data,
                                   "--quiet", "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = child.communicate()
         wall = time.monotonic() - start
@@ -57,7 +65,7 @@ def run(binary, org, work):
 
 def peak_rss(binary, org, work):
     """Peak resident memory of one whole run, in MiB, from the child's own rusage."""
-    data = tempfile.mkdtemp(prefix="bench-data-", dir=work)
+    data = fresh_store(binary, org, work)
     try:
         pid = os.fork()
         if pid == 0:
@@ -65,7 +73,7 @@ def peak_rss(binary, org, work):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
-            os.execv(binary, [binary, "run", "report", "--org", org, "--fixtures", work, "--data-dir", data, "--quiet"])
+            os.execv(binary, [binary, "run", "report", "--org", org, "--data-dir", data, "--quiet"])
         _, status, usage = os.wait4(pid, 0)
         if status != 0:
             sys.exit(f"bench: {org} failed while measuring memory")

@@ -30,7 +30,16 @@ public actor InMemoryEvidenceStore: EvidenceStore {
     public func runs(of organization: OrganizationID, status: RunRecord.Status?, limit: Int) -> [RunSummary] { [] }
     public func abandonRun(_ id: String, of organization: OrganizationID, reason: String) -> Bool { false }
     public func evidenceCount(organization: OrganizationID) -> Int { ids.count }
-    public func ensureOrganization(_ organization: Organization, members: [Member], actor: String) {}
+    public func organizations() -> [Organization] { [] }
+    public func organization(_ id: OrganizationID) -> Organization? { nil }
+    @discardableResult
+    public func addOrganization(_ organization: Organization, members: [Member], integrations: [Integration],
+                                actor: String) -> Bool { false }
+    @discardableResult
+    public func removeOrganization(_ id: OrganizationID, actor: String) -> Bool { false }
+    public func setIntegration(_ integration: Integration, in organization: OrganizationID, actor: String) {}
+    public func integrationSecret(_ kind: String, of organization: OrganizationID) -> SealedSecret? { nil }
+    public func allIntegrationSecrets(of organization: OrganizationID) -> [String: SealedSecret] { [:] }
     public func role(of actor: String, in organization: OrganizationID) -> Role? { nil }
     public func members(of organization: OrganizationID) -> [Member] { [] }
     public func setMember(_ member: Member, in organization: OrganizationID, actor: String) {}

@@ -2,7 +2,8 @@ import Foundation
 import PipelineTesting
 import Testing
 
-/// Runs the built `pipeline` binary as a user would, over the shipped fixtures.
+/// Runs the built `pipeline` binary as a user would, on a fresh data directory holding the demo
+/// organizations (imported from the shipped fixtures, as the README's first command does).
 struct CLI {
     static let projectRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -16,8 +17,19 @@ struct CLI {
 
     let dataDir: URL
 
-    init() throws {
+    init(demo: Bool = true) throws {
         dataDir = try ExternalTool.temporaryDirectory()
+        if demo {
+            let imported = try run(["orgs", "import", "fixtures/orgs"])
+            guard imported.status == 0 else { throw ToolFailure("orgs import", imported) }
+        }
+    }
+
+    /// Connects the organization's GitHub integration to another recording.
+    func replay(_ org: String, account: String, recording: URL) throws {
+        let result = try run(["integrations", "add", "--org", org, "--kind", "github", "--account", account,
+                              "--recording", recording.path])
+        guard result.status == 0 else { throw ToolFailure("integrations add", result) }
     }
 
     @discardableResult
@@ -34,6 +46,11 @@ struct CLI {
     }
 }
 
+
+struct ToolFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ what: String, _ result: ToolResult) { description = "\(what) exited \(result.status): \(result.stderr)" }
+}
 
 func line(_ output: String, _ prefix: String) -> String? {
     output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix(prefix) }
@@ -118,13 +135,11 @@ func line(_ output: String, _ prefix: String) -> String? {
     /// run to the end; the exit code says something failed.
     @Test func withSeveralOrganizationsOneFailingDoesNotStopTheOthers() throws {
         let cli = try CLI()
-        let fixtures = try ExternalTool.temporaryDirectory()
-        try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("fixtures/orgs"),
-                                         to: fixtures.appendingPathComponent("orgs"))
-        let recording = fixtures.appendingPathComponent("orgs/globex/github.jsonl")
-        let data = try Data(contentsOf: recording)
+        let recording = try ExternalTool.temporaryDirectory().appendingPathComponent("globex.jsonl")
+        let data = try Data(contentsOf: CLI.projectRoot.appendingPathComponent("fixtures/orgs/globex/github.jsonl"))
         try data.prefix(data.count / 2).write(to: recording)
-        let result = try cli.run(["run", "nightly", "--all-orgs", "--quiet", "--json", "--fixtures", fixtures.path])
+        try cli.replay("globex", account: "globex", recording: recording)
+        let result = try cli.run(["run", "nightly", "--all-orgs", "--quiet", "--json"])
         #expect(result.status == 1)
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         let runs = try #require(object?["runs"] as? [[String: Any]])
@@ -141,7 +156,7 @@ func line(_ output: String, _ prefix: String) -> String? {
 @Suite struct BadInputTests {
     @Test(arguments: ["../x", "a/b", "ACME", "acme;drop", ""])
     func aHostileOrganizationIDIsRefusedBeforeAnyUse(_ id: String) throws {
-        let cli = try CLI()
+        let cli = try CLI(demo: false)
         let result = try cli.run(["run", "report", "--org", id])
         #expect(result.status == 2)
         #expect(result.stderr.contains("is not valid"))
@@ -186,14 +201,11 @@ func line(_ output: String, _ prefix: String) -> String? {
         let before = try cli.sql("SELECT count(*) FROM evidence")
         let exports = try FileManager.default.contentsOfDirectory(atPath: cli.dataDir.appendingPathComponent("objects/acme/exports").path)
         // Then the recording is truncated mid-body.
-        let fixtures = try ExternalTool.temporaryDirectory()
-        try FileManager.default.createDirectory(at: fixtures.appendingPathComponent("orgs"), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("fixtures/orgs/acme"),
-                                         to: fixtures.appendingPathComponent("orgs/acme"))
-        let recording = fixtures.appendingPathComponent("orgs/acme/github.jsonl")
-        let data = try Data(contentsOf: recording)
+        let recording = try ExternalTool.temporaryDirectory().appendingPathComponent("acme.jsonl")
+        let data = try Data(contentsOf: CLI.projectRoot.appendingPathComponent("fixtures/orgs/acme/github.jsonl"))
         try data.prefix(data.count / 2).write(to: recording)
-        let result = try cli.run(["run", "report", "--org", "acme", "--fixtures", fixtures.path])
+        try cli.replay("acme", account: "acme-corp", recording: recording)
+        let result = try cli.run(["run", "report", "--org", "acme"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("\(recording.path):"))
         #expect(result.stderr.contains("recording line is not valid JSON"))
@@ -262,15 +274,12 @@ func line(_ output: String, _ prefix: String) -> String? {
     }
 }
 
-/// A copy of an organization's fixtures whose recording answers `path` only after `delayMS`.
-func slowFixtures(org: String, path: String, delayMS: Int) throws -> URL {
-    let fixtures = try ExternalTool.temporaryDirectory()
-    try FileManager.default.createDirectory(at: fixtures.appendingPathComponent("orgs"), withIntermediateDirectories: true)
-    try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("fixtures/orgs/\(org)"),
-                                     to: fixtures.appendingPathComponent("orgs/\(org)"))
-    let file = fixtures.appendingPathComponent("orgs/\(org)/github.jsonl")
+/// A copy of an organization's demo recording that answers `path` only after `delayMS`.
+func slowRecording(org: String, path: String, delayMS: Int) throws -> URL {
+    let file = try ExternalTool.temporaryDirectory().appendingPathComponent("\(org)-slow.jsonl")
     var lines: [String] = []
-    for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
+    let original = CLI.projectRoot.appendingPathComponent("fixtures/orgs/\(org)/github.jsonl")
+    for line in try String(contentsOf: original, encoding: .utf8).split(separator: "\n") {
         var exchange = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
         if (exchange["request"] as? [String: Any])?["path"] as? String == path {
             var response = exchange["response"] as! [String: Any]
@@ -280,16 +289,18 @@ func slowFixtures(org: String, path: String, delayMS: Int) throws -> URL {
         lines.append(String(decoding: try JSONSerialization.data(withJSONObject: exchange), as: UTF8.self))
     }
     try (lines.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-    return fixtures
+    return file
 }
 
 /// Starts a run of acme whose last answer comes after a minute, and returns once it is recorded as
-/// running (and storing evidence).
+/// running (and storing evidence). Acme replays its demo recording again afterwards.
 func startStuckRun(_ cli: CLI) throws -> Process {
-    let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 60_000)
+    try cli.replay("acme", account: "acme-corp",
+                   recording: try slowRecording(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 60_000))
+    defer { try? cli.replay("acme", account: "acme-corp", recording: CLI.projectRoot.appendingPathComponent("fixtures/orgs/acme/github.jsonl")) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: CLI.binary)
-    process.arguments = ["run", "report", "--org", "acme", "--quiet", "--fixtures", fixtures.path, "--data-dir", cli.dataDir.path]
+    process.arguments = ["run", "report", "--org", "acme", "--quiet", "--data-dir", cli.dataDir.path]
     process.currentDirectoryURL = CLI.projectRoot
     process.standardOutput = Pipe()
     process.standardError = Pipe()
@@ -328,7 +339,8 @@ func startStuckRun(_ cli: CLI) throws -> Process {
     /// collected, so the check that passes on every other repository is not verified, never passed.
     @Test func aRequestSlowerThanItsTimeoutIsNotCollectedAndTheCheckNotVerified() throws {
         let cli = try CLI()
-        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/api/branches/main/protection", delayMS: 5_000)
+        try cli.replay("acme", account: "acme-corp",
+                       recording: try slowRecording(org: "acme", path: "/repos/acme-corp/api/branches/main/protection", delayMS: 5_000))
         let definition = cli.dataDir.appendingPathComponent("quick.yml")
         try """
         name: quick
@@ -342,7 +354,7 @@ func startStuckRun(_ cli: CLI) throws -> Process {
             frameworks: [soc2]
         """.write(to: definition, atomically: true, encoding: .utf8)
         let start = Date()
-        let result = try cli.run(["run", definition.path, "--org", "acme", "--quiet", "--json", "--fixtures", fixtures.path])
+        let result = try cli.run(["run", definition.path, "--org", "acme", "--quiet", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(Date().timeIntervalSince(start) < 4)
         #expect(result.stderr.contains("timed out after 100ms"))

@@ -27,9 +27,11 @@ struct Production {
             storage: "s3://\(s3.bucket)/\(prefix)?endpoint=\(s3.endpoint)&region=us-east-1",
             openStorage: s3.openEndpoint.map { "s3://\(s3.bucket)/\(prefix)?endpoint=\($0)&region=us-east-1" },
             environment: ["AWS_ACCESS_KEY_ID": s3.accessKeyID, "AWS_SECRET_ACCESS_KEY": s3.secretAccessKey],
-            cli: try CLI())
+            cli: try CLI(demo: false))
         let migrated = try production.cli.run(["db", "migrate", "--database", production.ownerURL])
-        guard migrated.status == 0 else { throw NSError(domain: "migrate", code: 1, userInfo: [NSLocalizedDescriptionKey: migrated.stderr]) }
+        guard migrated.status == 0 else { throw ToolFailure("db migrate", migrated) }
+        let imported = try production.run(["orgs", "import", "fixtures/orgs"])
+        guard imported.status == 0 else { throw ToolFailure("orgs import", imported) }
         return production
     }
 
@@ -113,7 +115,6 @@ struct Production {
 
     @Test func membersAreManagedByThoseAllowedTo() throws {
         let p = try Production.make()
-        #expect(try p.run(["run", "nightly", "--org", "acme", "--quiet"]).status == 0)  // seeds acme's members
         let byMember = try p.run(["members", "add", "--org", "acme", "--user", "new@acme.example", "--role", "admin",
                                   "--actor", "mel@acme.example"])
         #expect(byMember.status == 1)
@@ -182,11 +183,12 @@ struct Production {
     /// ended sessions instead of lending them out, and the run completes with nothing duplicated.
     @Test func sessionsEndedMidRunAreReplacedAndTheRunCompletes() throws {
         let p = try Production.make()
-        let fixtures = try slowFixtures(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 1500)
+        let slow = try slowRecording(org: "acme", path: "/repos/acme-corp/web/vulnerability-alerts", delayMS: 1500)
+        #expect(try p.run(["integrations", "add", "--org", "acme", "--kind", "github", "--account", "acme-corp",
+                           "--recording", slow.path]).status == 0)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLI.binary)
-        process.arguments = ["run", "report", "--org", "acme", "--quiet", "--fixtures", fixtures.path,
-                             "--database", p.appURL, "--storage", p.storage]
+        process.arguments = ["run", "report", "--org", "acme", "--quiet", "--database", p.appURL, "--storage", p.storage]
         process.environment = ProcessInfo.processInfo.environment.merging(p.environment) { _, b in b }
         process.currentDirectoryURL = CLI.projectRoot
         let stderr = Pipe()

@@ -35,15 +35,22 @@ struct TestDatabase {
     }
 }
 
-/// A store of the given backend (the production one stops the test when PostgreSQL is not there).
-func makeStore(_ backend: Backend) async throws -> any EvidenceStore {
+/// A store of the given backend (the production one stops the test when PostgreSQL is not there),
+/// holding the organizations named, without members.
+func makeStore(_ backend: Backend, organizations: [String] = ["acme", "globex", "initech"]) async throws -> any EvidenceStore {
+    let store: any EvidenceStore
     switch backend {
     case .embedded:
-        return try await SQLiteEvidenceStore(path: try ExternalTool.temporaryDirectory().appendingPathComponent("db.sqlite").path)
+        store = try await SQLiteEvidenceStore(path: try ExternalTool.temporaryDirectory().appendingPathComponent("db.sqlite").path)
     case .production:
         let database = try await TestDatabase.make()
-        return try await PostgresEvidenceStore(settings: .init(url: database.appURL))
+        store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
     }
+    for id in organizations {
+        try await store.addOrganization(Organization(id: org(id), name: id.capitalized, integrations: [:]), members: [],
+                                        integrations: [], actor: "system")
+    }
+    return store
 }
 
 let asOf = Date(timeIntervalSince1970: 1_795_824_000)  // 2026-11-28T00:00:00Z

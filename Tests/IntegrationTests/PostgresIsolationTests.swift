@@ -255,7 +255,9 @@ extension PostgresPoolTests {
     @Test func aMemberChangedOutsideTheCommandLineIsAuditedInTheSameTransaction() async throws {
         let database = try await TestDatabase.make()
         let store = try await PostgresEvidenceStore(settings: .init(url: database.appURL))
-        try await store.setMember(Member(actor: "olive@acme.example", role: .owner), in: org("acme"), actor: "system")
+        try await store.addOrganization(Organization(id: org("acme"), name: "Acme", integrations: [:]),
+                                        members: [Member(actor: "olive@acme.example", role: .owner)], integrations: [],
+                                        actor: "system")
         // Plain SQL as the pipeline's role, as a script or a psql session would do it.
         let db = try await PostgresConnection.connect(.init(url: database.appURL))
         try await db.transaction(organization: org("acme")) { db in
@@ -266,6 +268,7 @@ extension PostgresPoolTests {
         }
         let log = try await store.auditLog(of: org("acme")).map { "\($0.actor) \($0.action) \($0.entityID) \($0.detail)" }
         #expect(log == [
+            "system organization.created acme Acme",
             "system member.added olive@acme.example owner",
             "lightsail_pipeline member.role_changed olive@acme.example owner -> viewer",
             "lightsail_pipeline member.added eve@acme.example admin",

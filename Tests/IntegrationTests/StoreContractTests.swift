@@ -54,18 +54,18 @@ import Testing
         try await store.storeResults([result], scores: score, run: run)
         try await store.storeExport(ExportRecord(id: "exp-1", organizationID: org("acme"), artifacts: []), run: run)
         try await store.finishRun(run, status: .succeeded, message: nil)
-        let actions = try await store.auditLog(of: org("acme")).map(\.action)
-        #expect(actions == ["run.started", "export.created", "run.succeeded"])
-        #expect(try await store.auditLog(of: org("acme")).allSatisfy { $0.actor == "alice@acme.example" })
+        let entries = try await store.auditLog(of: org("acme")).filter { $0.action != "organization.created" }
+        #expect(entries.map(\.action) == ["run.started", "export.created", "run.succeeded"])
+        #expect(entries.allSatisfy { $0.actor == "alice@acme.example" })
     }
 
     @Test(arguments: Backend.allCases)
     func membersCarryRolesAndEveryChangeIsAudited(_ backend: Backend) async throws {
-        let store = try await makeStore(backend)
-        let acme = Organization(id: org("acme"), name: "Acme Corp", integrations: ["github": ["account": "acme-corp"]])
+        let store = try await makeStore(backend, organizations: [])
+        let acme = Organization(id: org("acme"), name: "Acme Corp", integrations: [:])
         let members = [Member(actor: "olive@acme.example", role: .owner), Member(actor: "vic@acme.example", role: .viewer)]
-        try await store.ensureOrganization(acme, members: members, actor: "system")
-        try await store.ensureOrganization(acme, members: members, actor: "system")  // idempotent
+        let github = Integration(kind: "github", settings: ["account": "acme-corp"])
+        #expect(try await store.addOrganization(acme, members: members, integrations: [github], actor: "system"))
         #expect(try await store.role(of: "vic@acme.example", in: org("acme")) == .viewer)
         #expect(try await store.role(of: "vic@acme.example", in: org("globex")) == nil)
         try await store.setMember(Member(actor: "vic@acme.example", role: .admin), in: org("acme"), actor: "olive@acme.example")
@@ -80,6 +80,68 @@ import Testing
         #expect(log == ["organization.created acme", "member.added olive@acme.example", "member.added vic@acme.example",
                         "integration.added github", "member.role_changed vic@acme.example", "member.removed vic@acme.example",
                         "integration.removed github"])
+    }
+
+    /// Adding an organization that exists writes nothing: an import never overwrites a role or an
+    /// integration changed since.
+    @Test(arguments: Backend.allCases)
+    func addingAnOrganizationAgainChangesNothing(_ backend: Backend) async throws {
+        let store = try await makeStore(backend, organizations: [])
+        let acme = Organization(id: org("acme"), name: "Acme Corp", integrations: [:])
+        #expect(try await store.addOrganization(acme, members: [Member(actor: "olive@acme.example", role: .owner)],
+                                                integrations: [], actor: "system"))
+        try await store.setMember(Member(actor: "olive@acme.example", role: .admin), in: org("acme"), actor: "system")
+        let renamed = Organization(id: org("acme"), name: "Renamed", integrations: [:])
+        #expect(try await !store.addOrganization(renamed, members: [Member(actor: "olive@acme.example", role: .owner)],
+                                                 integrations: [Integration(kind: "github", settings: ["account": "x"])],
+                                                 actor: "system"))
+        #expect(try await store.organization(org("acme"))?.name == "Acme Corp")
+        #expect(try await store.role(of: "olive@acme.example", in: org("acme")) == .admin)
+        #expect(try await store.integrations(of: org("acme")).isEmpty)
+    }
+
+    /// Removing an organization removes its members and integrations; its history stays, and a
+    /// run for it is refused afterwards.
+    @Test(arguments: Backend.allCases)
+    func aRemovedOrganizationIsGoneButItsHistoryStays(_ backend: Backend) async throws {
+        let store = try await makeStore(backend, organizations: ["globex"])
+        let acme = Organization(id: org("acme"), name: "Acme Corp", integrations: [:])
+        try await store.addOrganization(acme, members: [Member(actor: "olive@acme.example", role: .owner)],
+                                        integrations: [Integration(kind: "github", settings: ["account": "acme-corp"])],
+                                        actor: "system")
+        let run = runRecord("acme")
+        try await store.beginRun(run)
+        try await store.storeEvidence((0..<3).map { evidence($0, org: "acme") }, run: run)
+        try await store.finishRun(run, status: .succeeded, message: nil)
+        #expect(try await store.organizations().map(\.id.rawValue) == ["acme", "globex"])
+        #expect(try await store.removeOrganization(org("acme"), actor: "olive@acme.example"))
+        #expect(try await !store.removeOrganization(org("acme"), actor: "olive@acme.example"))
+        #expect(try await store.organizations().map(\.id.rawValue) == ["globex"])
+        #expect(try await store.organization(org("acme")) == nil)
+        #expect(try await store.role(of: "olive@acme.example", in: org("acme")) == nil)
+        #expect(try await store.evidenceCount(organization: org("acme")) == 3)
+        #expect(try await store.auditLog(of: org("acme")).last?.action == "organization.removed")
+        await #expect(throws: PipelineError.self) {
+            try await store.setMember(Member(actor: "x@acme.example", role: .viewer), in: org("acme"), actor: "system")
+        }
+    }
+
+    /// Sealed credentials are kept as given and read back by kind; settings never carry them.
+    @Test(arguments: Backend.allCases)
+    func integrationSecretsAreKeptApartFromSettings(_ backend: Backend) async throws {
+        let store = try await makeStore(backend)
+        let sealed = SealedSecret(keyID: "k1", sealed: Data((0..<60).map { UInt8($0) }))
+        try await store.setIntegration(Integration(kind: "github", settings: ["account": "acme-corp"], secret: sealed),
+                                       in: org("acme"), actor: "system")
+        #expect(try await store.integrationSecret("github", of: org("acme")) == sealed)
+        #expect(try await store.integrationSecret("github", of: org("globex")) == nil)
+        #expect(try await store.integrations(of: org("acme")) == ["github": ["account": "acme-corp"]])
+        let resealed = SealedSecret(keyID: "k2", sealed: Data(repeating: 7, count: 44))
+        try await store.setIntegration(Integration(kind: "github", settings: ["account": "acme-corp"], secret: resealed),
+                                       in: org("acme"), actor: "system")
+        #expect(try await store.allIntegrationSecrets(of: org("acme")) == ["github": resealed])
+        let actions = try await store.auditLog(of: org("acme")).map(\.action).filter { $0.hasPrefix("integration.") }
+        #expect(actions == ["integration.added", "integration.changed"])
     }
 
     @Test(arguments: Backend.allCases)

@@ -21,9 +21,22 @@ public protocol EvidenceStore: Sendable {
     func abandonRun(_ id: String, of organization: OrganizationID, reason: String) async throws -> Bool
     func evidenceCount(organization: OrganizationID) async throws -> Int
 
-    /// Creates the organization with its members and integrations when absent; present ones are
-    /// left as they are. Additions are audited.
-    func ensureOrganization(_ organization: Organization, members: [Member], actor: String) async throws
+    /// Every organization in the store with its integrations' settings (never their secrets), in
+    /// id order: what `--all-orgs` runs.
+    func organizations() async throws -> [Organization]
+    /// The organization, or nil when the store has none with this id.
+    func organization(_ id: OrganizationID) async throws -> Organization?
+    /// Adds an organization with its first members and integrations, in one transaction, audited
+    /// (`organization.created`, `member.added`, `integration.added`). When it already exists
+    /// nothing is written and this returns false: an import never overwrites what changed since.
+    @discardableResult
+    func addOrganization(_ organization: Organization, members: [Member], integrations: [Integration],
+                         actor: String) async throws -> Bool
+    /// Removes the organization with its members and integrations (audited
+    /// `organization.removed`); its evidence, runs and audit log are history and stay. False when
+    /// there was none.
+    @discardableResult
+    func removeOrganization(_ id: OrganizationID, actor: String) async throws -> Bool
     /// The actor's role in the organization, or nil when not a member.
     func role(of actor: String, in organization: OrganizationID) async throws -> Role?
     func members(of organization: OrganizationID) async throws -> [Member]
@@ -34,6 +47,13 @@ public protocol EvidenceStore: Sendable {
     func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) async throws -> Bool
     /// Connected integrations: kind → settings (never credentials).
     func integrations(of organization: OrganizationID) async throws -> [String: [String: String]]
+    /// Connects an integration, or replaces the one of its kind (audited `integration.added` or
+    /// `integration.changed`).
+    func setIntegration(_ integration: Integration, in organization: OrganizationID, actor: String) async throws
+    /// The sealed credentials of an integration, or nil when it has none (a replay, say).
+    func integrationSecret(_ kind: String, of organization: OrganizationID) async throws -> SealedSecret?
+    /// Every integration's sealed credentials, for `pipeline keys rotate`.
+    func allIntegrationSecrets(of organization: OrganizationID) async throws -> [String: SealedSecret]
     /// Returns whether there was such an integration (audited as `integration.removed`).
     @discardableResult
     func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) async throws -> Bool
@@ -167,13 +187,39 @@ public func validateObjectKey(_ key: String, organization: OrganizationID) throw
     }
 }
 
+/// Credentials sealed with AES-256-GCM: the id of the key that sealed them, and nonce, ciphertext
+/// and tag together. Opening them needs that key (see `Cryptography.SecretBox`).
+public struct SealedSecret: Sendable, Hashable {
+    public let keyID: String
+    public let sealed: Data
+
+    public init(keyID: String, sealed: Data) {
+        self.keyID = keyID
+        self.sealed = sealed
+    }
+}
+
+/// A connected integration: its kind (`github`, `aws`, `google_workspace`, `http`), the settings
+/// anyone may see (account, API URL, regions, a recording to replay), and its sealed credentials.
+public struct Integration: Sendable, Hashable {
+    public let kind: String
+    public let settings: [String: String]
+    public let secret: SealedSecret?
+
+    public init(kind: String, settings: [String: String], secret: SealedSecret? = nil) {
+        self.kind = kind
+        self.settings = settings
+        self.secret = secret
+    }
+}
+
 /// An organization the pipeline runs for, and the integrations it has connected.
 public struct Organization: Sendable, Hashable {
     public let id: OrganizationID
     public let name: String
     /// Integration name → its settings (account, login, recording), as configured.
     public let integrations: [String: [String: String]]
-    /// Members the directory knows of (seeded into the store when absent there).
+    /// Members an `organization.yml` lists, which an import adds with the organization.
     public let members: [Member]
 
     public init(id: OrganizationID, name: String, integrations: [String: [String: String]], members: [Member] = []) {
@@ -182,10 +228,4 @@ public struct Organization: Sendable, Hashable {
         self.integrations = integrations
         self.members = members
     }
-}
-
-public protocol OrganizationDirectory: Sendable {
-    func all() async throws -> [Organization]
-    /// Throws `unknownOrganization` naming the id when there is none.
-    func organization(_ id: OrganizationID) async throws -> Organization
 }

@@ -37,7 +37,6 @@ struct EvidenceCommand: AsyncParsableCommand {
 
         @OptionGroup var backends: BackendOptions
         @OptionGroup var actorOption: ActorOption
-        @OptionGroup var locations: LocationOptions
 
         func validate() throws {
             _ = try actorOption.resolve()
@@ -55,13 +54,10 @@ struct EvidenceCommand: AsyncParsableCommand {
                 if let unknown = controlList.first(where: { !known.contains($0) }) {
                     throw PipelineError(.invalidInput, "unknown control '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
                 }
-                let organization = try await locations.organizations.organization(organizationID)
-                let actor = try actorOption.resolve()
-                let store = try await backends.openStore()
+                let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
+                                                          permission: .runPipeline, what: "upload evidence")
+                let (actor, store) = (context.actor, context.store)
                 let objects = try await backends.openObjects()
-                try await store.ensureOrganization(organization, members: organization.members, actor: Actor.systemName)
-                try await Authorization.require(.runPipeline, actor: actor, organization: organizationID,
-                                                what: "upload evidence", store: store)
 
                 let source = URL(fileURLWithPath: file)
                 let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))

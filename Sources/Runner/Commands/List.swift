@@ -8,6 +8,7 @@ struct List: AsyncParsableCommand {
     )
 
     @OptionGroup var locations: LocationOptions
+    @OptionGroup var backends: BackendOptions
 
     func run() async throws {
         let files = try DefinitionFiles.expand([locations.pipelines])
@@ -26,15 +27,19 @@ struct List: AsyncParsableCommand {
                 print("  \(file)  (invalid: run `pipeline lint \(file)`)")
             }
         }
-        let (organizations, problems) = try await locations.organizations.listing()
-        print("Organizations (\(locations.fixtures)/orgs):")
+        let organizations: [Organization]
+        do {
+            organizations = try await backends.openStore().organizations()
+        } catch {
+            throw report(error)
+        }
+        print("Organizations (the store):")
         for organization in organizations {
             let integrations = organization.integrations.keys.sorted().joined(separator: ", ")
             print("  \(organization.id)  \(organization.name)  [\(integrations)]")
         }
-        for problem in problems {
-            print("  \(problem.id)  (invalid: \(problem.description))")
-            broken = true
+        if organizations.isEmpty {
+            print("  none: add one with `pipeline orgs add`, or import the demo ones with `pipeline orgs import fixtures/orgs`")
         }
         if broken { throw Exit.problems }
     }

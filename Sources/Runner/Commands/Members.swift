@@ -12,11 +12,13 @@ struct Members: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "List members and roles.")
         @Option(name: .long, help: "Organization id.") var org: String
         @OptionGroup var backends: BackendOptions
+        @OptionGroup var actorOption: ActorOption
 
         func run() async throws {
             do {
-                let store = try await backends.openStore()
-                for member in try await store.members(of: try OrganizationID(org)) {
+                let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
+                                                          permission: .manageMembers, what: "see members")
+                for member in try await context.store.members(of: context.organization) {
                     print("\(member.role.rawValue)\t\(member.actor)")
                 }
             } catch {
@@ -66,51 +68,6 @@ struct Members: AsyncParsableCommand {
                     throw PipelineError(.invalidInput, "\(quotedForMessage(user)) is not a member of \(context.organization)")
                 }
                 print("\(context.organization): \(user) removed")
-            } catch {
-                throw report(error)
-            }
-        }
-    }
-}
-
-struct Integrations: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "List or remove an organization's connected integrations.",
-        subcommands: [ListIntegrations.self, RemoveIntegration.self]
-    )
-
-    struct ListIntegrations: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List integrations and their settings.")
-        @Option(name: .long, help: "Organization id.") var org: String
-        @OptionGroup var backends: BackendOptions
-
-        func run() async throws {
-            do {
-                let store = try await backends.openStore()
-                for (kind, settings) in try await store.integrations(of: try OrganizationID(org)).sorted(by: { $0.key < $1.key }) {
-                    print("\(kind)\t" + settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
-                }
-            } catch {
-                throw report(error)
-            }
-        }
-    }
-
-    struct RemoveIntegration: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "remove", abstract: "Disconnect an integration.")
-        @Option(name: .long, help: "Organization id.") var org: String
-        @Option(name: .long, help: "Integration kind (github).") var kind: String
-        @OptionGroup var backends: BackendOptions
-        @OptionGroup var actorOption: ActorOption
-
-        func run() async throws {
-            do {
-                let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
-                                                          permission: .manageIntegrations, what: "manage integrations")
-                guard try await context.store.removeIntegration(kind, from: context.organization, actor: context.actor) else {
-                    throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")
-                }
-                print("\(context.organization): \(kind) removed")
             } catch {
                 throw report(error)
             }

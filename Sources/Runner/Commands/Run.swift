@@ -85,21 +85,20 @@ struct Run: AsyncParsableCommand {
 
     func execute() async throws -> ExitCode {
         let definition = try loadDefinition()
-        let directory = locations.organizations
+        let requested = try org.map { try OrganizationID($0) }
+        let store = try await backends.openStore()
+        // The store is the one source of truth: --all-orgs is every organization in it.
         let organizations: [Organization]
-        // With --all-orgs, an organization whose description is broken is reported (at its file,
-        // line and column) and fails the run's exit code; every other one still runs.
-        var broken: [FixtureOrganizations.Problem] = []
-        if let org {
-            organizations = [try await directory.organization(try OrganizationID(org))]
-        } else {
-            (organizations, broken) = try await directory.listing()
-            if organizations.isEmpty, broken.isEmpty {
-                throw PipelineError(.unknownOrganization, "no organizations under \(directory.root.path)")
+        if let requested {
+            guard let found = try await store.organization(requested) else {
+                throw try await OrganizationLookup.unknown(requested, in: store)
             }
+            organizations = [found]
+        } else {
+            organizations = try await store.organizations()
+            if organizations.isEmpty { throw try await OrganizationLookup.unknown(nil, in: store) }
         }
 
-        let store = try await backends.openStore()
         let objects = try await backends.openObjects()
         try backends.ensureDataRoot()
         let logger = Logger(label: "lightsail.pipeline")
@@ -121,18 +120,15 @@ struct Run: AsyncParsableCommand {
         let linkLifetime = parseDuration(linkExpiry)!
         let stages = StageSet(
             collectors: BuiltIn.collectors,
-            transport: { source, organization in
-                try await ReplayTransport.open(recording: try directory.recording(for: source, of: organization))
-            },
+            transport: { source, organization in try await IntegrationTransports.transport(for: source, of: organization) },
             validator: CheckValidator(), scorer: ControlScorer(), renderer: BundleRenderer())
         let executor = PipelineExecutor(definition: definition, stages: stages)
         let progress = ProgressDisplay(enabled: !quiet)
 
-        var outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
+        let outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
             let record = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organization.id,
                                    pipeline: definition.name, asOf: clock, actor: runActor)
             do {
-                try await store.ensureOrganization(organization, members: organization.members, actor: Actor.systemName)
                 try await Authorization.require(.runPipeline, actor: runActor, organization: organization.id,
                                                 what: "run pipelines", store: store)
                 if definition.render != nil {
@@ -156,11 +152,6 @@ struct Run: AsyncParsableCommand {
         }
         progress.close()
         try Task.checkCancellation()
-        for problem in broken {
-            let unloaded = Organization(id: problem.id, name: problem.id.rawValue, integrations: [:])
-            outcomes.append((unloaded, .failure(PipelineError(.fixture, problem.description))))
-        }
-        outcomes.sort { $0.0.id < $1.0.id }
 
         if json {
             try printJSON(outcomes)

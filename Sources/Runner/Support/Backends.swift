@@ -141,8 +141,11 @@ struct AuthorizedContext {
 
     init(org: String, backends: BackendOptions, actorOption: ActorOption, permission: Permission, what: String) async throws {
         organization = try OrganizationID(org)
-        store = try await backends.openStore()
         actor = try actorOption.resolve()
+        store = try await backends.openStore()
+        guard try await store.organization(organization) != nil else {
+            throw try await OrganizationLookup.unknown(organization, in: store)
+        }
         try await Authorization.require(permission, actor: actor, organization: organization, what: what, store: store)
     }
 }

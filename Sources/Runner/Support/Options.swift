@@ -6,24 +6,13 @@ import Stages
 import Storage
 import Transport
 
-/// Where definitions, fixtures and state live. Flags win over environment, which wins over defaults.
+/// Where definitions live. Flags win over environment, which wins over defaults.
 struct LocationOptions: ParsableArguments {
     @Option(name: .customLong("pipelines"), help: ArgumentHelp("Folder of pipeline definitions (env LIGHTSAIL_PIPELINES).", valueName: "dir"))
     var pipelinesDirectory: String?
 
-    @Option(name: .customLong("fixtures"), help: ArgumentHelp("Folder of demo organizations and recordings (env LIGHTSAIL_FIXTURES).", valueName: "dir"))
-    var fixturesDirectory: String?
-
     var pipelines: String {
         pipelinesDirectory ?? ProcessInfo.processInfo.environment["LIGHTSAIL_PIPELINES"] ?? "pipelines"
-    }
-
-    var fixtures: String {
-        fixturesDirectory ?? ProcessInfo.processInfo.environment["LIGHTSAIL_FIXTURES"] ?? "fixtures"
-    }
-
-    var organizations: FixtureOrganizations {
-        FixtureOrganizations(root: URL(fileURLWithPath: fixtures).appendingPathComponent("orgs"))
     }
 }
 

@@ -2,8 +2,8 @@ import Foundation
 import Pipeline
 import Yams
 
-/// Organizations described by `fixtures/orgs/<id>/organization.yml`, with recorded integration
-/// answers beside them: the demo organizations, and what `pipeline verify` replays.
+/// Organizations described by `<root>/<id>/organization.yml`, with recorded integration answers
+/// beside them: the demo organizations in `fixtures/orgs`, read only by `pipeline orgs import`.
 ///
 /// ```
 /// name: Acme Corp
@@ -15,9 +15,8 @@ import Yams
 ///     recording: github.jsonl
 /// ```
 ///
-/// A broken description is reported at its file, line and column, and never hides the others:
-/// `listing()` gives every organization that loads and a problem for each one that does not.
-public struct FixtureOrganizations: OrganizationDirectory {
+/// A broken description is reported at its file, line and column.
+public struct FixtureOrganizations: Sendable {
     public let root: URL
 
     public init(root: URL) {
@@ -29,46 +28,6 @@ public struct FixtureOrganizations: OrganizationDirectory {
         public let id: OrganizationID
         public let diagnostic: Diagnostic
         public var description: String { diagnostic.description }
-    }
-
-    /// Every organization that loads, and a problem for each that does not, in id order.
-    public func listing() async throws -> (organizations: [Organization], problems: [Problem]) {
-        let root = self.root
-        return try await BlockingExecutor.shared.run {
-            let entries = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-            var organizations: [Organization] = []
-            var problems: [Problem] = []
-            for entry in entries.sorted() where OrganizationID.isValid(entry) {
-                let id = try OrganizationID(entry)
-                guard FileManager.default.fileExists(atPath: file(of: id).path) else { continue }
-                do {
-                    organizations.append(try load(id))
-                } catch let problem as Problem {
-                    problems.append(problem)
-                }
-            }
-            return (organizations, problems)
-        }
-    }
-
-    /// Every organization; the first broken description fails the call (see `listing()`).
-    public func all() async throws -> [Organization] {
-        let (organizations, problems) = try await listing()
-        if let problem = problems.first { throw PipelineError(.fixture, problem.description) }
-        return organizations
-    }
-
-    public func organization(_ id: OrganizationID) async throws -> Organization {
-        guard FileManager.default.fileExists(atPath: file(of: id).path) else {
-            let known = (try? await listing().organizations.map(\.id.rawValue).joined(separator: ", ")) ?? ""
-            throw PipelineError(.unknownOrganization,
-                                "unknown organization '\(id)': no \(file(of: id).path)" + (known.isEmpty ? "" : " (known: \(known))"))
-        }
-        do {
-            return try await BlockingExecutor.shared.run { try load(id) }
-        } catch let problem as Problem {
-            throw PipelineError(.fixture, problem.description)
-        }
     }
 
     /// The recording file for one integration of one organization.
@@ -87,7 +46,7 @@ public struct FixtureOrganizations: OrganizationDirectory {
     }
 
     /// Reads one description; a problem names the file, line and column.
-    func load(_ id: OrganizationID) throws -> Organization {
+    public func load(_ id: OrganizationID) throws -> Organization {
         let path = file(of: id).path
         func problem(_ node: Node?, _ message: String, line: Int = 1) -> Problem {
             Problem(id: id, diagnostic: Diagnostic(file: path, line: node?.mark?.line ?? line, column: node?.mark?.column ?? 1,

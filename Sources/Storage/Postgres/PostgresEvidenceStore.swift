@@ -59,8 +59,6 @@ public final class PostgresEvidenceStore: EvidenceStore {
 
     public func beginRun(_ run: RunRecord) async throws {
         try await unit(run.organizationID) { db in
-            try db.execute("INSERT INTO organizations (organization_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
-                           [run.organizationID.rawValue])
             try db.execute("""
                 INSERT INTO runs (organization_id, id, pipeline, actor, as_of, status, host, pid)
                 VALUES ($1, $2, $3, $4, $5, 'running', $6, $7)
@@ -295,30 +293,101 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
-    public func ensureOrganization(_ organization: Organization, members: [Member], actor: String) async throws {
-        let settings = try organization.integrations.mapValues { try SQLiteEvidenceStore.json($0) }
-        // The audit triggers record each member and integration added.
-        try await unit(organization.id, actor: actor) { db in
+    public func organizations() async throws -> [Organization] {
+        let listed = try await unit(nil) { db in
+            try db.execute("SELECT organization_id, name FROM organization_directory()").values
+        }
+        var out: [Organization] = []
+        for row in listed {
+            guard let raw = row[0], let id = try? OrganizationID(raw) else { continue }
+            out.append(Organization(id: id, name: row[1] ?? raw, integrations: try await integrations(of: id)))
+        }
+        return out
+    }
+
+    public func organization(_ id: OrganizationID) async throws -> Organization? {
+        let name = try await unit(id) { db in
+            try db.execute("SELECT name FROM organizations WHERE organization_id = $1", [id.rawValue]).scalar()
+        }
+        guard let name else { return nil }
+        return Organization(id: id, name: name, integrations: try await integrations(of: id))
+    }
+
+    /// One transaction; the audit triggers record each member and integration added.
+    @discardableResult
+    public func addOrganization(_ organization: Organization, members: [Member], integrations: [Integration],
+                                actor: String) async throws -> Bool {
+        let rows = try integrations.map { ($0, try SQLiteEvidenceStore.json($0.settings)) }
+        return try await unit(organization.id, actor: actor) { db in
             let created = try db.execute("""
-                INSERT INTO organizations (organization_id, name) VALUES ($1, $2)
-                ON CONFLICT (organization_id) DO UPDATE SET name = excluded.name
-                RETURNING (xmax = 0) AS inserted
-                """, [organization.id.rawValue, organization.name]).scalar() == "t"
-            if created {
-                try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
-                               entityID: organization.id.rawValue)
-            }
+                INSERT INTO organizations (organization_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING
+                """, [organization.id.rawValue, organization.name]).affected > 0
+            guard created else { return false }
+            try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
+                           entityID: organization.id.rawValue, detail: organization.name)
             if !members.isEmpty {
                 let (values, parameters) = Self.values(members.map { [organization.id.rawValue, $0.actor, $0.role.rawValue] })
-                try db.execute("INSERT INTO members (organization_id, actor, role) VALUES \(values) ON CONFLICT DO NOTHING",
-                               parameters)
+                try db.execute("INSERT INTO members (organization_id, actor, role) VALUES \(values)", parameters)
             }
-            if !settings.isEmpty {
-                let rows = settings.sorted(by: { $0.key < $1.key }).map { [organization.id.rawValue, $0.key, $0.value] }
-                let (values, parameters) = Self.values(rows, casts: [2: "jsonb"])
-                try db.execute("INSERT INTO integrations (organization_id, kind, settings) VALUES \(values) ON CONFLICT DO NOTHING",
-                               parameters)
+            for (integration, json) in rows {
+                try Self.writeIntegration(db, integration, json: json, org: organization.id)
             }
+            return true
+        }
+    }
+
+    @discardableResult
+
+    public func removeOrganization(_ id: OrganizationID, actor: String) async throws -> Bool {
+        try await unit(id, actor: actor) { db in
+            try db.execute("DELETE FROM members")
+            try db.execute("DELETE FROM integrations")
+            guard try db.execute("DELETE FROM organizations WHERE organization_id = $1", [id.rawValue]).affected > 0 else {
+                return false
+            }
+            try Self.audit(db, id, actor: actor, action: "organization.removed", entityType: "organization", entityID: id.rawValue)
+            return true
+        }
+    }
+
+    public func setIntegration(_ integration: Integration, in organization: OrganizationID, actor: String) async throws {
+        let json = try SQLiteEvidenceStore.json(integration.settings)
+        try await unit(organization, actor: actor) { db in
+            try Self.requireOrganization(db, organization)
+            try Self.writeIntegration(db, integration, json: json, org: organization)
+        }
+    }
+
+    /// Inserts or replaces; the audit trigger records it.
+    static func writeIntegration(_ db: PostgresConnection, _ integration: Integration, json: String, org: OrganizationID) throws {
+        try db.execute("""
+            INSERT INTO integrations (organization_id, kind, settings, secret, key_id)
+            VALUES ($1, $2, $3::jsonb, decode($4, 'base64'), $5)
+            ON CONFLICT (organization_id, kind) DO UPDATE SET settings = excluded.settings, secret = excluded.secret,
+                key_id = excluded.key_id
+            """, [org.rawValue, integration.kind, json, integration.secret.map { $0.sealed.base64EncodedString() },
+                  integration.secret?.keyID])
+    }
+
+    static func requireOrganization(_ db: PostgresConnection, _ organization: OrganizationID) throws {
+        guard try db.execute("SELECT 1 FROM organizations WHERE organization_id = $1", [organization.rawValue]).first != nil else {
+            throw PipelineError(.unknownOrganization, "unknown organization '\(organization)': add it with `pipeline orgs add`")
+        }
+    }
+
+    public func integrationSecret(_ kind: String, of organization: OrganizationID) async throws -> SealedSecret? {
+        try await allIntegrationSecrets(of: organization)[kind]
+    }
+
+    public func allIntegrationSecrets(of organization: OrganizationID) async throws -> [String: SealedSecret] {
+        try await unit(organization) { db in
+            var out: [String: SealedSecret] = [:]
+            for row in try db.execute("SELECT kind, key_id, encode(secret, 'base64') FROM integrations WHERE secret IS NOT NULL").values {
+                guard let kind = row[0], let keyID = row[1],
+                      let sealed = row[2].flatMap({ Data(base64Encoded: $0.replacingOccurrences(of: "\n", with: "")) }) else { continue }
+                out[kind] = SealedSecret(keyID: keyID, sealed: sealed)
+            }
+            return out
         }
     }
 
@@ -340,8 +409,7 @@ public final class PostgresEvidenceStore: EvidenceStore {
     /// Adds a member or changes a role; the audit trigger records it.
     public func setMember(_ member: Member, in organization: OrganizationID, actor: String) async throws {
         try await unit(organization, actor: actor) { db in
-            try db.execute("INSERT INTO organizations (organization_id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING",
-                           [organization.rawValue])
+            try Self.requireOrganization(db, organization)
             try db.execute("""
                 INSERT INTO members (organization_id, actor, role) VALUES ($1, $2, $3)
                 ON CONFLICT (organization_id, actor) DO UPDATE SET role = excluded.role

@@ -199,6 +199,21 @@ public enum PostgresMigrations {
         CREATE TRIGGER integrations_audit AFTER INSERT OR DELETE OR UPDATE ON integrations
             FOR EACH ROW EXECUTE FUNCTION audit_membership_change();
         """),
+        (3, "organizations live in the store", """
+        -- Integrations carry their credentials sealed (AES-256-GCM) with the id of the key.
+        ALTER TABLE integrations ADD COLUMN secret bytea;
+        ALTER TABLE integrations ADD COLUMN key_id text;
+        -- An organization can be removed (its evidence, runs and audit log stay as history).
+        GRANT DELETE ON organizations TO \(appRole);
+        -- The scheduler runs every organization, which row-level security hides from the
+        -- pipeline's role: a function of the schema's owner lists their ids and names, nothing more.
+        CREATE POLICY owner_lists_organizations ON organizations FOR SELECT TO CURRENT_USER USING (true);
+        CREATE FUNCTION organization_directory() RETURNS TABLE (organization_id text, name text)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
+            AS $$ SELECT organization_id, name FROM organizations ORDER BY organization_id $$;
+        REVOKE ALL ON FUNCTION organization_directory() FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION organization_directory() TO \(appRole);
+        """),
     ]
 
     public static var latest: Int { all.map(\.version).max() ?? 0 }

@@ -140,6 +140,11 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         ALTER TABLE runs_new RENAME TO runs;
         CREATE INDEX runs_org ON runs(organization_id, started_at);
         """),
+        // Integrations carry their credentials sealed (AES-256-GCM) with the id of the key.
+        (4, """
+        ALTER TABLE integrations ADD COLUMN secret BLOB;
+        ALTER TABLE integrations ADD COLUMN key_id TEXT;
+        """),
     ]
 
     private func migrate() async throws {
@@ -165,8 +170,6 @@ public final class SQLiteEvidenceStore: EvidenceStore {
 
     public func beginRun(_ run: RunRecord) async throws {
         try await db.transaction { db in
-            try db.query("INSERT OR IGNORE INTO organizations (organization_id, name) VALUES (?, ?)",
-                         [.text(run.organizationID.rawValue), .text(run.organizationID.rawValue)])
             try db.query("""
                 INSERT INTO runs (organization_id, id, pipeline, actor, as_of, started_at, status, host, pid)
                 VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)
@@ -300,35 +303,118 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         }
     }
 
-    public func ensureOrganization(_ organization: Organization, members: [Member], actor: String) async throws {
-        let settings = try organization.integrations.mapValues { try Self.json($0) }
-        try await db.transaction { db in
-            let org = Self.text(organization.id.rawValue)
-            try db.query("INSERT OR IGNORE INTO organizations (organization_id, name) VALUES (?, ?)",
-                         [org, .text(organization.name)])
-            if db.changes > 0 {
-                try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
-                               entityID: organization.id.rawValue)
-            } else {
-                try db.query("UPDATE organizations SET name = ? WHERE organization_id = ?", [.text(organization.name), org])
+    public func organizations() async throws -> [Organization] {
+        try await db.run { db in
+            let rows = try db.query("SELECT organization_id, name FROM organizations ORDER BY organization_id")
+            var settings: [String: [String: [String: String]]] = [:]
+            for row in try db.query("SELECT organization_id, kind, settings FROM integrations") {
+                guard let org = row[0].string, let kind = row[1].string, let json = row[2].string else { continue }
+                settings[org, default: [:]][kind] = Self.settings(json)
             }
-            for member in members {
-                try db.query("INSERT OR IGNORE INTO members (organization_id, actor, role, created_at) VALUES (?, ?, ?, ?)",
-                             [org, .text(member.actor), .text(member.role.rawValue), .text(Timestamp.iso8601(Date()))])
-                if db.changes > 0 {
-                    try Self.audit(db, organization.id, actor: actor, action: "member.added", entityType: "member",
-                                   entityID: member.actor, detail: member.role.rawValue)
-                }
-            }
-            for (kind, json) in settings.sorted(by: { $0.key < $1.key }) {
-                try db.query("INSERT OR IGNORE INTO integrations (organization_id, kind, settings, created_at) VALUES (?, ?, ?, ?)",
-                             [org, .text(kind), .text(json), .text(Timestamp.iso8601(Date()))])
-                if db.changes > 0 {
-                    try Self.audit(db, organization.id, actor: actor, action: "integration.added", entityType: "integration",
-                                   entityID: kind)
-                }
+            return rows.compactMap { row in
+                guard let raw = row[0].string, let id = try? OrganizationID(raw) else { return nil }
+                return Organization(id: id, name: row[1].string ?? raw, integrations: settings[raw] ?? [:])
             }
         }
+    }
+
+    public func organization(_ id: OrganizationID) async throws -> Organization? {
+        try await db.run { db in
+            guard let name = try db.query("SELECT name FROM organizations WHERE organization_id = ?",
+                                          [.text(id.rawValue)]).first?.first?.string else { return nil }
+            var integrations: [String: [String: String]] = [:]
+            for row in try db.query("SELECT kind, settings FROM integrations WHERE organization_id = ?", [.text(id.rawValue)]) {
+                guard let kind = row[0].string, let json = row[1].string else { continue }
+                integrations[kind] = Self.settings(json)
+            }
+            return Organization(id: id, name: name, integrations: integrations)
+        }
+    }
+
+    @discardableResult
+
+    public func addOrganization(_ organization: Organization, members: [Member], integrations: [Integration],
+                                actor: String) async throws -> Bool {
+        let rows = try integrations.map { ($0, try Self.json($0.settings)) }
+        return try await db.transaction { db in
+            let org = Self.text(organization.id.rawValue)
+            try db.query("INSERT OR IGNORE INTO organizations (organization_id, name) VALUES (?, ?)", [org, .text(organization.name)])
+            guard db.changes > 0 else { return false }
+            try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
+                           entityID: organization.id.rawValue, detail: organization.name)
+            for member in members {
+                try db.query("INSERT INTO members (organization_id, actor, role, created_at) VALUES (?, ?, ?, ?)",
+                             [org, .text(member.actor), .text(member.role.rawValue), .text(Timestamp.iso8601(Date()))])
+                try Self.audit(db, organization.id, actor: actor, action: "member.added", entityType: "member",
+                               entityID: member.actor, detail: member.role.rawValue)
+            }
+            for (integration, json) in rows {
+                try Self.writeIntegration(db, integration, json: json, org: organization.id, actor: actor)
+            }
+            return true
+        }
+    }
+
+    @discardableResult
+
+    public func removeOrganization(_ id: OrganizationID, actor: String) async throws -> Bool {
+        try await db.transaction { db in
+            let org = Self.text(id.rawValue)
+            try db.query("DELETE FROM members WHERE organization_id = ?", [org])
+            try db.query("DELETE FROM integrations WHERE organization_id = ?", [org])
+            try db.query("DELETE FROM organizations WHERE organization_id = ?", [org])
+            guard db.changes > 0 else { return false }
+            try Self.audit(db, id, actor: actor, action: "organization.removed", entityType: "organization", entityID: id.rawValue)
+            return true
+        }
+    }
+
+    public func setIntegration(_ integration: Integration, in organization: OrganizationID, actor: String) async throws {
+        let json = try Self.json(integration.settings)
+        try await db.transaction { db in
+            try Self.requireOrganization(db, organization)
+            try Self.writeIntegration(db, integration, json: json, org: organization, actor: actor)
+        }
+    }
+
+    static func writeIntegration(_ db: SQLiteConnection, _ integration: Integration, json: String, org: OrganizationID,
+                                 actor: String) throws {
+        let existed = try db.query("SELECT 1 FROM integrations WHERE organization_id = ? AND kind = ?",
+                                   [.text(org.rawValue), .text(integration.kind)]).isEmpty == false
+        try db.query("""
+            INSERT INTO integrations (organization_id, kind, settings, created_at, secret, key_id) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (organization_id, kind) DO UPDATE SET settings = excluded.settings, secret = excluded.secret,
+                key_id = excluded.key_id
+            """, [.text(org.rawValue), .text(integration.kind), .text(json), .text(Timestamp.iso8601(Date())),
+                  integration.secret.map { .blob($0.sealed) } ?? .null, integration.secret.map { .text($0.keyID) } ?? .null])
+        try audit(db, org, actor: actor, action: existed ? "integration.changed" : "integration.added",
+                  entityType: "integration", entityID: integration.kind)
+    }
+
+    static func requireOrganization(_ db: SQLiteConnection, _ organization: OrganizationID) throws {
+        guard !(try db.query("SELECT 1 FROM organizations WHERE organization_id = ?", [.text(organization.rawValue)])).isEmpty else {
+            throw PipelineError(.unknownOrganization, "unknown organization '\(organization)': add it with `pipeline orgs add`")
+        }
+    }
+
+    public func integrationSecret(_ kind: String, of organization: OrganizationID) async throws -> SealedSecret? {
+        try await allIntegrationSecrets(of: organization)[kind]
+    }
+
+    public func allIntegrationSecrets(of organization: OrganizationID) async throws -> [String: SealedSecret] {
+        try await db.run { db in
+            var out: [String: SealedSecret] = [:]
+            for row in try db.query("SELECT kind, key_id, secret FROM integrations WHERE organization_id = ? AND secret IS NOT NULL",
+                                    [.text(organization.rawValue)]) {
+                guard let kind = row[0].string, let keyID = row[1].string, case .blob(let sealed) = row[2] else { continue }
+                out[kind] = SealedSecret(keyID: keyID, sealed: sealed)
+            }
+            return out
+        }
+    }
+
+    static func settings(_ json: String) -> [String: String] {
+        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String] ?? [:]
     }
 
     public func role(of actor: String, in organization: OrganizationID) async throws -> Role? {
@@ -350,6 +436,7 @@ public final class SQLiteEvidenceStore: EvidenceStore {
 
     public func setMember(_ member: Member, in organization: OrganizationID, actor: String) async throws {
         try await db.transaction { db in
+            try Self.requireOrganization(db, organization)
             let org = Self.text(organization.rawValue)
             let previous = try db.query("SELECT role FROM members WHERE organization_id = ? AND actor = ?",
                                         [org, .text(member.actor)]).first?.first?.string
@@ -379,7 +466,7 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             var out: [String: [String: String]] = [:]
             for row in try db.query("SELECT kind, settings FROM integrations WHERE organization_id = ?", [.text(organization.rawValue)]) {
                 guard let kind = row[0].string, let json = row[1].string else { continue }
-                out[kind] = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String] ?? [:]
+                out[kind] = Self.settings(json)
             }
             return out
         }
