@@ -58,7 +58,7 @@ let package = Package(
         // What every test target shares: fakes of the ports, tools a reader uses, the peers' addresses.
         .target(name: "PipelineTesting", dependencies: ["Pipeline"], swiftSettings: strict),
         .executableTarget(name: "Runner",
-                          dependencies: ["Pipeline", "Stages", "Transport", "Storage", "Reporting", "CSystem",
+                          dependencies: ["Pipeline", "Stages", "Transport", "Storage", "Reporting", "Cryptography", "CSystem",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: strict),

@@ -38,6 +38,8 @@ public actor InMemoryEvidenceStore: EvidenceStore {
     @discardableResult
     public func removeOrganization(_ id: OrganizationID, actor: String) -> Bool { false }
     public func setIntegration(_ integration: Integration, in organization: OrganizationID, actor: String) {}
+    public func resealIntegration(_ kind: String, of organization: OrganizationID, secret: SealedSecret,
+                                  replacing oldKeyID: String, actor: String) -> Bool { false }
     public func integrationSecret(_ kind: String, of organization: OrganizationID) -> SealedSecret? { nil }
     public func allIntegrationSecrets(of organization: OrganizationID) -> [String: SealedSecret] { [:] }
     public func role(of actor: String, in organization: OrganizationID) -> Role? { nil }

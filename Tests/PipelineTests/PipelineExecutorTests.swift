@@ -15,6 +15,7 @@ func evidence(_ n: Int, org: OrganizationID) -> (Evidence, Data) {
 /// Emits `count` items; after the first `gate` items waits until the store has seen a batch,
 /// which only happens if evidence flows on before collection ends.
 struct StreamingCollector: EvidenceCollector {
+    func probe(_ organization: Organization, transport: any HTTPTransport) async throws -> String { "" }
     let source = "fake"
     let count: Int
     let gate: Int
@@ -153,6 +154,7 @@ struct NoTransport: HTTPTransport {
 
 /// Emits `count` answers of `size` bytes as fast as it is let, counting what it sent.
 struct FloodingCollector: EvidenceCollector {
+    func probe(_ organization: Organization, transport: any HTTPTransport) async throws -> String { "" }
     let source = "fake"
     let count: Int
     let size: Int

@@ -58,11 +58,14 @@ import Testing
         #expect(index.evidence(source: "github", operation: Op.getBranchProtection, resource: "globex/plans@main").isEmpty)
     }
 
-    @Test func revokedCredentialsLeaveOnlyFailures() async throws {
+    /// The organization answers 401: the source fails at once (one request, not one per
+    /// repository), saying the credentials were refused.
+    @Test func revokedCredentialsFailTheSourceAtTheFirstAnswer() async throws {
         let index = try await collect("initech").index
         #expect(index.all.isEmpty)
-        #expect(index.failures.count == 3)
-        #expect(index.failures.allSatisfy { $0.reason.contains("401") && $0.reason.contains("Bad credentials") })
+        #expect(index.failures.map(\.operation) == [Op.getOrganization, "*"])
+        #expect(index.failures[0].reason.contains("answered 401: \"Bad credentials\""))
+        #expect(index.failures[1].reason.contains("GitHub refused the credentials (HTTP 401)"))
     }
 
     @Test func aNextLinkToAnotherHostIsNotFollowed() async throws {
@@ -91,7 +94,7 @@ extension GitHubCollectorTests {
         {"request": {"method": "GET", "path": "/orgs/acme-corp/members?filter=2fa_disabled&per_page=100"}, "response": {"status": 200, "body": "[]"}}
         {"request": {"method": "GET", "path": "/orgs/acme-corp/repos?type=all&per_page=100"}, "response": {"status": 200, "headers": [["Link", "<https://api.github.com/orgs/acme-corp/repos?page=2&type=all&per_page=100>; rel=\\"next\\""]], "body": "\(repo)"}}
         {"request": {"method": "GET", "path": "/orgs/acme-corp/repos?type=all&per_page=100&page=2"}, "response": {"status": 200, "headers": [["Link", "<https://api.github.com/orgs/acme-corp/repos?per_page=100&type=all>; rel=\\"next\\""]], "body": "[]"}}
-        {"request": {"method": "GET", "path": "/repos/acme-corp/api/branches/main/protection"}, "response": {"status": 404, "body": "{}"}}
+        {"request": {"method": "GET", "path": "/repos/acme-corp/api/branches/main/protection"}, "response": {"status": 404, "body": "{\\"message\\": \\"Branch not protected\\"}"}}
         {"request": {"method": "GET", "path": "/repos/acme-corp/api/vulnerability-alerts"}, "response": {"status": 204}}
         """
         try recording.write(toFile: file, atomically: true, encoding: .utf8)
@@ -132,5 +135,27 @@ extension GitHubCollectorTests {
             }
         }
     }
-}
 
+    /// 404 is "not protected" only when GitHub says "Branch not protected"; a plain 404 or a 403 is
+    /// a token that cannot see the protection, and never reads as unprotected.
+    @Test(arguments: [(404, "Not Found"), (403, "Resource not accessible by integration")])
+    func aProtectionTheTokenCannotSeeIsNotCollected(_ status: Int, _ message: String) async throws {
+        let file = try temporaryDirectory().appendingPathComponent("github.jsonl").path
+        let repo = #"[{\"name\":\"api\",\"default_branch\":\"main\"}]"#
+        let recording = """
+        {"request": {"method": "GET", "path": "/orgs/acme-corp"}, "response": {"status": 200, "body": "{}"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/members?filter=2fa_disabled&per_page=100"}, "response": {"status": 200, "body": "[]"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/repos?type=all&per_page=100"}, "response": {"status": 200, "body": "\(repo)"}}
+        {"request": {"method": "GET", "path": "/repos/acme-corp/api/branches/main/protection"}, "response": {"status": \(status), "body": "{\\"message\\": \\"\(message)\\"}"}}
+        {"request": {"method": "GET", "path": "/repos/acme-corp/api/vulnerability-alerts"}, "response": {"status": 204}}
+        """
+        try recording.write(toFile: file, atomically: true, encoding: .utf8)
+        let collected = try await collect("acme", recording: file)
+        #expect(collected.index.evidence(source: "github", operation: Op.getBranchProtection).isEmpty)
+        let failure = try #require(collected.index.failures.first)
+        #expect(failure.reason.contains("answered \(status)"))
+        #expect(failure.reason.contains("the token cannot read this branch's protection"))
+        let results = CheckValidator().evaluate(collected.index, frameworks: ["soc2"], organization: collected.organization)
+        #expect(results.first { $0.checkID == "github.force-pushes-blocked" }?.status == .notVerified)
+    }
+}

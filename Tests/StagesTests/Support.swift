@@ -42,7 +42,12 @@ func collect(_ org: String, recording: String? = nil) async throws -> Collected 
     let context = CollectContext(transport: transport, concurrency: 4, asOf: asOf, freshFor: .seconds(3600),
                                  logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     let events = EventBox()
-    try await GitHubCollector().collect(for: organization, context: context) { await events.add($0) }
+    do {
+        try await GitHubCollector().collect(for: organization, context: context) { await events.add($0) }
+    } catch {
+        // As the executor does: a source that fails as a whole fails all its evidence.
+        await events.add(.failure(CollectionFailure(source: "github", operation: "*", resource: org, reason: "\(error)")))
+    }
     var bodies: [String: Data] = [:]
     var answers: [Answer] = []
     var failures: [CollectionFailure] = []

@@ -4,14 +4,16 @@ import Logging
 /// The adapters a run uses, wired by the runner.
 public struct StageSet: Sendable {
     public let collectors: [String: any EvidenceCollector]
-    /// The transport a source of an organization talks through (live or replay).
-    public let transport: @Sendable (_ source: String, _ organization: Organization) async throws -> any HTTPTransport
+    /// The transport a source of an organization talks through (live or replay), or nil when the
+    /// organization has not connected that source. Throws when the integration is connected but
+    /// unusable (credentials that do not open, a corrupt recording).
+    public let transport: @Sendable (_ source: String, _ organization: Organization) async throws -> (any HTTPTransport)?
     public let validator: any Validator
     public let scorer: any Scorer
     public let renderer: any ReportRenderer
 
     public init(collectors: [any EvidenceCollector],
-                transport: @escaping @Sendable (String, Organization) async throws -> any HTTPTransport,
+                transport: @escaping @Sendable (String, Organization) async throws -> (any HTTPTransport)?,
                 validator: any Validator, scorer: any Scorer, renderer: any ReportRenderer) {
         self.collectors = Dictionary(collectors.map { ($0.source, $0) }, uniquingKeysWith: { a, _ in a })
         self.transport = transport
@@ -55,6 +57,11 @@ public struct RunOutcome: Sendable {
     public let results: [CheckResult]
     public let scores: ScoreSummary?
     public let export: ExportRecord?
+    /// Sources that failed as a whole (credentials refused or unusable, a recording that cannot be
+    /// read): source → why. Their checks are not verified; the other sources ran.
+    public let sourceErrors: [String: String]
+    /// Sources of the definition the organization has not connected.
+    public let unconnected: [String]
     /// How long each stage took, in the order they ran (collect includes storing what it collected).
     public let timings: [(stage: StageKind, duration: Duration)]
     /// Shared download links by object key, where the storage makes them.
@@ -92,20 +99,14 @@ public struct PipelineExecutor: Sendable {
         logger[metadataKey: "run.id"] = "\(context.run.id)"
         logger[metadataKey: "org.id"] = "\(org.id)"
         logger[metadataKey: "pipeline"] = "\(definition.name)"
-        // Resolve every source's transport before anything is written: a missing or corrupt
-        // recording, or an unconfigured integration, fails the run up front with its reason.
-        var transports: [String: any HTTPTransport] = [:]
-        for source in definition.collect?.sources ?? [] {
-            guard stages.collectors[source] != nil else {
-                throw PipelineError(.configuration, "no collector for source '\(source)' is built in")
-            }
-            transports[source] = try await stages.transport(source, org)
+        for source in definition.collect?.sources ?? [] where stages.collectors[source] == nil {
+            throw PipelineError(.configuration, "no collector for source '\(source)' is built in")
         }
         let persist = definition.store != nil
         if persist { try await context.store.beginRun(context.run) }
         logger.info("run started")
         do {
-            let outcome = try await runStages(context, transports: transports, logger: logger)
+            let outcome = try await runStages(context, logger: logger)
             if persist { try await context.store.finishRun(context.run, status: .succeeded, message: nil) }
             logger.info("run finished", metadata: ["evidence.new": "\(outcome.evidenceNew)",
                                                    "evidence.collected": "\(outcome.evidenceCollected)"])
@@ -133,10 +134,10 @@ public struct PipelineExecutor: Sendable {
         var new = 0
     }
 
-    private func runStages(_ context: RunContext, transports: [String: any HTTPTransport],
-                           logger: Logger) async throws -> RunOutcome {
+    private func runStages(_ context: RunContext, logger: Logger) async throws -> RunOutcome {
         let org = context.organization
         var collected = Collected()
+        let sources = SourceOutcomes()
         var timings: [(StageKind, Duration)] = []
         let clock = ContinuousClock()
 
@@ -149,7 +150,7 @@ public struct PipelineExecutor: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     defer { channel.finish() }
-                    try await collectAll(collect, transports: transports, context: context, logger: logger) { event in
+                    try await collectAll(collect, sources: sources, context: context, logger: logger) { event in
                         try? await channel.send(event, weight: event.weight)
                     }
                 }
@@ -221,7 +222,7 @@ public struct PipelineExecutor: Sendable {
 
         return RunOutcome(run: context.run, evidenceCollected: collected.received, evidenceNew: collected.new,
                           failures: collected.index.failures, results: results, scores: scores, export: export,
-                          timings: timings)
+                          sourceErrors: sources.errors, unconnected: sources.unconnected.sorted(), timings: timings)
     }
 
     /// Takes events as they come: every answer once through the checks' reading, then to the
@@ -292,9 +293,21 @@ public struct PipelineExecutor: Sendable {
                               ifAbsent: true)
     }
 
-    /// Runs every source of the stage, `sourceConcurrency` at once. A source that cannot start is
-    /// recorded as a failure of all its evidence, never as a pass.
-    private func collectAll(_ options: CollectOptions, transports: [String: any HTTPTransport],
+    /// How each source ended, as the collectors report it.
+    final class SourceOutcomes: @unchecked Sendable {
+        private let lock = NSLock()
+        private var failed: [String: String] = [:]
+        private var notConnected: [String] = []
+        func fail(_ source: String, _ reason: String) { lock.withLock { failed[source] = reason } }
+        func notConnected(_ source: String) { lock.withLock { notConnected.append(source) } }
+        var errors: [String: String] { lock.withLock { failed } }
+        var unconnected: [String] { lock.withLock { notConnected } }
+    }
+
+    /// Runs every source of the stage, `sourceConcurrency` at once. A source the organization has
+    /// not connected, or that cannot start (its credentials refused, its recording unreadable), is
+    /// recorded as a failure of all its evidence, never as a pass, and the others run.
+    private func collectAll(_ options: CollectOptions, sources: SourceOutcomes,
                             context: RunContext, logger: Logger,
                             emit: @escaping @Sendable (CollectEvent) async -> Void) async throws {
         let org = context.organization
@@ -303,8 +316,14 @@ public struct PipelineExecutor: Sendable {
         try await forEachConcurrently(options.sources, width: options.sourceConcurrency) { source in
             var sourceLogger = logger
             sourceLogger[metadataKey: "source"] = "\(source)"
-            guard let collector = stages.collectors[source], let base = transports[source] else { return }
+            guard let collector = stages.collectors[source] else { return }
             do {
+                guard let base = try await stages.transport(source, org) else {
+                    sources.notConnected(source)
+                    await emit(.failure(CollectionFailure(source: source, operation: "*", resource: org.id.rawValue,
+                                                          reason: "\(org.id) has not connected a \(source) integration")))
+                    return
+                }
                 let transport = ResilientTransport(base: base, retry: options.retry, timeout: options.timeout,
                                                    sleeper: sleeper)
                 let collectContext = CollectContext(transport: transport, concurrency: options.concurrency,
@@ -316,6 +335,7 @@ public struct PipelineExecutor: Sendable {
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 sourceLogger.warning("source failed", metadata: ["error": "\(error)"])
+                sources.fail(source, (error as? PipelineError)?.message ?? "\(error)")
                 await emit(.failure(CollectionFailure(source: source, operation: "*", resource: org.id.rawValue,
                                                       reason: "\(error)")))
             }

@@ -21,6 +21,10 @@ public struct PipelineError: Error, CustomStringConvertible, CustomDebugStringCo
         public static let configuration = Code(name: "configuration")
         public static let crypto = Code(name: "crypto")
         public static let forbidden = Code(name: "forbidden")
+        /// A source refused the integration's credentials (401, a token exchange refused).
+        public static let authentication = Code(name: "authentication")
+        /// An integration failed as a whole; the run went on without it.
+        public static let integration = Code(name: "integration")
         /// A user's mistake in what they asked (an unknown member, a file that is not there): exit 2.
         public static let invalidInput = Code(name: "invalid-input")
     }

@@ -8,6 +8,9 @@ public protocol EvidenceCollector: Sendable {
     var source: String { get }
     func collect(for organization: Organization, context: CollectContext,
                  emit: @escaping @Sendable (CollectEvent) async -> Void) async throws
+    /// One cheap authenticated call, for `pipeline integrations test`: what it learned, or an
+    /// error saying why the integration does not work.
+    func probe(_ organization: Organization, transport: any HTTPTransport) async throws -> String
 }
 
 /// What a collector gets to work with.

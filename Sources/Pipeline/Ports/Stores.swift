@@ -52,6 +52,10 @@ public protocol EvidenceStore: Sendable {
     func setIntegration(_ integration: Integration, in organization: OrganizationID, actor: String) async throws
     /// The sealed credentials of an integration, or nil when it has none (a replay, say).
     func integrationSecret(_ kind: String, of organization: OrganizationID) async throws -> SealedSecret?
+    /// Replaces the sealed credentials of an integration when they are still sealed with
+    /// `oldKeyID` (audited `integration.resealed`); false when they were not.
+    func resealIntegration(_ kind: String, of organization: OrganizationID, secret: SealedSecret,
+                           replacing oldKeyID: String, actor: String) async throws -> Bool
     /// Every integration's sealed credentials, for `pipeline keys rotate`.
     func allIntegrationSecrets(of organization: OrganizationID) async throws -> [String: SealedSecret]
     /// Returns whether there was such an integration (audited as `integration.removed`).

@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
+import Cryptography
 import Pipeline
+import Stages
 
 struct Integrations: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Connect, list or remove an organization's integrations.",
-        subcommands: [AddIntegration.self, ListIntegrations.self, RemoveIntegration.self]
+        subcommands: [AddIntegration.self, ListIntegrations.self, TestIntegration.self, RemoveIntegration.self]
     )
 
     struct AddIntegration: AsyncParsableCommand {
@@ -13,13 +15,17 @@ struct Integrations: AsyncParsableCommand {
             commandName: "add",
             abstract: "Connect an integration, or replace the one of its kind.",
             discussion: """
-            With --recording the integration replays a recording (a JSON Lines file of exchanges, as \
+            Credentials are read from an environment variable or a file, never from the command line, \
+            and stored sealed with AES-256-GCM under the current encryption key (see --key-file). \
+            With --recording the integration replays a recording (JSON Lines of exchanges, as \
             `pipeline record` writes them) instead of calling the live API: the demo organizations do.
+
+            github:            --account LOGIN (--token-env VAR | --token-file F | --app-id N --installation-id N --private-key-file F) [--api-url URL]
+            aws:               [--regions R1,R2] [--endpoint URL] [--role-arn ARN [--external-id ID]] [--access-key-id-env VAR --secret-access-key-env VAR]
+            google_workspace:  --service-account-file F --subject ADMIN [--customer C] [--token-url URL] [--api-url URL]
             """)
         @Option(name: .long, help: "Organization id.") var org: String
-        @Option(name: .long, help: "Integration kind: github.") var kind: String
-        @Option(name: .long, help: "The account at the source: the GitHub organization's login.") var account: String?
-        @Option(name: .long, help: "Replay this recording instead of calling the live API.") var recording: String?
+        @OptionGroup var options: IntegrationOptions
         @OptionGroup var backends: BackendOptions
         @OptionGroup var actorOption: ActorOption
 
@@ -27,23 +33,50 @@ struct Integrations: AsyncParsableCommand {
             do {
                 let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
                                                           permission: .manageIntegrations, what: "manage integrations")
-                guard BuiltIn.collectors.contains(where: { $0.source == kind }) else {
-                    throw PipelineError(.invalidInput, "unknown integration kind \(quotedForMessage(kind)) (known: \(BuiltIn.collectors.map(\.source).sorted().joined(separator: ", ")))")
-                }
-                var settings: [String: String] = [:]
-                guard let account, !account.isEmpty else { throw PipelineError(.invalidInput, "--account is required for \(kind)") }
-                settings["account"] = account
-                if let recording {
-                    let url = URL(fileURLWithPath: recording).standardizedFileURL
-                    guard FileManager.default.isReadableFile(atPath: url.path) else {
-                        throw PipelineError(.invalidInput, "no such recording: \(recording)")
-                    }
-                    settings["recording"] = url.path
+                let (settings, values) = try options.resolve()
+                let kind = options.kind
+                var sealed: SealedSecret?
+                if !values.isEmpty {
+                    let keyring = try backends.keyring(creating: true)
+                    sealed = try IntegrationCredentials.seal(values, organization: context.organization, kind: kind, keyring: keyring)
                 }
                 let existed = try await context.store.integrations(of: context.organization)[kind] != nil
-                try await context.store.setIntegration(Integration(kind: kind, settings: settings), in: context.organization,
-                                                       actor: context.actor)
-                print("\(context.organization): \(kind) \(existed ? "replaced" : "connected")")
+                try await context.store.setIntegration(Integration(kind: kind, settings: settings, secret: sealed),
+                                                       in: context.organization, actor: context.actor)
+                print("\(context.organization): \(kind) \(existed ? "replaced" : "connected")"
+                      + (sealed.map { " (credentials sealed with key \($0.keyID))" } ?? ""))
+            } catch {
+                throw report(error)
+            }
+        }
+    }
+
+    struct TestIntegration: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "test",
+            abstract: "Make one cheap authenticated call through an integration and say whether it works.")
+        @Option(name: .long, help: "Organization id.") var org: String
+        @Option(name: .long, help: "Integration kind.") var kind: String
+        @OptionGroup var backends: BackendOptions
+        @OptionGroup var actorOption: ActorOption
+
+        func run() async throws {
+            do {
+                let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
+                                                          permission: .manageIntegrations, what: "manage integrations")
+                guard let organization = try await context.store.organization(context.organization),
+                      organization.integrations[kind] != nil else {
+                    throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")
+                }
+                let transports = IntegrationTransports(store: context.store, backends: backends)
+                guard let transport = try await transports.transport(for: kind, of: organization),
+                      let collector = BuiltIn.collectors.first(where: { $0.source == kind }) else {
+                    throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")
+                }
+                let probe = try await collector.probe(organization, transport: ResilientTransport(
+                    base: transport, retry: RetryPolicy(maxAttempts: 2, initialBackoff: .milliseconds(200), maxBackoff: .seconds(1)),
+                    timeout: .seconds(30)))
+                print("\(context.organization): \(kind) works: \(probe)")
             } catch {
                 throw report(error)
             }

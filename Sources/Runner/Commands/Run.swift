@@ -118,9 +118,10 @@ struct Run: AsyncParsableCommand {
         let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let runActor = try actorOption.resolve()
         let linkLifetime = parseDuration(linkExpiry)!
+        let integrations = IntegrationTransports(store: store, backends: backends)
         let stages = StageSet(
             collectors: BuiltIn.collectors,
-            transport: { source, organization in try await IntegrationTransports.transport(for: source, of: organization) },
+            transport: { source, organization in try await integrations.transport(for: source, of: organization) },
             validator: CheckValidator(), scorer: ControlScorer(), renderer: BundleRenderer())
         let executor = PipelineExecutor(definition: definition, stages: stages)
         let progress = ProgressDisplay(enabled: !quiet)
@@ -160,9 +161,17 @@ struct Run: AsyncParsableCommand {
                 printSummary(organization, result)
             }
         }
-        let failed = outcomes.filter { if case .failure = $0.1 { return true } else { return false } }
-        for (organization, result) in failed {
-            guard case .failure(let error) = result else { continue }
+        // A run whose sources failed as a whole completed, but something needs fixing: it exits 1.
+        let failed: [(Organization, any Error)] = outcomes.flatMap { organization, result -> [(Organization, any Error)] in
+            switch result {
+            case .failure(let error): return [(organization, error)]
+            case .success(let outcome):
+                return outcome.sourceErrors.sorted { $0.key < $1.key }.map {
+                    (organization, PipelineError(.integration, "the \($0.key) integration failed: \($0.value)"))
+                }
+            }
+        }
+        for (organization, error) in failed {
             let output = ErrorOutput.shared
             if output.json {
                 var object = errorObject(error, exit: exitStatus(for: error), debug: output.debug)
@@ -247,6 +256,12 @@ struct Run: AsyncParsableCommand {
             print(line)
             print("  checks:   \(outcome.results.count) (\(checkLine))")
             print("  evidence: \(outcome.evidenceCollected) collected, \(outcome.evidenceNew) new, \(outcome.failures.count) not collected")
+            for (source, reason) in outcome.sourceErrors.sorted(by: { $0.key < $1.key }) {
+                print("  \(source):\(String(repeating: " ", count: max(1, 9 - source.count)))FAILED: \(reason)")
+            }
+            if !outcome.unconnected.isEmpty {
+                print("  not connected: \(outcome.unconnected.joined(separator: ", ")) (their checks are not verified)")
+            }
             for artifact in outcome.export?.artifacts ?? [] {
                 let name = artifact.kind == .pdf ? "report: " : "bundle: "
                 print("  \(name)  \(artifact.location)")
@@ -271,6 +286,8 @@ struct Run: AsyncParsableCommand {
                 entry["evidence_collected"] = outcome.evidenceCollected
                 entry["evidence_new"] = outcome.evidenceNew
                 entry["not_collected"] = outcome.failures.count
+                entry["source_errors"] = outcome.sourceErrors
+                entry["unconnected"] = outcome.unconnected
                 entry["checks"] = outcome.results.map { ["check_id": $0.checkID, "status": $0.status.rawValue] }
                 entry["frameworks"] = (outcome.scores?.frameworks ?? []).map {
                     ["framework": $0.framework, "passed": $0.passed, "evaluated": $0.evaluated] as [String: Any]

@@ -23,6 +23,13 @@ struct BackendOptions: ParsableArguments {
         """, valueName: "url"))
     var storage: String?
 
+    @Option(name: .long, help: ArgumentHelp("""
+        File of the keys that seal integration credentials (env LIGHTSAIL_KEY_FILE). Otherwise \
+        LIGHTSAIL_ENCRYPTION_KEY (and LIGHTSAIL_PREVIOUS_ENCRYPTION_KEYS), or on the embedded default \
+        the data directory's encryption.key, made on first use.
+        """, valueName: "file"))
+    var keyFile: String?
+
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     var dataRoot: URL {

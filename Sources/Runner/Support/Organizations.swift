@@ -1,5 +1,7 @@
 import Foundation
 import Pipeline
+import Cryptography
+import Stages
 import Transport
 
 /// Errors about organizations the store does not have, saying what it has and how to add one.
@@ -15,15 +17,76 @@ enum OrganizationLookup {
 }
 
 /// The transport each source of an organization talks through: replay when its integration
-/// names a recording, the live client otherwise. The source never knows which.
-enum IntegrationTransports {
-    static func transport(for source: String, of organization: Organization) async throws -> any HTTPTransport {
-        guard let settings = organization.integrations[source] else {
-            throw PipelineError(.configuration, "organization \(organization.id) has no \(source) integration: connect one with `pipeline integrations add --org \(organization.id) --kind \(source)`")
-        }
+/// names a recording, the live libcurl client with the integration's credentials otherwise. The
+/// source never knows which. Credentials are opened only here, only when a run needs them.
+struct IntegrationTransports: Sendable {
+    let store: any EvidenceStore
+    let keys: LazyKeyring
+    let http: any HTTPTransport
+
+    init(store: any EvidenceStore, backends: BackendOptions, http: any HTTPTransport = CurlHTTPClient()) {
+        self.store = store
+        self.keys = LazyKeyring { try backends.keyring(creating: false) }
+        self.http = http
+    }
+
+    func transport(for source: String, of organization: Organization) async throws -> (any HTTPTransport)? {
+        guard let settings = organization.integrations[source] else { return nil }
         if let recording = settings["recording"] {
             return try await ReplayTransport.open(recording: recording)
         }
-        throw PipelineError(.configuration, "the \(source) integration of \(organization.id) names no recording, and live \(source) collection is not built yet")
+        let credentials = try await credentials(source, of: organization.id)
+        switch source {
+        case "github":
+            return try github(settings, credentials, organization: organization.id)
+        default:
+            throw PipelineError(.configuration, "live \(source) collection is not built in")
+        }
+    }
+
+    func credentials(_ kind: String, of organization: OrganizationID) async throws -> [String: String] {
+        guard let sealed = try await store.integrationSecret(kind, of: organization) else { return [:] }
+        let keyring: Keyring
+        do {
+            keyring = try keys.get()
+        } catch let error as PipelineError {
+            throw PipelineError(error.code, "cannot open the credentials of \(organization)'s \(kind) integration: \(error.message)")
+        }
+        return try IntegrationCredentials.open(sealed, organization: organization, kind: kind, keyring: keyring)
+    }
+
+    func github(_ settings: [String: String], _ credentials: [String: String],
+                organization: OrganizationID) throws -> any HTTPTransport {
+        let api = try GitHubCollector.apiRoot(settings["api_url"] ?? "https://api.github.com")
+        if let token = credentials["token"] {
+            return AuthorizingTransport(base: http, origin: api) { "Bearer \(token)" }
+        }
+        if let pem = credentials["private_key"], let appID = settings["app_id"], let installation = settings["installation_id"] {
+            let app = GitHubAppCredentials(appID: appID, installationID: installation,
+                                           key: try RSASigningKey(pem: pem, what: "the private key of \(organization)'s github integration"),
+                                           apiURL: api)
+            let http = self.http
+            let tokens = CachedToken { try await app.installationToken(http: http) }
+            return AuthorizingTransport(base: http, origin: api) { "Bearer \(try await tokens.token())" }
+        }
+        throw PipelineError(.configuration, "the github integration of \(organization) has no credentials: add them with `pipeline integrations add --org \(organization) --kind github --token-env VAR`")
+    }
+}
+
+/// The keyring, read the first time a credential needs it (a run replaying recordings needs none).
+final class LazyKeyring: @unchecked Sendable {
+    private let lock = NSLock()
+    private let load: () throws -> Keyring
+    private var loaded: Result<Keyring, any Error>?
+
+    init(_ load: @escaping () throws -> Keyring) { self.load = load }
+
+    func get() throws -> Keyring {
+        try lock.withLock {
+            if let loaded { return try loaded.get() }
+            let result = Result { try load() }
+            loaded = result
+            return try result.get()
+        }
     }
 }

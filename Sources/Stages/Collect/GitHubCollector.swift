@@ -32,9 +32,17 @@ public struct GitHubCollector: EvidenceCollector {
         guard Self.isValidLogin(account) else {
             throw PipelineError(.configuration, "GitHub account \(quotedForMessage(account)) of organization \(organization.id) is not a valid login")
         }
-        let session = Session(collector: self, organization: organization, context: context, emit: emit)
+        // The API's root: api.github.com, or GitHub Enterprise Server's https://host/api/v3.
+        let base = try organization.integrations[source]?["api_url"].map(Self.apiRoot) ?? baseURL
+        let session = Session(collector: self, base: base, organization: organization, context: context, emit: emit)
 
-        async let orgDone: Void = session.fetch(Operation.getOrganization, "/orgs/\(account)", resource: account)
+        // The organization first: credentials GitHub refuses fail the source at once, with the
+        // reason, instead of once per request.
+        let first = try await session.fetchOrganization(account)
+        if first == 401 {
+            throw PipelineError(.authentication, "GitHub refused the credentials (HTTP 401) reading organization \(account): the token is wrong, expired or revoked",
+                                fields: [.httpStatus: "401"])
+        }
         async let membersDone: Void = session.paginate(Operation.listMembersWithout2FA,
                                                        "/orgs/\(account)/members?filter=2fa_disabled&per_page=100",
                                                        resource: account) { _ in }
@@ -52,13 +60,46 @@ public struct GitHubCollector: EvidenceCollector {
         }
         try await forEachConcurrently(active.all, width: context.concurrency) { repo in
             let branch = repo.branch.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(.init(charactersIn: "/"))) ?? repo.branch
+            // 404 means "not protected" only when GitHub says so; any other 404 (or a 403) is a
+            // token that cannot see the protection, which must never read as unprotected.
             await session.fetch(Operation.getBranchProtection, "/repos/\(account)/\(repo.name)/branches/\(branch)/protection",
-                                resource: "\(account)/\(repo.name)@\(repo.branch)", evidenceStatuses: [200, 404])
+                                resource: "\(account)/\(repo.name)@\(repo.branch)", evidenceStatuses: [200, 403, 404]) { response in
+                response.status == 200 || (response.status == 404 && Session.gitHubMessageText(response) == "Branch not protected")
+                    ? nil : "the token cannot read this branch's protection (it needs the Administration read permission)"
+            }
             await session.fetch(Operation.checkVulnerabilityAlerts, "/repos/\(account)/\(repo.name)/vulnerability-alerts",
                                 resource: "\(account)/\(repo.name)", evidenceStatuses: [204, 404])
         }
-        _ = await (orgDone, membersDone)
+        _ = await membersDone
         try Task.checkCancellation()
+    }
+
+    public func probe(_ organization: Organization, transport: any HTTPTransport) async throws -> String {
+        guard let account = organization.integrations[source]?["account"], Self.isValidLogin(account) else {
+            throw PipelineError(.configuration, "the github integration of \(organization.id) names no valid account")
+        }
+        let base = try organization.integrations[source]?["api_url"].map(Self.apiRoot) ?? baseURL
+        let session = Session(collector: self, base: base, organization: organization,
+                              context: CollectContext(transport: transport, concurrency: 1, asOf: Date(), freshFor: .seconds(0),
+                                                      logger: Logger(label: "lightsail.probe")), emit: { _ in })
+        guard let url = session.url("/orgs/\(account)") else { throw PipelineError(.configuration, "cannot form the organization's URL") }
+        let response = try await transport.send(session.request(url))
+        switch response.status {
+        case 200:
+            let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
+            let name = (object?["name"] as? String).map { " (\(quotedForMessage($0, limit: 80)))" } ?? ""
+            let remaining = response.header("x-ratelimit-remaining").map { "; rate limit: \($0) requests left" } ?? ""
+            return "read organization \(account)\(name)\(remaining)"
+        case 401:
+            throw PipelineError(.authentication, "GitHub refused the credentials (HTTP 401\(Session.gitHubMessage(response)))",
+                                fields: [.httpStatus: "401"])
+        case 403, 404:
+            throw PipelineError(.authentication, "the credentials cannot read organization \(account) (HTTP \(response.status)\(Session.gitHubMessage(response))): is it the right login, and is the token or App granted to it?",
+                                fields: [.httpStatus: "\(response.status)"])
+        default:
+            throw PipelineError(.transport, "GitHub answered \(response.status) reading organization \(account)",
+                                fields: [.httpStatus: "\(response.status)"])
+        }
     }
 
     /// Repositories found so far, in listing order.
@@ -67,6 +108,16 @@ public struct GitHubCollector: EvidenceCollector {
         private var repositories: [(name: String, branch: String)] = []
         func append(_ repository: (name: String, branch: String)) { lock.withLock { repositories.append(repository) } }
         var all: [(name: String, branch: String)] { lock.withLock { repositories } }
+    }
+
+    /// An API root URL as given (`https://ghe.example.com/api/v3/`), without a trailing slash.
+    public static func apiRoot(_ text: String) throws -> URL {
+        let trimmed = text.hasSuffix("/") ? String(text.dropLast()) : text
+        guard let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
+              url.host != nil, url.query == nil, url.user == nil else {
+            throw PipelineError(.configuration, "GitHub API URL \(quotedForMessage(text)) is not an http(s) URL without query or user")
+        }
+        return url
     }
 
     /// GitHub logins: alphanumerics and single hyphens, at most 39 characters.
@@ -83,6 +134,7 @@ public struct GitHubCollector: EvidenceCollector {
     /// One collection run against one GitHub organization.
     struct Session: Sendable {
         let collector: GitHubCollector
+        let base: URL
         let organization: Organization
         let context: CollectContext
         let emit: @Sendable (CollectEvent) async -> Void
@@ -95,15 +147,49 @@ public struct GitHubCollector: EvidenceCollector {
             ])
         }
 
-        /// Fetches one URL; an answer with one of `evidenceStatuses` becomes evidence.
+        /// `pathAndQuery` under the API root (which may itself have a path, as on GitHub Enterprise).
+        func url(_ pathAndQuery: String) -> URL? {
+            URL(string: base.absoluteString + pathAndQuery)
+        }
+
+        /// Fetches the organization's settings as evidence; returns the answer's status (0 when
+        /// there was none). Credentials the transport could not get (an App's token refused)
+        /// throw: nothing else could be read either.
+        func fetchOrganization(_ account: String) async throws -> Int {
+            let operation = Operation.getOrganization
+            guard let url = url("/orgs/\(account)") else { return 0 }
+            let request = request(url)
+            let response: HTTPResponse
+            do {
+                response = try await context.transport.send(request)
+            } catch let error as PipelineError where error.code == .authentication {
+                throw error
+            } catch {
+                await fail(operation, account, "\(request.summary): \(error)")
+                return 0
+            }
+            guard response.status == 200 else {
+                await fail(operation, account, "\(request.summary) answered \(response.status)\(Self.gitHubMessage(response))")
+                return response.status
+            }
+            await record(operation, resource: account, request: request, response: response)
+            return 200
+        }
+
+        /// Fetches one URL; an answer with one of `evidenceStatuses` becomes evidence, unless
+        /// `refuse` gives a reason it cannot stand for what it seems to say.
         func fetch(_ operation: String, _ pathAndQuery: String, resource: String,
-                   evidenceStatuses: Set<Int> = [200]) async {
-            guard let url = URL(string: pathAndQuery, relativeTo: collector.baseURL)?.absoluteURL else {
+                   evidenceStatuses: Set<Int> = [200], refuse: (HTTPResponse) -> String? = { _ in nil }) async {
+            guard let url = url(pathAndQuery) else {
                 await fail(operation, resource, "cannot form a URL for \(quotedForMessage(pathAndQuery))")
                 return
             }
             let request = request(url)
             guard let response = await answer(operation, request, resource: resource, accepting: evidenceStatuses) else {
+                return
+            }
+            if let reason = refuse(response) {
+                await fail(operation, resource, "\(request.summary) answered \(response.status)\(Self.gitHubMessage(response)): \(reason)")
                 return
             }
             await record(operation, resource: resource, request: request, response: response)
@@ -147,7 +233,7 @@ public struct GitHubCollector: EvidenceCollector {
         /// in another order) ends the listing with a warning: nothing is read or counted twice.
         func paginate(_ operation: String, _ firstPath: String, resource: String,
                       onPage: (Data) -> Void) async {
-            guard var url = URL(string: firstPath, relativeTo: collector.baseURL)?.absoluteURL else { return }
+            guard var url = url(firstPath) else { return }
             var pages = 0
             var seen: Set<String> = [LinkHeader.identity(of: url)]
             while pages < collector.maxPages {
@@ -157,8 +243,8 @@ public struct GitHubCollector: EvidenceCollector {
                 onPage(response.body)
                 await record(operation, resource: resource, request: request, response: response)
                 guard let link = response.header("Link"), let next = LinkHeader.parse(link)["next"] else { return }
-                guard next.host == collector.baseURL.host, next.scheme == collector.baseURL.scheme else {
-                    await fail(operation, resource, "\(request.summary): next page link leaves \(collector.baseURL.host ?? "the API host"); not followed")
+                guard next.host == base.host, next.scheme == base.scheme, next.port == base.port else {
+                    await fail(operation, resource, "\(request.summary): next page link leaves \(base.host ?? "the API host"); not followed")
                     return
                 }
                 guard seen.insert(LinkHeader.identity(of: next)).inserted else {
@@ -181,9 +267,13 @@ public struct GitHubCollector: EvidenceCollector {
 
         /// GitHub's error `message`, quoted and cut short, when the body carries one.
         static func gitHubMessage(_ response: HTTPResponse) -> String {
-            guard let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any],
-                  let message = object["message"] as? String else { return "" }
-            return ": \(quotedForMessage(message, limit: 120))"
+            gitHubMessageText(response).map { ": \(quotedForMessage($0, limit: 120))" } ?? ""
+        }
+
+        static func gitHubMessageText(_ response: HTTPResponse) -> String? {
+            guard response.body.count < 64 << 10,
+                  let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any] else { return nil }
+            return object["message"] as? String
         }
     }
 }

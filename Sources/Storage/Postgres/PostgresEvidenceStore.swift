@@ -375,6 +375,16 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
+    public func resealIntegration(_ kind: String, of organization: OrganizationID, secret: SealedSecret,
+                                  replacing oldKeyID: String, actor: String) async throws -> Bool {
+        try await unit(organization, actor: actor) { db in
+            try db.execute("SELECT set_config('app.reseal', 'on', true)")
+            return try db.execute("""
+                UPDATE integrations SET secret = decode($1, 'base64'), key_id = $2 WHERE kind = $3 AND key_id = $4
+                """, [secret.sealed.base64EncodedString(), secret.keyID, kind, oldKeyID]).affected > 0
+        }
+    }
+
     public func integrationSecret(_ kind: String, of organization: OrganizationID) async throws -> SealedSecret? {
         try await allIntegrationSecrets(of: organization)[kind]
     }

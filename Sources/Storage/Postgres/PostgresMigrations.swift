@@ -214,6 +214,45 @@ public enum PostgresMigrations {
         REVOKE ALL ON FUNCTION organization_directory() FROM PUBLIC;
         GRANT EXECUTE ON FUNCTION organization_directory() TO \(appRole);
         """),
+        (4, "credential rotation audited as such", """
+        -- Re-sealing an integration's credentials under a new key (pipeline keys rotate, which sets
+        -- app.reseal) changes nothing else of it, and is audited as what it is, naming both keys.
+        CREATE OR REPLACE FUNCTION audit_membership_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            who text := coalesce(nullif(current_setting('app.actor', true), ''), session_user);
+        BEGIN
+            IF TG_TABLE_NAME = 'members' THEN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
+                    VALUES (NEW.organization_id, who, 'member.added', 'member', NEW.actor, NEW.role);
+                ELSIF TG_OP = 'UPDATE' THEN
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
+                    VALUES (NEW.organization_id, who, 'member.role_changed', 'member', NEW.actor, OLD.role || ' -> ' || NEW.role);
+                ELSE
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
+                    VALUES (OLD.organization_id, who, 'member.removed', 'member', OLD.actor);
+                END IF;
+            ELSE
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
+                    VALUES (NEW.organization_id, who, 'integration.added', 'integration', NEW.kind);
+                ELSIF TG_OP = 'UPDATE' AND current_setting('app.reseal', true) = 'on'
+                      AND NEW.settings = OLD.settings AND NEW.key_id IS DISTINCT FROM OLD.key_id THEN
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id, detail)
+                    VALUES (NEW.organization_id, who, 'integration.resealed', 'integration', NEW.kind,
+                            OLD.key_id || ' -> ' || NEW.key_id);
+                ELSIF TG_OP = 'UPDATE' THEN
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
+                    VALUES (NEW.organization_id, who, 'integration.changed', 'integration', NEW.kind);
+                ELSE
+                    INSERT INTO audit_log (organization_id, actor, action, entity_type, entity_id)
+                    VALUES (OLD.organization_id, who, 'integration.removed', 'integration', OLD.kind);
+                END IF;
+            END IF;
+            RETURN NULL;
+        END
+        $$;
+        """),
     ]
 
     public static var latest: Int { all.map(\.version).max() ?? 0 }

@@ -397,6 +397,18 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         }
     }
 
+    public func resealIntegration(_ kind: String, of organization: OrganizationID, secret: SealedSecret,
+                                  replacing oldKeyID: String, actor: String) async throws -> Bool {
+        try await db.transaction { db in
+            try db.query("UPDATE integrations SET secret = ?, key_id = ? WHERE organization_id = ? AND kind = ? AND key_id = ?",
+                         [.blob(secret.sealed), .text(secret.keyID), .text(organization.rawValue), .text(kind), .text(oldKeyID)])
+            guard db.changes > 0 else { return false }
+            try Self.audit(db, organization, actor: actor, action: "integration.resealed", entityType: "integration",
+                           entityID: kind, detail: "\(oldKeyID) -> \(secret.keyID)")
+            return true
+        }
+    }
+
     public func integrationSecret(_ kind: String, of organization: OrganizationID) async throws -> SealedSecret? {
         try await allIntegrationSecrets(of: organization)[kind]
     }
