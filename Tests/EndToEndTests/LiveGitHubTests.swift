@@ -189,4 +189,48 @@ func filesHolding(_ needle: String, under folder: URL) throws -> [String] {
         #expect(outcome["not_collected"] as? Int == 2)
         #expect(run.stderr.contains("GET /repos/hooli/api/branches/main/protection"))
     }
+
+    /// Rotation adds a key and re-seals every credential under it; once rotated, the old key may
+    /// go. A key file without the sealing key fails that integration, naming it and the key.
+    @Test func keysRotateAndAMissingKeyIsNamed() throws {
+        let server = try FixtureAPIServer(world: hooliWorld())
+        let cli = try hooli()
+        #expect(try cli.run(["integrations", "add", "--org", "hooli", "--kind", "github", "--account", "hooli",
+                             "--token-env", "T", "--api-url", server.url.absoluteString],
+                            environment: ["T": "ghp_FixtureToken0123456789abcdefABCDEF"]).status == 0)
+        let keyFile = cli.dataDir.appendingPathComponent("encryption.key")
+        let firstKey = try String(contentsOf: keyFile, encoding: .utf8)
+        let before = try cli.sql("SELECT key_id FROM integrations")
+
+        let rotate = try cli.run(["keys", "rotate"])
+        #expect(rotate.status == 0, "\(rotate.stderr)")
+        #expect(rotate.stdout.contains("1 integration credential re-sealed with key k-"))
+        let after = try cli.sql("SELECT key_id FROM integrations")
+        #expect(after != before)
+        #expect(try cli.sql("SELECT detail FROM audit_log WHERE action = 'integration.resealed'") == "\(before) -> \(after)")
+        let show = try cli.run(["keys", "show"])
+        #expect(show.stdout.contains("current key: \(after)"))
+        #expect(show.stdout.contains("older key:   \(before)"))
+        // Drop the old key: what it sealed was all re-sealed.
+        let lines = try String(contentsOf: keyFile, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(lines.count == 2)
+        try Keyring(lines.last!).write(to: keyFile)
+        #expect(try cli.run(["run", "report", "--org", "hooli", "--quiet"]).status == 0)
+
+        // The key file of another machine: the credentials cannot be opened, and the error says whose.
+        try firstKey.write(to: keyFile, atomically: false, encoding: .utf8)
+        let run = try cli.run(["run", "report", "--org", "hooli"])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("the github integration failed: cannot open the credentials of hooli's github integration: it was sealed with key \(after), which is not among the keys of \(keyFile.path)"))
+        #expect(!run.stdout.contains("ghp_") && !run.stderr.contains("ghp_"))
+    }
+}
+
+/// A key file of one key, written as the tool writes them.
+struct Keyring {
+    let line: Substring
+    init(_ line: Substring) { self.line = line }
+    func write(to file: URL) throws {
+        try (line + "\n").write(to: file, atomically: false, encoding: .utf8)
+    }
 }
