@@ -190,6 +190,31 @@ func filesHolding(_ needle: String, under folder: URL) throws -> [String] {
         #expect(run.stderr.contains("GET /repos/hooli/api/branches/main/protection"))
     }
 
+    /// A live run recorded, then replayed offline: the same verdicts, and the recording holds no
+    /// credential.
+    @Test func aRecordingReproducesALiveRunOfflineWithoutItsSecrets() throws {
+        let token = "ghp_FixtureToken0123456789abcdefABCDEF"
+        let server = try FixtureAPIServer(world: hooliWorld(token: token))
+        let cli = try hooli()
+        #expect(try cli.run(["integrations", "add", "--org", "hooli", "--kind", "github", "--account", "hooli",
+                             "--token-env", "T", "--api-url", server.url.absoluteString], environment: ["T": token]).status == 0)
+        let live = try cli.run(["run", "report", "--org", "hooli", "--json", "--as-of", "2026-11-28T00:00:00Z"])
+        let folder = try ExternalTool.temporaryDirectory()
+        let record = try cli.run(["record", "--org", "hooli", "--kind", "github", "--out", folder.path])
+        #expect(record.status == 0, "\(record.stderr)")
+        #expect(record.stdout.contains("hooli: recorded 13 exchanges of github (12 evidence items, 1 not collected)"))
+        let recording = folder.appendingPathComponent("github.jsonl")
+        let text = try String(contentsOf: recording, encoding: .utf8)
+        #expect(!text.contains(token) && !text.contains("Authorization") && !text.contains("Bearer"))
+        #expect(try FileManager.default.attributesOfItem(atPath: recording.path)[.posixPermissions] as? Int == 0o600)
+
+        try cli.replay("hooli", account: "hooli", recording: recording)
+        let offline = try cli.run(["run", "report", "--org", "hooli", "--json", "--as-of", "2026-11-28T00:00:00Z"])
+        #expect(offline.status == 0, "\(offline.stderr)")
+        #expect(checkStatuses(try runJSON(offline)) == checkStatuses(try runJSON(live)))
+        #expect(try runJSON(offline)["evidence_new"] as? Int == 0)  // the same answers, the same evidence
+    }
+
     /// Rotation adds a key and re-seals every credential under it; once rotated, the old key may
     /// go. A key file without the sealing key fails that integration, naming it and the key.
     @Test func keysRotateAndAMissingKeyIsNamed() throws {

@@ -24,14 +24,18 @@ public struct HTTPRequest: Sendable {
     /// Where the answer's body goes: nil keeps it in memory (`HTTPResponse.body`); a file receives
     /// it as it arrives (created or truncated on every attempt), and `HTTPResponse.body` is empty.
     public var responseFile: URL?
+    /// Facts for the transports beneath, never sent: the AWS signing scope (`aws.service`,
+    /// `aws.region`), say. A recording keeps them, and a replay matches on them.
+    public var attributes: [String: String] = [:]
 
     public init(method: String = "GET", url: URL, headers: [(String, String)] = [], body: Body = .none,
-                responseFile: URL? = nil) {
+                responseFile: URL? = nil, attributes: [String: String] = [:]) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.responseFile = responseFile
+        self.attributes = attributes
     }
 
     public init(method: String = "GET", url: URL, headers: [(String, String)] = [], data: Data) {

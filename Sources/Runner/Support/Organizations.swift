@@ -35,10 +35,23 @@ struct IntegrationTransports: Sendable {
         if let recording = settings["recording"] {
             return try await ReplayTransport.open(recording: recording)
         }
+        return try await live(source, of: organization).transport
+    }
+
+    /// The live transport of a connected integration, the secret values it holds (for a
+    /// recording to scrub), and its API root as configured against the public one (for a
+    /// recording to rewrite).
+    func live(_ source: String, of organization: Organization) async throws
+        -> (transport: any HTTPTransport, secrets: [String], rewrites: [(from: String, to: String)]) {
+        guard let settings = organization.integrations[source] else {
+            throw PipelineError(.invalidInput, "\(organization.id) has no \(source) integration")
+        }
         let credentials = try await credentials(source, of: organization.id)
         switch source {
         case "github":
-            return try github(settings, credentials, organization: organization.id)
+            let root = try settings["api_url"].map(GitHubCollector.apiRoot)
+            let rewrites = root.map { [(from: $0.absoluteString, to: "https://api.github.com")] } ?? []
+            return (try github(settings, credentials, organization: organization.id), Array(credentials.values), rewrites)
         default:
             throw PipelineError(.configuration, "live \(source) collection is not built in")
         }

@@ -9,8 +9,8 @@ import Pipeline
 /// {"request": {"method": "GET", "path": "/orgs/acme?per_page=100"},
 ///  "response": {"status": 200, "headers": [["Content-Type", "application/json"]], "body": "<raw body text>"}}
 /// ```
-/// Requests match on method, path and query (query parameters in any order); the host is
-/// ignored. A response may carry `"delay_ms"`, answered that much later (a slow API, for timeout
+/// Requests match on method, path and query (query parameters in any order), the request's
+/// attributes (an AWS signing scope) and its body when it has one; the host is ignored. A response may carry `"delay_ms"`, answered that much later (a slow API, for timeout
 /// and cancellation tests). Several exchanges for the same request answer in turn, the last one
 /// repeating, so a recording can hold a 500 followed by a 200.
 ///
@@ -49,7 +49,9 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         var target = request.url.path
         if let query = request.url.query { target += "?" + query }
-        guard let key = Self.key(method: request.method, pathAndQuery: target) else {
+        var body: Data?
+        if case .data(let data) = request.body { body = data }
+        guard let key = Self.key(method: request.method, pathAndQuery: target, attributes: request.attributes, body: body) else {
             throw PipelineError(.transport, "\(request.summary): not a valid request")
         }
         let entry: Entry? = lock.withLock {
@@ -133,10 +135,10 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
 
     /// What an exchange's line is read for: everything, or all but the body (while indexing, the
     /// body is checked for syntax and skipped without being built).
-    static let whole = JSONProjection(["request.method", "request.path", "response.status", "response.headers",
-                                       "response.body", "response.delay_ms"])
-    static let withoutBody = JSONProjection(["request.method", "request.path", "response.status", "response.headers",
-                                             "response.delay_ms"])
+    static let whole = JSONProjection(["request.method", "request.path", "request.attributes", "request.body",
+                                       "response.status", "response.headers", "response.body", "response.delay_ms"])
+    static let withoutBody = JSONProjection(["request.method", "request.path", "request.attributes", "request.body",
+                                             "response.status", "response.headers", "response.delay_ms"])
 
     /// One exchange from its line: the key it answers and the response (with an empty body unless
     /// `body`).
@@ -171,7 +173,15 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
         case .string(let text)?: body = Data(text.utf8)
         default: if wantBody { throw PipelineError(.fixture, "\(place): response.body must be the raw body as a string") }
         }
-        guard let key = key(method: method, pathAndQuery: path) else {
+        var attributes: [String: String] = [:]
+        if let raw = request["attributes"] {
+            guard let object = raw.object, object.values.allSatisfy({ $0.string != nil }) else {
+                throw PipelineError(.fixture, "\(place): request.attributes must be an object of strings")
+            }
+            attributes = object.mapValues { $0.string ?? "" }
+        }
+        let requestBody = request["body"]?.string.map { Data($0.utf8) }
+        guard let key = key(method: method, pathAndQuery: path, attributes: attributes, body: requestBody) else {
             throw PipelineError(.fixture, "\(place): request.path \(quotedForMessage(path)) is not a valid path")
         }
         var delay = Duration.zero
@@ -184,14 +194,21 @@ public final class ReplayTransport: HTTPTransport, @unchecked Sendable {
         return (key, HTTPResponse(status: status, headers: headers, body: body), delay)
     }
 
-    /// `GET /path?a=1&b=2` with query parameters sorted.
-    public static func key(method: String, pathAndQuery: String) -> String? {
+    /// `GET /path?a=1&b=2` with query parameters sorted, then the attributes sorted, then the
+    /// body's text when there is one.
+    public static func key(method: String, pathAndQuery: String, attributes: [String: String] = [:],
+                           body: Data? = nil) -> String? {
         guard let components = URLComponents(string: pathAndQuery) else { return nil }
         let items = (components.percentEncodedQueryItems ?? [])
             .map { "\($0.name)=\($0.value ?? "")" }
             .sorted()
         let query = items.isEmpty ? "" : "?" + items.joined(separator: "&")
-        return "\(method.uppercased()) \(components.percentEncodedPath)\(query)"
+        var key = "\(method.uppercased()) \(components.percentEncodedPath)\(query)"
+        if !attributes.isEmpty {
+            key += " [" + attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "]"
+        }
+        if let body, !body.isEmpty { key += " " + String(decoding: body, as: UTF8.self) }
+        return key
     }
 
 }
