@@ -133,7 +133,17 @@ public struct ResilientTransport: HTTPTransport {
         if status == 429 || ((500...599).contains(status) && status != 501) {
             return PipelineError(.transport, "answered \(status)", fields: fields, transient: true)
         }
+        if status == 400, Self.isAWSThrottling(response) {
+            return PipelineError(.transport, "answered \(status): throttled", fields: fields, transient: true)
+        }
         return nil
+    }
+
+    /// AWS says "slow down" with a 400 and an error code (Throttling, ThrottlingException,
+    /// RequestLimitExceeded, TooManyRequestsException) in an XML or JSON body.
+    static func isAWSThrottling(_ response: HTTPResponse) -> Bool {
+        let head = String(decoding: response.body.prefix(4096), as: UTF8.self)
+        return ["Throttling", "RequestLimitExceeded", "TooManyRequestsException", "ThrottledException"].contains { head.contains($0) }
     }
 
     /// How long a rate-limited answer asks to wait, or nil if it is not rate limited.

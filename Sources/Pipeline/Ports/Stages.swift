@@ -148,6 +148,11 @@ public struct EvidenceIndex: Sendable {
         positions[evidence.id].flatMap { facts[$0] }
     }
 
+    /// The sources that answered or failed in this run.
+    public var sources: Set<String> {
+        Set(byOperation.keys.map(\.source)).union(failures.map(\.source))
+    }
+
     /// Failures of `operation` (of any resource), and of the whole source.
     public func failures(source: String, operation: String) -> [CollectionFailure] {
         ((failuresByOperation[OperationKey(source: source, operation: operation)] ?? []) + (sourceFailures[source] ?? []))

@@ -64,7 +64,7 @@ struct Integrations: AsyncParsableCommand {
             do {
                 let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
                                                           permission: .manageIntegrations, what: "manage integrations")
-                guard let organization = try await context.store.organization(context.organization),
+                guard let organization = try await context.store.organization(context.organization).map({ IntegrationTransports.withEnvironment($0) }),
                       organization.integrations[kind] != nil else {
                     throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")
                 }

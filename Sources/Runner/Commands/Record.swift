@@ -24,7 +24,7 @@ struct Record: AsyncParsableCommand {
         do {
             let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
                                                       permission: .manageIntegrations, what: "record integrations")
-            guard let organization = try await context.store.organization(context.organization),
+            guard let organization = try await context.store.organization(context.organization).map({ IntegrationTransports.withEnvironment($0) }),
                   organization.integrations[kind] != nil,
                   let collector = BuiltIn.collectors.first(where: { $0.source == kind }) else {
                 throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")

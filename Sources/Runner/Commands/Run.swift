@@ -93,9 +93,9 @@ struct Run: AsyncParsableCommand {
             guard let found = try await store.organization(requested) else {
                 throw try await OrganizationLookup.unknown(requested, in: store)
             }
-            organizations = [found]
+            organizations = [IntegrationTransports.withEnvironment(found)]
         } else {
-            organizations = try await store.organizations()
+            organizations = try await store.organizations().map { IntegrationTransports.withEnvironment($0) }
             if organizations.isEmpty { throw try await OrganizationLookup.unknown(nil, in: store) }
         }
 

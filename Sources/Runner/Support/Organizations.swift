@@ -48,6 +48,8 @@ struct IntegrationTransports: Sendable {
         }
         let credentials = try await credentials(source, of: organization.id)
         switch source {
+        case "aws":
+            return (try aws(settings, credentials, organization: organization.id), Array(credentials.values), [])
         case "github":
             let root = try settings["api_url"].map(GitHubCollector.apiRoot)
             let rewrites = root.map { [(from: $0.absoluteString, to: "https://api.github.com")] } ?? []
@@ -66,6 +68,35 @@ struct IntegrationTransports: Sendable {
             throw PipelineError(error.code, "cannot open the credentials of \(organization)'s \(kind) integration: \(error.message)")
         }
         return try IntegrationCredentials.open(sealed, organization: organization, kind: kind, keyring: keyring)
+    }
+
+    /// AWS: a sealed access key or the standard chain (environment, AWS_PROFILE), then the
+    /// customer's role assumed with its external id when the integration names one.
+    func aws(_ settings: [String: String], _ credentials: [String: String], organization: OrganizationID) throws -> any HTTPTransport {
+        let base: any AWSCredentialProvider
+        if let key = credentials["access_key_id"], let secret = credentials["secret_access_key"] {
+            base = StaticAWSCredentials(AWSCredentials(accessKeyID: key, secretAccessKey: secret))
+        } else {
+            base = StaticAWSCredentials(try AWSCredentialChain.resolve())
+        }
+        guard let role = settings["role_arn"] else { return AWSSigningTransport(base: http, credentials: base) }
+        let home = (settings["regions"] ?? "us-east-1").split(separator: ",").first.map(String.init) ?? "us-east-1"
+        let endpoint = settings["endpoint"].flatMap(URL.init(string:)) ?? URL(string: "https://sts.\(home).amazonaws.com")!
+        let assumed = AssumedRoleCredentials(base: base, roleARN: role, externalID: settings["external_id"],
+                                             sessionName: "lightsail-\(organization)", endpoint: endpoint, region: home, http: http)
+        return AWSSigningTransport(base: http, credentials: assumed)
+    }
+
+    /// Settings the environment supplies where the integration names none: AWS_ENDPOINT_URL for
+    /// an AWS integration without `--endpoint`.
+    static func withEnvironment(_ organization: Organization,
+                                _ environment: [String: String] = ProcessInfo.processInfo.environment) -> Organization {
+        guard var aws = organization.integrations["aws"], aws["endpoint"] == nil, aws["recording"] == nil,
+              let endpoint = environment["AWS_ENDPOINT_URL"], !endpoint.isEmpty else { return organization }
+        aws["endpoint"] = endpoint
+        var integrations = organization.integrations
+        integrations["aws"] = aws
+        return Organization(id: organization.id, name: organization.name, integrations: integrations, members: organization.members)
     }
 
     func github(_ settings: [String: String], _ credentials: [String: String],

@@ -65,7 +65,7 @@ public struct CheckValidator: Validator {
     public let checks: [Check]
     let projections: [String: JSONProjection]
 
-    public init(checks: [Check] = GitHubChecks.all) {
+    public init(checks: [Check] = GitHubChecks.all + AWSChecks.all) {
         self.checks = checks
         var fields: [String: Set<FieldPath>] = [:]
         for reading in checks.flatMap(\.reads) {
@@ -79,6 +79,13 @@ public struct CheckValidator: Validator {
     public func facts(of evidence: Evidence, body: Data) -> EvidenceFacts? {
         guard let projection = projections[Self.key(evidence.source, evidence.operation)],
               !projection.paths.isEmpty else { return nil }
+        if evidence.mediaType.contains("xml") {
+            do {
+                return .value(projection.apply(try XMLValue.parse(body)))
+            } catch {
+                return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) is not XML: \(error)")
+            }
+        }
         do {
             return .value(try projection.apply(body))
         } catch {
@@ -87,8 +94,13 @@ public struct CheckValidator: Validator {
     }
 
     public func evaluate(_ evidence: EvidenceIndex, frameworks: [String], organization: Organization) -> [CheckResult] {
-        checks
+        // Checks of sources this run did not collect from are not evaluated (a definition that
+        // reads GitHub alone says nothing of AWS); a source collected from but not connected, or
+        // failing, is in the index with its failure, and its checks are not verified.
+        let sources = evidence.sources
+        return checks
             .filter { check in check.controls.contains { frameworks.contains($0.framework) } }
+            .filter { check in Set(check.reads.map(\.source)).isSubset(of: sources) }
             .map { $0.result(evidence, organization) }
             .sorted { $0.checkID < $1.checkID }
     }
