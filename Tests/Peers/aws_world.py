@@ -21,6 +21,7 @@ ACCOUNTS = {
     "poor": "444455556666",
     "acme": "210987654321",
     "globex": "312345678901",
+    "limited": "777788889999",
 }
 
 
@@ -44,6 +45,11 @@ def seed_account(endpoint, base, account, profile, regions=("us-east-1",)):
         "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}}]}
     iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust))
     iam.put_role_policy(RoleName=ROLE, PolicyName="audit", PolicyDocument=json.dumps(ADMIN))
+    if profile == "limited":
+        # The role may not read the credential report: AccessDenied, recorded as not collected.
+        iam.put_role_policy(RoleName=ROLE, PolicyName="no-report", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Resource": "*",
+                                                    "Action": ["iam:GenerateCredentialReport", "iam:GetCredentialReport"]}]}))
 
     good = profile in ("good", "acme")
     # People: one with console access and MFA, one with console access and none.
