@@ -3,6 +3,7 @@ import Foundation
 import Cryptography
 import Pipeline
 import Stages
+import Transport
 
 struct Integrations: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,6 +36,17 @@ struct Integrations: AsyncParsableCommand {
                                                           permission: .manageIntegrations, what: "manage integrations")
                 let (settings, values) = try options.resolve()
                 let kind = options.kind
+                // Keys are checked now, not at the first run; a bad one is the user's mistake.
+                do {
+                    if let pem = values["private_key"] {
+                        _ = try RSASigningKey(pem: pem, what: "the private key in \(options.privateKeyFile ?? "the key file")")
+                    }
+                    if let key = values["service_account"] {
+                        _ = try GoogleServiceAccount(json: Data(key.utf8), tokenURL: nil, what: options.serviceAccountFile ?? "the key file")
+                    }
+                } catch let error as PipelineError {
+                    throw PipelineError(.invalidInput, error.message)
+                }
                 var sealed: SealedSecret?
                 if !values.isEmpty {
                     let keyring = try backends.keyring(creating: true)

@@ -41,7 +41,7 @@ struct LoggingOptions: ParsableArguments {
 
 /// The built-in vocabulary definitions may use: the sources and frameworks this build has.
 enum BuiltIn {
-    static let collectors: [any EvidenceCollector] = [GitHubCollector(), AWSCollector()]
+    static let collectors: [any EvidenceCollector] = [GitHubCollector(), AWSCollector(), GoogleWorkspaceCollector()]
     static var vocabulary: Vocabulary {
         Vocabulary(sources: Set(collectors.map(\.source)), frameworks: Set(ControlCatalog.frameworks.keys))
     }

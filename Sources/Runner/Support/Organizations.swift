@@ -48,6 +48,9 @@ struct IntegrationTransports: Sendable {
         }
         let credentials = try await credentials(source, of: organization.id)
         switch source {
+        case "google_workspace":
+            let root = settings["api_url"].map { [(from: $0.hasSuffix("/") ? String($0.dropLast()) : $0, to: "https://admin.googleapis.com")] } ?? []
+            return (try google(settings, credentials, organization: organization.id), Array(credentials.values), root)
         case "aws":
             return (try aws(settings, credentials, organization: organization.id), Array(credentials.values), [])
         case "github":
@@ -85,6 +88,20 @@ struct IntegrationTransports: Sendable {
         let assumed = AssumedRoleCredentials(base: base, roleARN: role, externalID: settings["external_id"],
                                              sessionName: "lightsail-\(organization)", endpoint: endpoint, region: home, http: http)
         return AWSSigningTransport(base: http, credentials: assumed)
+    }
+
+    /// Google Workspace: the service account's key signs a JWT assertion naming the admin it acts
+    /// as; the access token it is exchanged for is kept until five minutes before it expires.
+    func google(_ settings: [String: String], _ credentials: [String: String], organization: OrganizationID) throws -> any HTTPTransport {
+        guard let key = credentials["service_account"], let subject = settings["subject"] else {
+            throw PipelineError(.configuration, "the google_workspace integration of \(organization) has no service account key or subject: add them with `pipeline integrations add --org \(organization) --kind google_workspace --service-account-file F --subject ADMIN`")
+        }
+        let account = try GoogleServiceAccount(json: Data(key.utf8), tokenURL: settings["token_url"].flatMap(URL.init(string:)),
+                                               what: "the service account key of \(organization)'s google_workspace integration")
+        let api = settings["api_url"].flatMap(URL.init(string:)) ?? URL(string: "https://admin.googleapis.com")!
+        let http = self.http
+        let tokens = CachedToken { try await account.accessToken(subject: subject, scopes: GoogleWorkspaceCollector.scopes, http: http) }
+        return AuthorizingTransport(base: http, origin: api) { "Bearer \(try await tokens.token())" }
     }
 
     /// Settings the environment supplies where the integration names none: AWS_ENDPOINT_URL for

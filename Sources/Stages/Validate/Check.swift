@@ -65,7 +65,7 @@ public struct CheckValidator: Validator {
     public let checks: [Check]
     let projections: [String: JSONProjection]
 
-    public init(checks: [Check] = GitHubChecks.all + AWSChecks.all) {
+    public init(checks: [Check] = GitHubChecks.all + AWSChecks.all + GoogleWorkspaceChecks.all) {
         self.checks = checks
         var fields: [String: Set<FieldPath>] = [:]
         for reading in checks.flatMap(\.reads) {
