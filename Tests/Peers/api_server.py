@@ -25,7 +25,8 @@ World (every part optional):
     "delay_ms": 0                                added to every answer
   },
   "google": {"client_email": "...", "public_key": "PEM", "subject": "admin@x", "access_token": "ya29...",
-             "customer": "C0...", "page_size": 2, "users": [...], "roles": [...], "role_assignments": [...]},
+             "customer": "C0...", "page_size": 2, "users": [...], "roles": [...], "role_assignments": [...],
+             "revoked": false (true: tokens are issued, then refused)},
   "faults": [{"path": "/orgs/x/repos", "status": 500 | "rate_limit": "primary"|"secondary",
               "retry_after": 1 | "delay_ms": 200 | "truncate": true, "times": 1}]
 }
@@ -300,7 +301,7 @@ class Handler(BaseHTTPRequestHandler):
     def google_directory(self):
         world = self.world.get("google", {})
         token = (self.headers.get("Authorization") or "").partition(" ")[2]
-        if GOOGLE_TOKENS.get(token, 0) < time.time():
+        if world.get("revoked") or GOOGLE_TOKENS.get(token, 0) < time.time():
             return self.send(401, {"error": {"code": 401, "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.",
                                              "status": "UNAUTHENTICATED"}})
         url = urllib.parse.urlsplit(self.path)

@@ -135,7 +135,8 @@ struct NoTransport: HTTPTransport {
         task.cancel()
         let start = ContinuousClock.now
         await #expect(throws: CancellationError.self) { _ = try await task.value }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // Well before the collector's minute-long hang ends (no tight bound: machines are shared).
+        #expect(ContinuousClock.now - start < .seconds(30))
         #expect(await store.finished == [.cancelled])
         #expect(await store.resultsStored == 0)
         #expect(await store.exports.isEmpty)

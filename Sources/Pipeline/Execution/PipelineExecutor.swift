@@ -67,6 +67,12 @@ public struct RunOutcome: Sendable {
     /// Shared download links by object key, where the storage makes them.
     public var links: [String: URL] = [:]
 
+    /// Evidence that could not be collected: every failure but the one standing for a source the
+    /// organization has not connected (reported as such).
+    public var notCollected: Int {
+        failures.count { !($0.operation == "*" && unconnected.contains($0.source)) }
+    }
+
     public func withLinks(_ links: [String: URL]) -> RunOutcome {
         var copy = self
         copy.links = links

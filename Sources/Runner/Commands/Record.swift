@@ -45,9 +45,18 @@ struct Record: AsyncParsableCommand {
             let counter = EventCounter()
             let collect = CollectContext(transport: transport, concurrency: 8, asOf: Date(), freshFor: .seconds(86_400),
                                          logger: Logger(label: "lightsail.record"))
-            try await collector.collect(for: organization, context: collect) { counter.add($0) }
+            // What was recorded is kept even when the source fails (credentials refused is worth
+            // reproducing too).
+            var failure: (any Error)?
+            do {
+                try await collector.collect(for: organization, context: collect) { counter.add($0) }
+            } catch {
+                failure = error
+            }
             try recorder.close()
-            print("\(context.organization): recorded \(recorder.exchanges) exchanges of \(kind) (\(counter.evidence) evidence items, \(counter.failures) not collected) to \(file.path)")
+            print("\(context.organization): recorded \(recorder.exchanges) exchanges of \(kind) (\(counter.evidence) evidence items, \(counter.failures) not collected) to \(file.path)"
+                  + (failure == nil ? "" : "; the source failed"))
+            if let failure { throw failure }
         } catch {
             throw report(error)
         }

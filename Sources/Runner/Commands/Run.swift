@@ -255,7 +255,7 @@ struct Run: AsyncParsableCommand {
             }
             print(line)
             print("  checks:   \(outcome.results.count) (\(checkLine))")
-            print("  evidence: \(outcome.evidenceCollected) collected, \(outcome.evidenceNew) new, \(outcome.failures.count) not collected")
+            print("  evidence: \(outcome.evidenceCollected) collected, \(outcome.evidenceNew) new, \(outcome.notCollected) not collected")
             for (source, reason) in outcome.sourceErrors.sorted(by: { $0.key < $1.key }) {
                 print("  \(source):\(String(repeating: " ", count: max(1, 9 - source.count)))FAILED: \(reason)")
             }
@@ -285,7 +285,7 @@ struct Run: AsyncParsableCommand {
                 entry["score"] = outcome.scores?.ratio ?? NSNull()
                 entry["evidence_collected"] = outcome.evidenceCollected
                 entry["evidence_new"] = outcome.evidenceNew
-                entry["not_collected"] = outcome.failures.count
+                entry["not_collected"] = outcome.notCollected
                 entry["source_errors"] = outcome.sourceErrors
                 entry["unconnected"] = outcome.unconnected
                 entry["checks"] = outcome.results.map { ["check_id": $0.checkID, "status": $0.status.rawValue] }

@@ -130,7 +130,6 @@ public struct AWSCollector: EvidenceCollector {
             var path = "/"
             var parameters: [(String, String)] = []
             var body: [String: Any]?
-            var host: String?
         }
 
         func url(for call: Call) throws -> URL {
@@ -141,7 +140,7 @@ public struct AWSCollector: EvidenceCollector {
                 let host: String
                 switch call.service {
                 case "iam": host = "iam.amazonaws.com"
-                case "s3": host = call.host ?? "s3.\(call.region).amazonaws.com"
+                case "s3": host = "s3.\(call.region).amazonaws.com"
                 default: host = "\(call.service).\(call.region).amazonaws.com"
                 }
                 base = URL(string: "https://\(host)")!
@@ -446,13 +445,11 @@ public struct AWSCollector: EvidenceCollector {
                         absence: ["NoSuchBucketPolicy"])
         }
 
+        /// Path-style (`s3.REGION.amazonaws.com/BUCKET?encryption`), which AWS still serves for
+        /// every bucket, names with dots included, and which reads the same against any endpoint
+        /// (and so in a recording).
         func subresource(_ bucket: String, _ name: String, region: String) -> Call {
-            // Virtual-hosted on AWS; path-style on a custom endpoint.
-            if endpoint == nil, bucket.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" }) {
-                return Call(service: "s3", region: region, proto: .restXML, path: "/", parameters: [(name, "")],
-                            host: "\(bucket).s3.\(region).amazonaws.com")
-            }
-            return Call(service: "s3", region: region, proto: .restXML, path: "/\(Self.encode(bucket))", parameters: [(name, "")])
+            Call(service: "s3", region: region, proto: .restXML, path: "/\(Self.encode(bucket))", parameters: [(name, "")])
         }
 
         // MARK: Regional services
