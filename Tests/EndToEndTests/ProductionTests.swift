@@ -213,4 +213,62 @@ struct Production {
         #expect(rerun.status == 0, "\(rerun.stderr)")
         #expect(try p.sql("SELECT count(*) FROM evidence") == "43")
     }
+
+    /// An organization added by hand, with live GitHub (the fixture server), AWS (moto, through
+    /// the customer's role) and Google Workspace (the fixture server), runs end to end on
+    /// PostgreSQL and S3; its credentials are sealed under LIGHTSAIL_ENCRYPTION_KEY and appear
+    /// in no table, log or bundle.
+    @Test func liveIntegrationsRunEndToEndWithCredentialsSealedInPostgres() throws {
+        let p = try Production.make()
+        let s3 = try Peers.requireS3()
+        let token = "ghp_FixtureToken0123456789abcdefABCDEF"
+        let keys = try FixtureAPIServer.rsaKeyPair()
+        var world = hooliWorld(token: token)
+        world["google"] = directoryWorld(publicKey: keys.publicPEM)["google"]
+        let server = try FixtureAPIServer(world: world)
+        let key = Data((0..<32).map { UInt8($0 * 7 % 256) }).base64EncodedString()
+        let environment = ["LIGHTSAIL_ENCRYPTION_KEY": key, "GH": token, "AK": s3.accessKeyID, "SK": s3.secretAccessKey]
+        func run(_ arguments: [String]) throws -> ToolResult {
+            try p.cli.run(arguments + ["--database", p.appURL, "--storage", p.storage], environment: p.environment.merging(environment) { _, b in b })
+        }
+        // Without a key, production refuses to store a credential.
+        let keyless = try p.run(["orgs", "add", "hooli", "--name", "Hooli XYZ", "--owner", "gavin@hooli.example"])
+        #expect(keyless.status == 0, "\(keyless.stderr)")
+        let refused = try p.cli.run(["integrations", "add", "--org", "hooli", "--kind", "github", "--account", "hooli", "--token-env", "GH",
+                                     "--api-url", server.url.absoluteString, "--database", p.appURL, "--storage", p.storage],
+                                    environment: p.environment.merging(["GH": token]) { _, b in b })
+        #expect(refused.status == 3)
+        #expect(refused.stderr.contains("no encryption key for integration credentials: set LIGHTSAIL_ENCRYPTION_KEY"))
+
+        #expect(try run(["integrations", "add", "--org", "hooli", "--kind", "github", "--account", "hooli", "--token-env", "GH",
+                         "--api-url", server.url.absoluteString]).status == 0)
+        #expect(try run(["integrations", "add", "--org", "hooli", "--kind", "aws", "--access-key-id-env", "AK",
+                         "--secret-access-key-env", "SK", "--role-arn", AWSAccount.role(AWSAccount.poor),
+                         "--external-id", AWSAccount.externalID, "--endpoint", s3.endpoint]).status == 0)
+        let account = p.cli.dataDir.appendingPathComponent("sa.json")
+        try JSONSerialization.data(withJSONObject: ["type": "service_account", "private_key": keys.privatePEM, "private_key_id": "k1",
+                                                    "client_email": "lightsail@hooli-audit.iam.gserviceaccount.com",
+                                                    "token_uri": server.url.appendingPathComponent("token").absoluteString]).write(to: account)
+        #expect(try run(["integrations", "add", "--org", "hooli", "--kind", "google_workspace", "--service-account-file", account.path,
+                         "--subject", "admin@hooli.example", "--customer", "C01hooli", "--api-url", server.url.absoluteString]).status == 0)
+        try FileManager.default.removeItem(at: account)
+
+        let report = try run(["run", "report", "--org", "hooli", "--json"])
+        #expect(report.status == 0, "\(report.stderr)")
+        let outcome = try runJSON(report)
+        #expect((outcome["source_errors"] as? [String: String])?.isEmpty == true)
+        #expect(try p.sql("SELECT string_agg(source, ',' ORDER BY source) FROM (SELECT DISTINCT source FROM evidence) s") == "aws,github,google_workspace")
+        #expect(try p.sql("SELECT count(*) FROM integrations WHERE secret IS NOT NULL AND key_id LIKE 'k-%'") == "3")
+        let audit = try p.sql("SELECT string_agg(action, ',' ORDER BY seq) FROM audit_log WHERE organization_id = 'hooli' AND (action LIKE 'integration.%' OR action LIKE 'organization.%')")
+        #expect(audit == "organization.created,integration.added,integration.added,integration.added")
+        // No secret in any table (as text or bytes), in the output, or in the bundle in S3.
+        let dump = try ExternalTool.run("pg_dump", ["--data-only", p.adminDatabaseURL])
+        #expect(dump.status == 0, "\(dump.stderr)")
+        for secret in [token, s3.secretAccessKey, "PRIVATE KEY"] {
+            #expect(!dump.stdout.contains(secret), "the database holds \(secret.prefix(8))…")
+            #expect(!report.stdout.contains(secret) && !report.stderr.contains(secret))
+        }
+        let bundle = try #require((outcome["artifacts"] as? [[String: Any]])?.first { $0["kind"] as? String == "bundle" }?["key"] as? String)
+        #expect(bundle.hasPrefix("hooli/exports/"))
+    }
 }
