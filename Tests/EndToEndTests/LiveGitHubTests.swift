@@ -215,6 +215,34 @@ func filesHolding(_ needle: String, under folder: URL) throws -> [String] {
         #expect(try runJSON(offline)["evidence_new"] as? Int == 0)  // the same answers, the same evidence
     }
 
+    /// A re-run of an unchanged organization revalidates with ETags: the server answers 304, which
+    /// costs no rate limit, and the evidence is the same.
+    @Test func aNightlyReRunCostsLittleOfTheRateLimit() throws {
+        let token = "ghp_FixtureToken0123456789abcdefABCDEF"
+        let server = try FixtureAPIServer(world: hooliWorld(token: token))
+        let cli = try hooli()
+        #expect(try cli.run(["integrations", "add", "--org", "hooli", "--kind", "github", "--account", "hooli",
+                             "--token-env", "T", "--api-url", server.url.absoluteString], environment: ["T": token]).status == 0)
+        let first = try cli.run(["run", "nightly", "--org", "hooli", "--json"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let firstStats = try server.stats()
+        let charged = firstStats["charged"] as? Int ?? 0, etagged = firstStats["etagged"] as? Int ?? 0
+        #expect(etagged >= 7, "\(firstStats)")
+        let second = try cli.run(["run", "nightly", "--org", "hooli", "--json"])
+        #expect(second.status == 0, "\(second.stderr)")
+        let stats = try server.stats()
+        // Every answer that came with an ETag is revalidated for free; only the answers GitHub
+        // sends without one (404s, 204s) are charged again.
+        #expect(stats["not_modified"] as? Int == etagged, "\(stats)")
+        #expect((stats["charged"] as? Int ?? 0) - charged == charged - etagged, "\(stats)")
+        #expect(try runJSON(second)["evidence_new"] as? Int == 0)
+        #expect(checkStatuses(try runJSON(second)) == checkStatuses(try runJSON(first)))
+        // The kept answers live under the organization's own prefix.
+        let kept = FileManager.default.enumerator(atPath: cli.dataDir.appendingPathComponent("objects/hooli/cache/http/github").path)?
+            .compactMap { $0 as? String } ?? []
+        #expect(kept.count == etagged)
+    }
+
     /// Rotation adds a key and re-seals every credential under it; once rotated, the old key may
     /// go. A key file without the sealing key fails that integration, naming it and the key.
     @Test func keysRotateAndAMissingKeyIsNamed() throws {

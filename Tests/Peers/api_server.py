@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 LOCK = threading.Lock()
-STATS = {"requests": 0, "charged": 0, "not_modified": 0, "by_path": {}, "tokens_issued": 0,
+STATS = {"requests": 0, "charged": 0, "not_modified": 0, "etagged": 0, "by_path": {}, "tokens_issued": 0,
          "authorization_schemes": [], "max_in_flight": 0}
 IN_FLIGHT = [0]
 INSTALLATION_TOKENS = {}
@@ -101,6 +101,8 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             if charged:
                 STATS["charged"] += 1
+            if status == 200 and charged:
+                STATS["etagged"] += 1
             used = STATS["charged"]
         self.send_response(status)
         if data:

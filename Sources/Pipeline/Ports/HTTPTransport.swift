@@ -173,3 +173,65 @@ public struct ResilientTransport: HTTPTransport {
         return formatter.date(from: text)
     }
 }
+
+/// An answer kept for a conditional request: what came with the ETag.
+public struct CachedAnswer: Sendable, Codable, Equatable {
+    public let etag: String
+    public let status: Int
+    public let headers: [[String]]
+    public let body: Data
+
+    public init(etag: String, status: Int, headers: [[String]], body: Data) {
+        self.etag = etag
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// Where answers for conditional requests are kept, per organization and source.
+public protocol HTTPAnswerCache: Sendable {
+    func answer(for url: URL) async -> CachedAnswer?
+    func keep(_ answer: CachedAnswer, for url: URL) async
+}
+
+/// Conditional GETs: a request whose URL answered before with an ETag goes with
+/// `If-None-Match`; a 304 is answered with what was kept, so the source sees the same answer at
+/// a fraction of the rate limit (GitHub charges nothing for a 304). Answers over `maxBody` bytes,
+/// or streamed to a file, are not kept. A cache that cannot be read or written only costs the
+/// saving.
+public struct ConditionalTransport: HTTPTransport {
+    public let base: any HTTPTransport
+    public let cache: any HTTPAnswerCache
+    public let maxBody: Int
+
+    public init(base: any HTTPTransport, cache: any HTTPAnswerCache, maxBody: Int = 1 << 20) {
+        self.base = base
+        self.cache = cache
+        self.maxBody = maxBody
+    }
+
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        guard request.method == "GET", request.responseFile == nil, request.header("If-None-Match") == nil else {
+            return try await base.send(request)
+        }
+        let cached = await cache.answer(for: request.url)
+        var conditional = request
+        if let cached { conditional.headers.append(("If-None-Match", cached.etag)) }
+        let response = try await base.send(conditional)
+        if response.status == 304, let cached {
+            // The kept answer, with the fresh rate-limit and date headers of the 304.
+            var headers = cached.headers.compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
+            for (name, value) in response.headers where name.lowercased().hasPrefix("x-ratelimit") || name.lowercased() == "date" {
+                headers.removeAll { $0.0.caseInsensitiveCompare(name) == .orderedSame }
+                headers.append((name, value))
+            }
+            return HTTPResponse(status: cached.status, headers: headers, body: cached.body)
+        }
+        if response.status == 200, let etag = response.header("ETag"), !etag.isEmpty, response.body.count <= maxBody {
+            await cache.keep(CachedAnswer(etag: etag, status: 200, headers: response.headers.map { [$0.0, $0.1] }, body: response.body),
+                             for: request.url)
+        }
+        return response
+    }
+}

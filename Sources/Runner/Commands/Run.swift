@@ -118,7 +118,7 @@ struct Run: AsyncParsableCommand {
         let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let runActor = try actorOption.resolve()
         let linkLifetime = parseDuration(linkExpiry)!
-        let integrations = IntegrationTransports(store: store, backends: backends)
+        let integrations = IntegrationTransports(store: store, backends: backends, answers: objects)
         let stages = StageSet(
             collectors: BuiltIn.collectors,
             transport: { source, organization in try await integrations.transport(for: source, of: organization) },

@@ -2,6 +2,7 @@ import Foundation
 import Pipeline
 import Cryptography
 import Stages
+import Storage
 import Transport
 
 /// Errors about organizations the store does not have, saying what it has and how to add one.
@@ -23,11 +24,15 @@ struct IntegrationTransports: Sendable {
     let store: any EvidenceStore
     let keys: LazyKeyring
     let http: any HTTPTransport
+    /// Where answers are kept for conditional requests (a run's object store), if anywhere.
+    let answers: (any ObjectStore)?
 
-    init(store: any EvidenceStore, backends: BackendOptions, http: any HTTPTransport = CurlHTTPClient()) {
+    init(store: any EvidenceStore, backends: BackendOptions, http: any HTTPTransport = CurlHTTPClient(),
+         answers: (any ObjectStore)? = nil) {
         self.store = store
         self.keys = LazyKeyring { try backends.keyring(creating: false) }
         self.http = http
+        self.answers = answers
     }
 
     func transport(for source: String, of organization: Organization) async throws -> (any HTTPTransport)? {
@@ -35,7 +40,11 @@ struct IntegrationTransports: Sendable {
         if let recording = settings["recording"] {
             return try await ReplayTransport.open(recording: recording)
         }
-        return try await live(source, of: organization).transport
+        let transport = try await live(source, of: organization).transport
+        // GitHub and Google answer with ETags; a re-run of an unchanged organization revalidates
+        // instead of fetching again. AWS's answers carry none.
+        guard let answers, source != "aws" else { return transport }
+        return ConditionalTransport(base: transport, cache: ObjectAnswerCache(objects: answers, organization: organization.id, source: source))
     }
 
     /// The live transport of a connected integration, the secret values it holds (for a
