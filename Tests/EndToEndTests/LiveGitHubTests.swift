@@ -202,7 +202,7 @@ func filesHolding(_ needle: String, under folder: URL) throws -> [String] {
         let folder = try ExternalTool.temporaryDirectory()
         let record = try cli.run(["record", "--org", "hooli", "--kind", "github", "--out", folder.path])
         #expect(record.status == 0, "\(record.stderr)")
-        #expect(record.stdout.contains("hooli: recorded 13 exchanges of github (12 evidence items, 1 not collected)"))
+        #expect(record.stdout.contains("hooli: recorded 20 exchanges of github (19 evidence items, 1 not collected)"))
         let recording = folder.appendingPathComponent("github.jsonl")
         let text = try String(contentsOf: recording, encoding: .utf8)
         #expect(!text.contains(token) && !text.contains("Authorization") && !text.contains("Bearer"))

@@ -16,11 +16,15 @@ World (every part optional):
   "github": {
     "tokens": ["ghp_..."],                      personal tokens accepted
     "app": {"id": "4242", "installation_id": "99", "public_key": "PEM"},
+    "enterprises": {"SLUG": {"streams": [["Splunk", true]]}},
     "orgs": {"LOGIN": {"name": "...", "two_factor": true, "members_without_2fa": ["login"],
+             "owners": ["login"], "outside_collaborators": ["login"], "outside_without_2fa": ["login"],
              "per_page_max": 100,
              "repos": [{"name": "api", "branch": "main", "archived": false,
                         "protection": {"reviews": 1, "enforce_admins": true, "force_pushes": false,
                                        "deletions": false} | null (not protected) | "hidden" (403),
+                        "rules": ["pull_request", "non_fast_forward", "deletion"],
+                        "secret_scanning": true, "push_protection": true,
                         "alerts": true}]}},
     "delay_ms": 0                                added to every answer
   },
@@ -232,12 +236,30 @@ class Handler(BaseHTTPRequestHandler):
             if len(parts) == 2:
                 return self.send(200, gh.organization(login, oid, org.get("name", login), org.get("two_factor", True)))
             if parts[2:] == ["members"]:
-                people = org.get("members_without_2fa", []) if query.get("filter") == "2fa_disabled" else org.get("members", [])
+                if query.get("filter") == "2fa_disabled":
+                    people = org.get("members_without_2fa", [])
+                elif query.get("role") == "admin":
+                    people = org.get("owners", ["owner"])
+                else:
+                    people = org.get("members", [])
                 return self.paginate([gh.user(p, 90000 + i) for i, p in enumerate(people)], query, org)
+            if parts[2:] == ["outside_collaborators"]:
+                people = org.get("outside_collaborators", [])
+                if query.get("filter") == "2fa_disabled":
+                    people = [p for p in people if p in org.get("outside_without_2fa", [])]
+                return self.paginate([gh.user(p, 95000 + i) for i, p in enumerate(people)], query, org)
             if parts[2:] == ["repos"]:
                 repos = [gh.repository(login, oid, r["name"], 70000 + i, branch=r.get("branch", "main"),
-                                       archived=r.get("archived", False)) for i, r in enumerate(org.get("repos", []))]
+                                       archived=r.get("archived", False), secret_scanning=r.get("secret_scanning", True),
+                                       push_protection=r.get("push_protection", True))
+                         for i, r in enumerate(org.get("repos", []))]
                 return self.paginate(repos, query, org)
+        enterprises = world.get("enterprises", {})
+        if parts[:1] == ["enterprises"] and parts[2:] == ["audit-log", "streams"]:
+            if len(parts) < 2 or parts[1] not in enterprises:
+                return self.send(404, not_found)
+            return self.send(200, [gh.audit_log_stream(i + 1, kind, enabled)
+                                   for i, (kind, enabled) in enumerate(enterprises[parts[1]].get("streams", []))])
         if len(parts) >= 3 and parts[0] == "repos" and parts[1] in orgs:
             login, repo_name = parts[1], parts[2]
             repo = next((r for r in orgs[login].get("repos", []) if r["name"] == repo_name), None)
@@ -254,6 +276,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, gh.protection(login, repo_name, repo.get("branch", "main"), reviews=p.get("reviews", 1),
                                                     enforce_admins=p.get("enforce_admins", True),
                                                     force_pushes=p.get("force_pushes", False), deletions=p.get("deletions", False)))
+            if parts[3:5] == ["rules", "branches"] and parts[5:] == [repo.get("branch", "main")]:
+                return self.send(200, gh.branch_rules(repo.get("rules", [])))
             if parts[3:] == ["vulnerability-alerts"]:
                 return self.send(204) if repo.get("alerts", True) else self.send(404, gh.NOT_FOUND)
         return self.send(404, not_found)

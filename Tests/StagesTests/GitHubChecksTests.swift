@@ -195,10 +195,133 @@ let goodProtections = [protection("api", "main", protectionJSON()), protection("
             let collected = try await collect(org)
             let results = CheckValidator().evaluate(collected.index, frameworks: ["soc2", "iso27001"],
                                                     organization: collected.organization)
-            #expect(results.count == 7)
+            #expect(results.count == GitHubChecks.all.count)
             percents.append(ControlScorer().score(results, frameworks: ["soc2", "iso27001"]).percentText)
             if org == "initech" { #expect(results.allSatisfy { $0.status == .notVerified }) }
         }
         #expect(percents == ["56%", "0%", "0%"])
+    }
+}
+
+/// Rulesets protect a branch as classic protection does; each property is the stricter of the two,
+/// and what neither establishes is never passed.
+@Suite struct RulesetTests {
+    func rules(_ repo: String, _ branch: String, _ types: [String], reviews: Int = 1) -> Answer {
+        let list = types.map { type in
+            type == "pull_request"
+                ? #"{"type":"pull_request","ruleset_source_type":"Organization","parameters":{"required_approving_review_count":\#(reviews)}}"#
+                : #"{"type":"\#(type)","ruleset_source_type":"Repository"}"#
+        }
+        return githubEvidence(Op.getBranchRules, resource: "acme-corp/\(repo)@\(branch)", json: "[\(list.joined(separator: ","))]")
+    }
+
+    let notProtected = protection("web", "trunk", #"{"message":"Branch not protected"}"#, status: 404)
+
+    @Test func aBranchProtectedByRulesetsAlonePasses() {
+        let answers = [repos, goodProtections[0], notProtected,
+                       rules("web", "trunk", ["pull_request", "non_fast_forward", "deletion"])]
+        for check in [GitHubChecks.defaultBranchRequiresReview, GitHubChecks.forcePushesBlocked, GitHubChecks.branchDeletionBlocked] {
+            let result = evaluate(check, index(answers))
+            #expect(result.status == .pass, "\(check.id): \(result.reason) \(result.findings)")
+            #expect(result.evidenceIDs.count == 4)  // the listing, two protections and the rules
+        }
+        // Whether administrators may bypass a ruleset is not in this answer.
+        let admins = evaluate(GitHubChecks.adminsFollowProtection, index(answers))
+        #expect(admins.status == .notVerified)
+        #expect(admins.findings == ["acme-corp/web: protected by rulesets alone, whose bypass lists this check does not read"])
+    }
+
+    @Test func whatNoRuleRestrictsIsAllowedOnARulesetOnlyBranch() {
+        let answers = [repos, goodProtections[0], notProtected, rules("web", "trunk", ["deletion"])]
+        #expect(evaluate(GitHubChecks.forcePushesBlocked, index(answers)).findings == ["acme-corp/web: force pushes are allowed"])
+        #expect(evaluate(GitHubChecks.defaultBranchRequiresReview, index(answers)).findings
+                == ["acme-corp/web: pull request reviews are not required"])
+        #expect(evaluate(GitHubChecks.branchDeletionBlocked, index(answers)).status == .pass)
+    }
+
+    @Test func aRuleTightensClassicProtection() {
+        let loose = protection("web", "trunk", protectionJSON(reviews: nil, force: true))
+        let answers = [repos, goodProtections[0], loose, rules("web", "trunk", ["pull_request", "non_fast_forward"], reviews: 2)]
+        #expect(evaluate(GitHubChecks.defaultBranchRequiresReview, index(answers)).status == .pass)
+        #expect(evaluate(GitHubChecks.forcePushesBlocked, index(answers)).status == .pass)
+    }
+
+    /// A protection the token cannot read, beside rules that say nothing of reviews: unknown, not failed.
+    @Test func anUnreadableProtectionIsNeverFailedByRulesThatSayNothing() {
+        let hidden = CollectionFailure(source: "github", operation: Op.getBranchProtection, resource: "acme-corp/web@trunk",
+                                       reason: "answered 403: \"Resource not accessible by integration\"")
+        let answers = [repos, goodProtections[0], rules("web", "trunk", ["non_fast_forward"])]
+        let review = evaluate(GitHubChecks.defaultBranchRequiresReview, index(answers, failures: [hidden]))
+        #expect(review.status == .notVerified, "\(review.findings)")
+        #expect(evaluate(GitHubChecks.forcePushesBlocked, index(answers, failures: [hidden])).status == .pass)
+    }
+
+    @Test func rulesThatCouldNotBeReadLeaveAnUnprotectedBranchNotVerified() {
+        let failed = CollectionFailure(source: "github", operation: Op.getBranchRules, resource: "acme-corp/web@trunk",
+                                       reason: "answered 500")
+        let result = evaluate(GitHubChecks.forcePushesBlocked, index([repos, goodProtections[0], notProtected], failures: [failed]))
+        #expect(result.status == .notVerified)
+        #expect(result.findings.first?.contains("answered 500") == true)
+    }
+}
+
+@Suite struct OrganizationPeopleAndSecurityTests {
+    func org(_ json: String) -> Answer { githubEvidence(Op.getOrganization, resource: "acme-corp", json: json) }
+    func people(_ operation: String, _ logins: [String]) -> Answer {
+        githubEvidence(operation, resource: "acme-corp", json: "[" + logins.map { #"{"login":"\#($0)"}"# }.joined(separator: ",") + "]")
+    }
+
+    @Test func aWritableDefaultPermissionFails() {
+        let result = evaluate(GitHubChecks.defaultRepositoryPermission, index([org(#"{"login":"acme-corp","default_repository_permission":"write"}"#)]))
+        #expect(result.status == .fail)
+        #expect(result.findings == ["acme-corp: default_repository_permission is write"])
+        #expect(evaluate(GitHubChecks.defaultRepositoryPermission, index([org(#"{"default_repository_permission":"read"}"#)])).status == .pass)
+        #expect(evaluate(GitHubChecks.publicRepositoryCreationRestricted, index([org(#"{"login":"x"}"#)])).status == .notVerified)
+    }
+
+    @Test(arguments: [(["amy"], CheckStatus.fail), (["amy", "bo"], .pass), (["a", "b", "c", "d", "e", "f"], .fail)])
+    func ownersAreTwoToFive(_ owners: [String], _ expected: CheckStatus) {
+        let result = evaluate(GitHubChecks.ownersLimited, index([people(Op.listOwners, owners)]))
+        #expect(result.status == expected, "\(result.reason)")
+        if expected == .fail { #expect(result.findings.count == owners.count) }
+    }
+
+    @Test func outsideCollaboratorsWithout2FAAreNamed() {
+        let all = people(Op.listOutsideCollaborators, ["zoe", "kim"])
+        let result = evaluate(GitHubChecks.outsideCollaboratorsHave2FA, index([all, people(Op.listOutsideCollaboratorsWithout2FA, ["zoe"])]))
+        #expect(result.status == .fail)
+        #expect(result.findings == ["zoe: outside collaborator without two-factor authentication"])
+        let none = evaluate(GitHubChecks.outsideCollaboratorsHave2FA,
+                            index([people(Op.listOutsideCollaborators, []), people(Op.listOutsideCollaboratorsWithout2FA, [])]))
+        #expect(none.status == .notApplicable)
+        let failed = CollectionFailure(source: "github", operation: Op.listOutsideCollaboratorsWithout2FA, resource: "acme-corp",
+                                       reason: "answered 403")
+        #expect(evaluate(GitHubChecks.outsideCollaboratorsHave2FA, index([all], failures: [failed])).status == .notVerified)
+    }
+
+    @Test func secretScanningIsJudgedPerRepositoryAndHiddenSettingsAreNotVerified() {
+        let listing = githubEvidence(Op.listRepositories, resource: "acme-corp", json: """
+        [{"name": "api", "security_and_analysis": {"secret_scanning": {"status": "enabled"}, "secret_scanning_push_protection": {"status": "disabled"}}},
+         {"name": "web", "security_and_analysis": {"secret_scanning": {"status": "enabled"}, "secret_scanning_push_protection": {"status": "enabled"}}}]
+        """)
+        #expect(evaluate(GitHubChecks.secretScanningEnabled, index([listing])).status == .pass)
+        let push = evaluate(GitHubChecks.pushProtectionEnabled, index([listing]))
+        #expect(push.status == .fail)
+        #expect(push.findings == ["acme-corp/api: push protection is disabled"])
+        let hidden = githubEvidence(Op.listRepositories, resource: "acme-corp", json: #"[{"name": "api"}]"#)
+        #expect(evaluate(GitHubChecks.secretScanningEnabled, index([hidden])).status == .notVerified)
+    }
+
+    @Test func auditLogStreamingNeedsAnEnterprise() {
+        let team = org(#"{"login":"acme-corp","plan":{"name":"team"}}"#)
+        #expect(evaluate(GitHubChecks.auditLogStreamed, index([team])).status == .notApplicable)
+        let enterprise = org(#"{"login":"acme-corp","plan":{"name":"enterprise"}}"#)
+        #expect(evaluate(GitHubChecks.auditLogStreamed, index([enterprise])).status == .notVerified)
+        func streams(_ json: String) -> Answer { githubEvidence(Op.listAuditLogStreams, resource: "acme-inc", json: json) }
+        let on = evaluate(GitHubChecks.auditLogStreamed, index([enterprise, streams(#"[{"stream_type":"Splunk","enabled":true}]"#)]))
+        #expect(on.status == .pass)
+        let paused = evaluate(GitHubChecks.auditLogStreamed, index([enterprise, streams(#"[{"stream_type":"Amazon S3","enabled":false}]"#)]))
+        #expect(paused.status == .fail)
+        #expect(paused.findings == ["acme-inc: Amazon S3 stream paused"])
     }
 }

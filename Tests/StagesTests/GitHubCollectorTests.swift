@@ -95,6 +95,10 @@ extension GitHubCollectorTests {
         {"request": {"method": "GET", "path": "/orgs/acme-corp/repos?type=all&per_page=100"}, "response": {"status": 200, "headers": [["Link", "<https://api.github.com/orgs/acme-corp/repos?page=2&type=all&per_page=100>; rel=\\"next\\""]], "body": "\(repo)"}}
         {"request": {"method": "GET", "path": "/orgs/acme-corp/repos?type=all&per_page=100&page=2"}, "response": {"status": 200, "headers": [["Link", "<https://api.github.com/orgs/acme-corp/repos?per_page=100&type=all>; rel=\\"next\\""]], "body": "[]"}}
         {"request": {"method": "GET", "path": "/repos/acme-corp/api/branches/main/protection"}, "response": {"status": 404, "body": "{\\"message\\": \\"Branch not protected\\"}"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/members?role=admin&per_page=100"}, "response": {"status": 200, "body": "[]"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/outside_collaborators?per_page=100"}, "response": {"status": 200, "body": "[]"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/outside_collaborators?filter=2fa_disabled&per_page=100"}, "response": {"status": 200, "body": "[]"}}
+        {"request": {"method": "GET", "path": "/repos/acme-corp/api/rules/branches/main?per_page=100"}, "response": {"status": 200, "body": "[]"}}
         {"request": {"method": "GET", "path": "/repos/acme-corp/api/vulnerability-alerts"}, "response": {"status": 204}}
         """
         try recording.write(toFile: file, atomically: true, encoding: .utf8)
@@ -147,6 +151,10 @@ extension GitHubCollectorTests {
         {"request": {"method": "GET", "path": "/orgs/acme-corp/members?filter=2fa_disabled&per_page=100"}, "response": {"status": 200, "body": "[]"}}
         {"request": {"method": "GET", "path": "/orgs/acme-corp/repos?type=all&per_page=100"}, "response": {"status": 200, "body": "\(repo)"}}
         {"request": {"method": "GET", "path": "/repos/acme-corp/api/branches/main/protection"}, "response": {"status": \(status), "body": "{\\"message\\": \\"\(message)\\"}"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/members?role=admin&per_page=100"}, "response": {"status": 200, "body": "[]"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/outside_collaborators?per_page=100"}, "response": {"status": 200, "body": "[]"}}
+        {"request": {"method": "GET", "path": "/orgs/acme-corp/outside_collaborators?filter=2fa_disabled&per_page=100"}, "response": {"status": 200, "body": "[]"}}
+        {"request": {"method": "GET", "path": "/repos/acme-corp/api/rules/branches/main?per_page=100"}, "response": {"status": 200, "body": "[]"}}
         {"request": {"method": "GET", "path": "/repos/acme-corp/api/vulnerability-alerts"}, "response": {"status": 204}}
         """
         try recording.write(toFile: file, atomically: true, encoding: .utf8)

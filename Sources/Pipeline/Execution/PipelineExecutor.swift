@@ -330,8 +330,10 @@ public struct PipelineExecutor: Sendable {
                                                           reason: "\(org.id) has not connected a \(source) integration")))
                     return
                 }
-                let transport = ResilientTransport(base: base, retry: options.retry, timeout: options.timeout,
-                                                   sleeper: sleeper)
+                // `concurrency` is what the API sees: requests of this source in flight at once.
+                let transport = LimitedTransport(base: ResilientTransport(base: base, retry: options.retry, timeout: options.timeout,
+                                                                          sleeper: sleeper),
+                                                 permits: options.concurrency)
                 let collectContext = CollectContext(transport: transport, concurrency: options.concurrency,
                                                     asOf: context.run.asOf, freshFor: options.freshFor,
                                                     logger: sourceLogger)

@@ -22,16 +22,19 @@ public enum ControlCatalog {
     public static let iso27001 = Framework(id: "iso27001", title: "ISO/IEC 27001:2022 Annex A", controls: [
         "A.5.17": "Authentication information",
         "A.5.18": "Access rights",
+        "A.5.19": "Information security in supplier relationships",
         "A.8.2": "Privileged access rights",
         "A.8.3": "Information access restriction",
         "A.8.4": "Access to source code",
         "A.8.5": "Secure authentication",
         "A.8.8": "Management of technical vulnerabilities",
+        "A.8.12": "Data leakage prevention",
         "A.8.13": "Information backup",
         "A.8.15": "Logging",
         "A.8.16": "Monitoring activities",
         "A.8.20": "Networks security",
         "A.8.24": "Use of cryptography",
+        "A.8.28": "Secure coding",
         "A.8.32": "Change management",
     ])
 

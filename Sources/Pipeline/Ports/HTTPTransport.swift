@@ -235,3 +235,19 @@ public struct ConditionalTransport: HTTPTransport {
         return response
     }
 }
+
+/// At most `permits` requests of one source in flight at once: a collect stage's `concurrency`.
+/// A collector may start as much work as it likes; this is what the API sees.
+public struct LimitedTransport: HTTPTransport {
+    public let base: any HTTPTransport
+    let permits: AsyncSemaphore
+
+    public init(base: any HTTPTransport, permits: Int) {
+        self.base = base
+        self.permits = AsyncSemaphore(permits: max(1, permits))
+    }
+
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        try await permits.withPermit { try await base.send(request) }
+    }
+}

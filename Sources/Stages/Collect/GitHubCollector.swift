@@ -2,9 +2,16 @@ import Foundation
 import Logging
 import Pipeline
 
-/// Collects GitHub organization evidence through the REST API (version 2022-11-28):
-/// the organization, members without 2FA, repositories, and per repository the default
-/// branch's protection and whether Dependabot alerts are on.
+/// Collects GitHub organization evidence through the REST API (version 2022-11-28): the
+/// organization's settings, members without 2FA, owners, outside collaborators (and those without
+/// 2FA), repositories (with their secret scanning settings), and per repository the default
+/// branch's protection, the rules of rulesets that apply to it, and whether Dependabot alerts are
+/// on; with an enterprise named, its audit-log streams.
+///
+/// Everything that does not depend on something else is asked for at once: the organization-wide
+/// listings beside the repositories, the pages of a listing together once the first names the
+/// last, and a repository's three answers together. The stage's `concurrency` bounds what is in
+/// flight (the transport given is limited), so the collector need not.
 public struct GitHubCollector: EvidenceCollector {
     public let source = "github"
     public let baseURL: URL
@@ -19,21 +26,31 @@ public struct GitHubCollector: EvidenceCollector {
     public enum Operation {
         public static let getOrganization = "orgs/get"
         public static let listMembersWithout2FA = "orgs/list-members?filter=2fa_disabled"
+        public static let listOwners = "orgs/list-members?role=admin"
+        public static let listOutsideCollaborators = "orgs/list-outside-collaborators"
+        public static let listOutsideCollaboratorsWithout2FA = "orgs/list-outside-collaborators?filter=2fa_disabled"
         public static let listRepositories = "repos/list-for-org"
         public static let getBranchProtection = "repos/get-branch-protection"
+        public static let getBranchRules = "repos/get-branch-rules"
         public static let checkVulnerabilityAlerts = "repos/check-vulnerability-alerts"
+        public static let listAuditLogStreams = "enterprise-admin/get-audit-log-streams"
     }
 
     public func collect(for organization: Organization, context: CollectContext,
                         emit: @escaping @Sendable (CollectEvent) async -> Void) async throws {
-        guard let account = organization.integrations[source]?["account"] else {
+        let settings = organization.integrations[source] ?? [:]
+        guard let account = settings["account"] else {
             throw PipelineError(.configuration, "organization \(organization.id) has no GitHub integration (integrations.github.account)")
         }
         guard Self.isValidLogin(account) else {
             throw PipelineError(.configuration, "GitHub account \(quotedForMessage(account)) of organization \(organization.id) is not a valid login")
         }
+        let enterprise = settings["enterprise"]
+        if let enterprise, !Self.isValidLogin(enterprise) {
+            throw PipelineError(.configuration, "GitHub enterprise \(quotedForMessage(enterprise)) of organization \(organization.id) is not a valid slug")
+        }
         // The API's root: api.github.com, or GitHub Enterprise Server's https://host/api/v3.
-        let base = try organization.integrations[source]?["api_url"].map(Self.apiRoot) ?? baseURL
+        let base = try settings["api_url"].map(Self.apiRoot) ?? baseURL
         let session = Session(collector: self, base: base, organization: organization, context: context, emit: emit)
 
         // The organization first: credentials GitHub refuses fail the source at once, with the
@@ -43,34 +60,55 @@ public struct GitHubCollector: EvidenceCollector {
             throw PipelineError(.authentication, "GitHub refused the credentials (HTTP 401) reading organization \(account): the token is wrong, expired or revoked",
                                 fields: [.httpStatus: "401"])
         }
-        async let membersDone: Void = session.paginate(Operation.listMembersWithout2FA,
-                                                       "/orgs/\(account)/members?filter=2fa_disabled&per_page=100",
-                                                       resource: account) { _ in }
-        // Each page of repositories is read as it arrives for the few fields needed next; the page
-        // itself goes on as evidence and is not kept.
-        let repositoryFields = JSONProjection(["[].name", "[].archived", "[].default_branch"])
-        let active = ActiveRepositories()
-        await session.paginate(Operation.listRepositories, "/orgs/\(account)/repos?type=all&per_page=100",
-                               resource: account) { body in
-            guard case .array(let list)? = try? repositoryFields.apply(body) else { return }
-            for repo in list {
-                guard let name = repo["name"]?.string, Self.isValidRepoName(name), repo["archived"]?.bool != true else { continue }
-                active.append((name, repo["default_branch"]?.string ?? "main"))
+        async let organizationWide: Void = withTaskGroup(of: Void.self) { group in
+            let listings = [
+                (Operation.listMembersWithout2FA, "/orgs/\(account)/members?filter=2fa_disabled&per_page=100"),
+                (Operation.listOwners, "/orgs/\(account)/members?role=admin&per_page=100"),
+                (Operation.listOutsideCollaborators, "/orgs/\(account)/outside_collaborators?per_page=100"),
+                (Operation.listOutsideCollaboratorsWithout2FA, "/orgs/\(account)/outside_collaborators?filter=2fa_disabled&per_page=100"),
+            ]
+            for (operation, path) in listings {
+                group.addTask { _ = await session.paginate(operation, path, resource: account) { _ in () } }
+            }
+            if let enterprise {
+                group.addTask {
+                    await session.fetch(Operation.listAuditLogStreams, "/enterprises/\(enterprise)/audit-log/streams", resource: enterprise)
+                }
             }
         }
-        try await forEachConcurrently(active.all, width: context.concurrency) { repo in
+        // Of each page of repositories only the few fields needed next are kept; the page itself
+        // goes on as evidence.
+        let repositoryFields = JSONProjection(["[].name", "[].archived", "[].default_branch"])
+        let pages = await session.paginate(Operation.listRepositories, "/orgs/\(account)/repos?type=all&per_page=100",
+                                           resource: account) { body -> [(name: String, branch: String)] in
+            guard case .array(let list)? = try? repositoryFields.apply(body) else { return [] }
+            return list.compactMap { repo in
+                guard let name = repo["name"]?.string, Self.isValidRepoName(name), repo["archived"]?.bool != true else { return nil }
+                return (name, repo["default_branch"]?.string ?? "main")
+            }
+        }
+        // Enough repositories under way to keep every permitted request busy, and no more.
+        try await forEachConcurrently(pages.joined(), width: max(1, context.concurrency)) { repo in
             let branch = repo.branch.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(.init(charactersIn: "/"))) ?? repo.branch
-            // 404 means "not protected" only when GitHub says so; any other 404 (or a 403) is a
-            // token that cannot see the protection, which must never read as unprotected.
-            await session.fetch(Operation.getBranchProtection, "/repos/\(account)/\(repo.name)/branches/\(branch)/protection",
-                                resource: "\(account)/\(repo.name)@\(repo.branch)", evidenceStatuses: [200, 403, 404]) { response in
+            let branchResource = "\(account)/\(repo.name)@\(repo.branch)"
+            async let protection: Void = session.fetch(
+                Operation.getBranchProtection, "/repos/\(account)/\(repo.name)/branches/\(branch)/protection",
+                resource: branchResource, evidenceStatuses: [200, 403, 404]
+            ) { response in
+                // 404 means "not protected" only when GitHub says so; any other 404 (or a 403) is a
+                // token that cannot see the protection, which must never read as unprotected.
                 response.status == 200 || (response.status == 404 && Session.gitHubMessageText(response) == "Branch not protected")
                     ? nil : "the token cannot read this branch's protection (it needs the Administration read permission)"
             }
-            await session.fetch(Operation.checkVulnerabilityAlerts, "/repos/\(account)/\(repo.name)/vulnerability-alerts",
-                                resource: "\(account)/\(repo.name)", evidenceStatuses: [204, 404])
+            // Rules of active rulesets (the repository's and the organization's) for the branch.
+            async let rules: Void = session.fetch(Operation.getBranchRules,
+                                                  "/repos/\(account)/\(repo.name)/rules/branches/\(branch)?per_page=100",
+                                                  resource: branchResource)
+            async let alerts: Void = session.fetch(Operation.checkVulnerabilityAlerts, "/repos/\(account)/\(repo.name)/vulnerability-alerts",
+                                                   resource: "\(account)/\(repo.name)", evidenceStatuses: [204, 404])
+            _ = await (protection, rules, alerts)
         }
-        _ = await membersDone
+        _ = await organizationWide
         try Task.checkCancellation()
     }
 
@@ -100,14 +138,6 @@ public struct GitHubCollector: EvidenceCollector {
             throw PipelineError(.transport, "GitHub answered \(response.status) reading organization \(account)",
                                 fields: [.httpStatus: "\(response.status)"])
         }
-    }
-
-    /// Repositories found so far, in listing order.
-    final class ActiveRepositories: @unchecked Sendable {
-        private let lock = NSLock()
-        private var repositories: [(name: String, branch: String)] = []
-        func append(_ repository: (name: String, branch: String)) { lock.withLock { repositories.append(repository) } }
-        var all: [(name: String, branch: String)] { lock.withLock { repositories } }
     }
 
     /// An API root URL as given (`https://ghe.example.com/api/v3/`), without a trailing slash.
@@ -228,34 +258,68 @@ public struct GitHubCollector: EvidenceCollector {
             await emit(.evidence(evidence, body: response.body))
         }
 
-        /// Follows `Link: rel="next"` from the first page, staying on the API's host, handing each
-        /// page's body to `onPage`. A link back to a page already read (the same URL, or its query
-        /// in another order) ends the listing with a warning: nothing is read or counted twice.
-        func paginate(_ operation: String, _ firstPath: String, resource: String,
-                      onPage: (Data) -> Void) async {
-            guard var url = url(firstPath) else { return }
-            var pages = 0
-            var seen: Set<String> = [LinkHeader.identity(of: url)]
-            while pages < collector.maxPages {
-                let request = request(url)
-                guard let response = await answer(operation, request, resource: resource, accepting: [200]) else { return }
-                pages += 1
-                onPage(response.body)
-                await record(operation, resource: resource, request: request, response: response)
-                guard let link = response.header("Link"), let next = LinkHeader.parse(link)["next"] else { return }
-                guard next.host == base.host, next.scheme == base.scheme, next.port == base.port else {
-                    await fail(operation, resource, "\(request.summary): next page link leaves \(base.host ?? "the API host"); not followed")
-                    return
+        /// Reads every page of a listing, handing each page's body to `onPage` and returning what
+        /// it made of each, in page order. When the first page's `Link` names a numbered last page
+        /// on the API's host, the others are asked for together (as many at once as the stage
+        /// allows); otherwise `rel="next"` is followed page by page. A link back to a page already
+        /// read (the same URL, or its query in another order) ends the listing with a warning:
+        /// nothing is read or counted twice.
+        func paginate<T: Sendable>(_ operation: String, _ firstPath: String, resource: String,
+                                   onPage: @escaping @Sendable (Data) -> T) async -> [T] {
+            guard let firstURL = url(firstPath) else { return [] }
+            let request = request(firstURL)
+            guard let response = await answer(operation, request, resource: resource, accepting: [200]) else { return [] }
+            let firstValue = onPage(response.body)
+            await record(operation, resource: resource, request: request, response: response)
+            let links = response.header("Link").map(LinkHeader.parse) ?? [:]
+            guard let next = links["next"] else { return [firstValue] }
+            if let last = links["last"], let numbered = LinkHeader.numberedPages(next: next, last: last), onAPIHost(last) {
+                guard numbered.count < collector.maxPages else {
+                    await fail(operation, resource, "\(numbered.count + 1) pages, more than \(collector.maxPages); the listing was not read")
+                    return [firstValue]
                 }
-                guard seen.insert(LinkHeader.identity(of: next)).inserted else {
+                let rest = (try? await mapConcurrently(numbered, width: max(1, context.concurrency)) { url -> T? in
+                    let request = self.request(url)
+                    guard let response = await answer(operation, request, resource: resource, accepting: [200]) else { return nil }
+                    let value = onPage(response.body)
+                    await record(operation, resource: resource, request: request, response: response)
+                    return value
+                }) ?? []
+                return [firstValue] + rest.compactMap { $0 }
+            }
+            return await follow(operation, from: next, after: firstURL, resource: resource, first: firstValue, onPage: onPage)
+        }
+
+        func onAPIHost(_ url: URL) -> Bool {
+            url.host == base.host && url.scheme == base.scheme && url.port == base.port
+        }
+
+        /// Follows `rel="next"` one page at a time.
+        func follow<T: Sendable>(_ operation: String, from start: URL, after firstURL: URL, resource: String, first: T,
+                                 onPage: @Sendable (Data) -> T) async -> [T] {
+            var values = [first]
+            var url = start
+            var seen: Set<String> = [LinkHeader.identity(of: firstURL)]
+            while values.count < collector.maxPages {
+                guard onAPIHost(url) else {
+                    await fail(operation, resource, "next page link leaves \(base.host ?? "the API host"); not followed")
+                    return values
+                }
+                guard seen.insert(LinkHeader.identity(of: url)).inserted else {
                     context.logger.warning("pagination loops back to a page already read; the listing ends here",
                                            metadata: ["operation": "\(operation)", "resource": "\(resource)",
-                                                      "page": "\(pages)", "next": "\(next.path)"])
-                    return
+                                                      "page": "\(values.count)", "next": "\(url.path)"])
+                    return values
                 }
+                let request = request(url)
+                guard let response = await answer(operation, request, resource: resource, accepting: [200]) else { return values }
+                values.append(onPage(response.body))
+                await record(operation, resource: resource, request: request, response: response)
+                guard let link = response.header("Link"), let next = LinkHeader.parse(link)["next"] else { return values }
                 url = next
             }
             await fail(operation, resource, "more than \(collector.maxPages) pages; the listing was cut short")
+            return values
         }
 
         func fail(_ operation: String, _ resource: String, _ reason: String) async {

@@ -35,3 +35,25 @@ extension LinkHeader {
         return "\(url.scheme ?? "")://\(url.host ?? ""):\(url.port ?? -1)\(url.path)?\(query.joined(separator: "&"))"
     }
 }
+
+extension LinkHeader {
+    /// The URLs of pages 2 to N when `next` is page 2 and `last` page N of the same listing (the
+    /// same URL but for its `page` parameter), each made from `last` with its page number
+    /// replaced, parameters kept in their order. Nil for any other kind of pagination (cursors).
+    public static func numberedPages(next: URL, last: URL) -> [URL]? {
+        func page(_ url: URL) -> (number: Int, others: [URLQueryItem])? {
+            guard let items = URLComponents(url: url, resolvingAgainstBaseURL: true)?.percentEncodedQueryItems,
+                  let value = items.first(where: { $0.name == "page" })?.value, let number = Int(value) else { return nil }
+            return (number, items.filter { $0.name != "page" })
+        }
+        guard let nextPage = page(next), let lastPage = page(last), nextPage.number == 2, lastPage.number >= 2,
+              nextPage.others == lastPage.others, next.path == last.path, next.host == last.host else { return nil }
+        return (2...lastPage.number).compactMap { number in
+            guard var components = URLComponents(url: last, resolvingAgainstBaseURL: true) else { return nil }
+            components.percentEncodedQueryItems = components.percentEncodedQueryItems?.map {
+                $0.name == "page" ? URLQueryItem(name: "page", value: String(number)) : $0
+            }
+            return components.url
+        }
+    }
+}

@@ -139,7 +139,11 @@ enum EvidenceReader {
     }
 
     static func array(_ evidence: Evidence, in index: EvidenceIndex) -> Outcome<[JSONValue]> {
-        switch value(evidence, in: index) {
+        array(evidence, facts: index.facts(of: evidence))
+    }
+
+    static func array(_ evidence: Evidence, facts: EvidenceFacts?) -> Outcome<[JSONValue]> {
+        switch value(evidence, facts: facts) {
         case .value(.array(let list)) where list.allSatisfy({ $0.object != nil }): return .value(list)
         case .value: return .unreadable("evidence \(evidence.id.prefix(12)) (\(evidence.request)) is not a JSON list of objects")
         case .unreadable(let why): return .unreadable(why)

@@ -3,7 +3,7 @@ import Foundation
 import Pipeline
 
 /// The live HTTP transport: libcurl, one easy handle per transfer, at most `maxConcurrent`
-/// transfers at once, each run to completion on the shared `BlockingExecutor` (never on the
+/// transfers at once, each run to completion on a `BlockingExecutor` of its own (never on the
 /// cooperative pool). A request waiting for its turn stops waiting at once when cancelled. Handles are reused so connections stay warm. Connect and stall timeouts are set on
 /// every transfer; cancelling the awaiting task aborts the transfer through curl's progress
 /// callback. TLS verification stays on; proxies come from the environment as libcurl reads them
@@ -17,7 +17,9 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
         /// A transfer slower than `stallBytesPerSecond` for `stallTime` is aborted.
         public var stallBytesPerSecond = 1
         public var stallTime: Duration = .seconds(30)
-        public var maxConcurrent = 16
+        /// Transfers in flight at once across the process (every source of every organization);
+        /// each stage bounds its own below this.
+        public var maxConcurrent = 64
         public var userAgent = "lightsail-pipeline/1"
         public init() {}
     }
@@ -30,7 +32,11 @@ public final class CurlHTTPClient: HTTPTransport, @unchecked Sendable {
 
     static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
-    public init(options: Options = Options(), executor: BlockingExecutor = .shared) {
+    /// Threads that wait on transfers: as many as transfers may be in flight, apart from the shared
+    /// executor, so that waiting on the network never holds up the store's and the renderer's work.
+    public static let transfers = BlockingExecutor(threads: 64, name: "lightsail-http")
+
+    public init(options: Options = Options(), executor: BlockingExecutor = CurlHTTPClient.transfers) {
         _ = Self.globalInit
         self.options = options
         self.executor = executor
