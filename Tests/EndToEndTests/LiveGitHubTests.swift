@@ -215,6 +215,28 @@ func filesHolding(_ needle: String, under folder: URL) throws -> [String] {
         #expect(try runJSON(offline)["evidence_new"] as? Int == 0)  // the same answers, the same evidence
     }
 
+    /// An enterprise named on the integration has its audit-log streams read; a paused stream
+    /// fails the check, naming it; a slug that is not one is refused when the integration is added.
+    @Test func anEnterprisesAuditLogStreamsAreRead() throws {
+        let token = "ghp_FixtureToken0123456789abcdefABCDEF"
+        var world = hooliWorld(token: token)
+        var github = world["github"] as! [String: Any]
+        github["enterprises"] = ["hooli-global": ["streams": [["Splunk", false]]]]
+        world["github"] = github
+        let server = try FixtureAPIServer(world: world)
+        let cli = try hooli()
+        let refused = try cli.run(["integrations", "add", "--org", "hooli", "--kind", "github", "--account", "hooli", "--enterprise", "../x",
+                                   "--token-env", "T", "--api-url", server.url.absoluteString], environment: ["T": token])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("--enterprise \"../x\" is not an enterprise slug"))
+        #expect(try cli.run(["integrations", "add", "--org", "hooli", "--kind", "github", "--account", "hooli", "--enterprise", "hooli-global",
+                             "--token-env", "T", "--api-url", server.url.absoluteString], environment: ["T": token]).status == 0)
+        let run = try cli.run(["run", "nightly", "--org", "hooli", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(checkStatuses(try runJSON(run))["github.audit-log-streamed"] == "fail")
+        #expect(try server.stats()["by_path"].map { "\($0)" }?.contains("/enterprises/hooli-global/audit-log/streams") == true)
+    }
+
     /// A re-run of an unchanged organization revalidates with ETags: the server answers 304, which
     /// costs no rate limit, and the evidence is the same.
     @Test func aNightlyReRunCostsLittleOfTheRateLimit() throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Stages
 
 /// What `integrations add` (and `record`) accept for each kind. Secrets are read from an
 /// environment variable or a file, never from the command line (where `ps` shows them).
@@ -16,6 +17,8 @@ struct IntegrationOptions: ParsableArguments {
     @Option(name: .long, help: "github: a GitHub App's id (with --installation-id and --private-key-file).") var appID: String?
     @Option(name: .long, help: "github: the App's installation id in the organization.") var installationID: String?
     @Option(name: .long, help: ArgumentHelp("github: the App's private key (PEM).", valueName: "file")) var privateKeyFile: String?
+    @Option(name: .long, help: "github: the enterprise (slug) the organization belongs to, to read its audit-log streams.")
+    var enterprise: String?
     @Option(name: .long, help: ArgumentHelp("github, google_workspace: the API's root (GitHub Enterprise: https://host/api/v3).", valueName: "url"))
     var apiURL: String?
 
@@ -62,7 +65,7 @@ struct IntegrationOptions: ParsableArguments {
             }
             return value
         }
-        let github = [("--token-env", tokenEnv), ("--token-file", tokenFile), ("--app-id", appID),
+        let github = [("--token-env", tokenEnv), ("--token-file", tokenFile), ("--app-id", appID), ("--enterprise", enterprise),
                       ("--installation-id", installationID), ("--private-key-file", privateKeyFile)]
         let aws = [("--regions", regions), ("--endpoint", endpoint), ("--role-arn", roleARN), ("--external-id", externalID),
                    ("--access-key-id-env", accessKeyIDEnv), ("--secret-access-key-env", secretAccessKeyEnv)]
@@ -84,6 +87,12 @@ struct IntegrationOptions: ParsableArguments {
             guard let account, !account.isEmpty else { throw PipelineError(.invalidInput, "github needs --account (the organization's login)") }
             settings["account"] = account
             if let api = try url("--api-url", apiURL) { settings["api_url"] = api }
+            if let enterprise {
+                guard GitHubCollector.isValidLogin(enterprise) else {
+                    throw PipelineError(.invalidInput, "--enterprise \(quotedForMessage(enterprise)) is not an enterprise slug (letters, digits and single hyphens)")
+                }
+                settings["enterprise"] = enterprise
+            }
             if tokenEnv != nil || tokenFile != nil {
                 guard appID == nil, installationID == nil, privateKeyFile == nil else {
                     throw PipelineError(.invalidInput, "github takes a token or a GitHub App (--app-id, --installation-id, --private-key-file), not both")

@@ -151,7 +151,7 @@ public struct GitHubCollector: EvidenceCollector {
     }
 
     /// GitHub logins: alphanumerics and single hyphens, at most 39 characters.
-    static func isValidLogin(_ login: String) -> Bool {
+    public static func isValidLogin(_ login: String) -> Bool {
         guard (1...39).contains(login.count), !login.hasPrefix("-"), !login.hasSuffix("-") else { return false }
         return login.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "-" }
     }
