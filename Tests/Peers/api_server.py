@@ -31,6 +31,9 @@ World (every part optional):
   "google": {"client_email": "...", "public_key": "PEM", "subject": "admin@x", "access_token": "ya29...",
              "customer": "C0...", "page_size": 2, "users": [...], "roles": [...], "role_assignments": [...],
              "revoked": false (true: tokens are issued, then refused)},
+  "saas": {"tenant": "acme", "auth": {"type": "bearer"|"basic"|"header", "secret": "...", "username": "u",
+           "header": "X-Api-Key", "prefix": "SSWS"}, "page_size": 2, "users": [{"id": ...}], "devices": [...],
+           "groups": [...]},
   "faults": [{"path": "/orgs/x/repos", "status": 500 | "rate_limit": "primary"|"secondary",
               "retry_after": 1 | "delay_ms": 200 | "truncate": true, "times": 1}]
 }
@@ -182,6 +185,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.google_token()
             if self.path.startswith("/admin/directory/v1/"):
                 return self.google_directory()
+            if self.path.startswith("/saas/"):
+                return self.saas()
             return self.github(method)
         finally:
             with LOCK:
@@ -306,6 +311,48 @@ class Handler(BaseHTTPRequestHandler):
             links.append(f'<{link(page - 1)}>; rel="prev"')
             links.append(f'<{link(1)}>; rel="first"')
         return self.send(200, chunk, [("Link", ", ".join(links))] if links else [])
+
+    # -- A SaaS API, for sources declared in definitions -------------------------------------
+    def saas(self):
+        """Three listings paged three ways, as SaaS APIs do: users by Link with a cursor (as Okta),
+        devices by a next-page token in the body, groups by page number until an empty page."""
+        world = self.world.get("saas", {})
+        auth = world.get("auth", {})
+        header = self.headers.get(auth.get("header", "Authorization")) or ""
+        kind = auth.get("type", "bearer")
+        if kind == "bearer":
+            expected = "Bearer " + auth.get("secret", "")
+        elif kind == "basic":
+            expected = "Basic " + base64.b64encode(f"{auth.get('username', '')}:{auth.get('secret', '')}".encode()).decode()
+        else:
+            expected = (auth.get("prefix", "") + " " + auth.get("secret", "")).strip()
+        if header != expected:
+            return self.send(401, {"errorCode": "E0000011", "errorSummary": "Invalid token provided"})
+        url = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        size = world.get("page_size", 2)
+        tenant = world.get("tenant", "acme")
+        if url.path == f"/saas/{tenant}/api/v1/users":
+            users = world.get("users", [])
+            limit = min(int(query.get("limit", size)), size)
+            start = next((i + 1 for i, u in enumerate(users) if u["id"] == query.get("after")), 0)
+            chunk = users[start:start + limit]
+            links = [f'<{self.base()}{url.path}?limit={limit}>; rel="self"']
+            if start + limit < len(users):
+                links.append(f'<{self.base()}{url.path}?after={chunk[-1]["id"]}&limit={limit}>; rel="next"')
+            return self.send(200, chunk, [("Link", ", ".join(links))])
+        if url.path == f"/saas/{tenant}/v2/devices":
+            devices = world.get("devices", [])
+            start = int(base64.urlsafe_b64decode(query["page_token"]).decode()) if "page_token" in query else 0
+            body = {"devices": devices[start:start + size]}
+            if start + size < len(devices):
+                body["next_page_token"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+            return self.send(200, body)
+        if url.path == f"/saas/{tenant}/v3/groups":
+            groups = world.get("groups", [])
+            page = int(query.get("page", 1))
+            return self.send(200, {"groups": groups[(page - 1) * size: page * size], "page": page})
+        return self.send(404, {"errorCode": "E0000007", "errorSummary": "Not found: Resource not found"})
 
     # -- Google ---------------------------------------------------------------------------
     def google_token(self):

@@ -78,6 +78,8 @@ private struct Walker {
     let file: String
     let vocabulary: Vocabulary
     var diagnostics: [Diagnostic] = []
+    /// Names of the sources the definition declares.
+    var declaredSources: Set<String> = []
 
     init(file: String, vocabulary: Vocabulary) {
         self.file = file
@@ -213,12 +215,17 @@ private struct Walker {
 
     mutating func definition(_ root: Node, expectedName: String?) -> PipelineDefinition? {
         guard let entries = mapping(root, "a pipeline definition") else { return nil }
-        let allowed = ["name", "description", "schedule", "stages"]
+        let allowed = ["name", "description", "schedule", "sources", "stages"]
         var name: String?
         var description: String?
         var schedule: CronSchedule?
         var stages: [PipelineDefinition.Stage] = []
+        var httpSources: [HTTPSourceDefinition] = []
         var sawStages = false
+        // Declared sources first: the collect stage may name them wherever they are written.
+        if let declared = entries.first(where: { $0.key == "sources" }) {
+            httpSources = self.httpSources(declared.value)
+        }
         for entry in entries {
             switch entry.key {
             case "name":
@@ -244,6 +251,8 @@ private struct Walker {
             case "stages":
                 sawStages = true
                 stages = self.stages(entry.value)
+            case "sources":
+                continue
             default:
                 unknownKey(entry.key, entry.keyNode, allowed: allowed, in: "the pipeline")
             }
@@ -258,7 +267,266 @@ private struct Walker {
             report(root, "the pipeline has no 'stages'", "missing-key")
         }
         guard let name, let description else { return nil }
-        return PipelineDefinition(name: name, description: description, schedule: schedule, stages: stages, file: file)
+        return PipelineDefinition(name: name, description: description, schedule: schedule, stages: stages,
+                                  httpSources: httpSources, file: file)
+    }
+
+    // MARK: Declared sources
+
+    mutating func httpSources(_ node: Node) -> [HTTPSourceDefinition] {
+        guard let sequence = node.sequence else {
+            report(node, "sources must be a list of source declarations, found \(kindName(node))", "expected-sequence")
+            return []
+        }
+        var out: [HTTPSourceDefinition] = []
+        for item in sequence {
+            guard let entries = mapping(item, "a source declaration") else { continue }
+            let allowed = ["name", "type", "auth", "requests"]
+            var name: String?
+            var auth = HTTPSourceDefinition.Auth.none
+            var requests: [HTTPSourceDefinition.Request] = []
+            var valid = true
+            for entry in entries {
+                switch entry.key {
+                case "name":
+                    guard let value = string(entry.value, "a source's name") else { valid = false; continue }
+                    if !isValidPipelineName(value) || value.contains("-") {
+                        report(entry.value, "source name '\(value)' must be lowercase letters, digits and '_', starting with a letter", "invalid-name")
+                        valid = false
+                    } else if vocabulary.sources.contains(value) {
+                        report(entry.value, "source name '\(value)' is a built-in source's; choose another", "duplicate-source")
+                        valid = false
+                    } else if declaredSources.contains(value) {
+                        report(entry.value, "source '\(value)' is declared twice", "duplicate-source")
+                        valid = false
+                    } else {
+                        declaredSources.insert(value)
+                    }
+                    name = value
+                case "type":
+                    guard let value = string(entry.value, "a source's type") else { valid = false; continue }
+                    if value != "http" {
+                        unknownValue(value, entry.value, allowed: ["http"], what: "source type", code: "unknown-source-type")
+                        valid = false
+                    }
+                case "auth":
+                    if let value = httpAuth(entry.value) { auth = value } else { valid = false }
+                case "requests":
+                    guard let list = entry.value.sequence, !list.isEmpty else {
+                        report(entry.value, "requests must be a non-empty list, found \(kindName(entry.value))", "expected-sequence")
+                        valid = false
+                        continue
+                    }
+                    var operations = Set<String>()
+                    for requestNode in list {
+                        guard let request = httpRequest(requestNode) else { valid = false; continue }
+                        if !operations.insert(request.operation).inserted {
+                            report(requestNode, "operation '\(request.operation)' appears twice in this source", "duplicate-entry")
+                            valid = false
+                        }
+                        requests.append(request)
+                    }
+                default:
+                    unknownKey(entry.key, entry.keyNode, allowed: allowed, in: "a source declaration")
+                    valid = false
+                }
+            }
+            for key in ["name", "type", "requests"] where !entries.contains(where: { $0.key == key }) {
+                report(item, "the source declaration has no '\(key)'", "missing-key")
+                valid = false
+            }
+            if valid, let name { out.append(HTTPSourceDefinition(name: name, auth: auth, requests: requests)) }
+        }
+        return out
+    }
+
+    mutating func httpAuth(_ node: Node) -> HTTPSourceDefinition.Auth? {
+        if let scalar = node.scalar {
+            switch scalar.string {
+            case "none": return HTTPSourceDefinition.Auth.none
+            case "bearer": return .bearer
+            case "basic": return .basic
+            default:
+                unknownValue(scalar.string, node, allowed: ["none", "bearer", "basic", "header"], what: "auth", code: "unknown-auth")
+                return nil
+            }
+        }
+        guard let entries = mapping(node, "auth") else { return nil }
+        var header: String?
+        var prefix = ""
+        var valid = true
+        for entry in entries {
+            switch entry.key {
+            case "header":
+                guard let value = string(entry.value, "auth header") else { valid = false; continue }
+                let token = CharacterSet(charactersIn: "!#$%&'*+-.^_`|~").union(.alphanumerics)
+                guard !value.isEmpty, value.unicodeScalars.allSatisfy({ $0.isASCII && token.contains($0) }) else {
+                    report(entry.value, "auth header '\(value)' is not an HTTP header name", "invalid-header")
+                    valid = false
+                    continue
+                }
+                header = value
+            case "prefix":
+                guard let value = string(entry.value, "auth prefix") else { valid = false; continue }
+                guard value.unicodeScalars.allSatisfy({ $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F }) else {
+                    report(entry.value, "auth prefix must be printable ASCII", "invalid-header")
+                    valid = false
+                    continue
+                }
+                prefix = value
+            default:
+                unknownKey(entry.key, entry.keyNode, allowed: ["header", "prefix"], in: "auth (or use bearer, basic or none)")
+                valid = false
+            }
+        }
+        guard let header else {
+            if valid { report(node, "auth as a mapping needs 'header' (the header carrying the secret)", "missing-key") }
+            return nil
+        }
+        return valid ? .header(name: header, prefix: prefix) : nil
+    }
+
+    mutating func httpRequest(_ node: Node) -> HTTPSourceDefinition.Request? {
+        guard let entries = mapping(node, "a request") else { return nil }
+        let allowed = ["operation", "path", "pagination", "each", "resource", "fields"]
+        var operation: String?
+        var path: String?
+        var pagination = HTTPSourceDefinition.Pagination.none
+        var items: FieldPath?
+        var resource: String?
+        var fields: [FieldPath] = []
+        var valid = true
+        for entry in entries {
+            switch entry.key {
+            case "operation":
+                guard let value = string(entry.value, "operation") else { valid = false; continue }
+                guard !value.isEmpty, value.count <= 100,
+                      value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_/.?=&".contains($0)) }) else {
+                    report(entry.value, "operation '\(value)' must be letters, digits and - _ / . ? = & (at most 100)", "invalid-operation")
+                    valid = false
+                    continue
+                }
+                operation = value
+            case "path":
+                guard let value = string(entry.value, "path") else { valid = false; continue }
+                guard value.hasPrefix("/"), !value.contains("://"), !value.contains(" "), !value.contains("#") else {
+                    report(entry.value, "path '\(value)' must start with '/' under the integration's base URL (no scheme, host, spaces or fragment)",
+                           "invalid-path")
+                    valid = false
+                    continue
+                }
+                if case .failure(let problem) = HTTPSourceDefinition.placeholders(value) {
+                    report(entry.value, "path '\(value)': \(problem.message)", "invalid-template")
+                    valid = false
+                    continue
+                }
+                path = value
+            case "pagination":
+                if let value = httpPagination(entry.value) { pagination = value } else { valid = false }
+            case "each":
+                guard let value = string(entry.value, "each") else { valid = false; continue }
+                items = FieldPath(value)
+            case "resource":
+                guard let value = string(entry.value, "resource") else { valid = false; continue }
+                if case .failure(let problem) = HTTPSourceDefinition.placeholders(value) {
+                    report(entry.value, "resource '\(value)': \(problem.message)", "invalid-template")
+                    valid = false
+                    continue
+                }
+                resource = value
+            case "fields":
+                guard let list = stringList(entry.value, "fields") else { valid = false; continue }
+                fields = list.map { FieldPath($0.0) }
+            default:
+                unknownKey(entry.key, entry.keyNode, allowed: allowed, in: "a request")
+                valid = false
+            }
+        }
+        for key in ["operation", "path"] where !entries.contains(where: { $0.key == key }) {
+            report(node, "the request has no '\(key)'", "missing-key")
+            valid = false
+        }
+        if items == nil, let entry = entries.first(where: { $0.key == "resource" || $0.key == "fields" }) {
+            report(entry.keyNode, "'\(entry.key)' applies to each item: name the list with 'each'", "missing-key")
+            valid = false
+        }
+        if items != nil, resource == nil {
+            report(node, "a request with 'each' needs 'resource' (each item's name, as \"{id}\")", "missing-key")
+            valid = false
+        }
+        if case .page = pagination, items == nil {
+            report(node, "page-number pagination ends at a page without items: name the list with 'each'", "missing-key")
+            valid = false
+        }
+        guard valid, let operation, let path else { return nil }
+        return HTTPSourceDefinition.Request(operation: operation, path: path, pagination: pagination, items: items,
+                                            resource: resource, fields: fields)
+    }
+
+    mutating func httpPagination(_ node: Node) -> HTTPSourceDefinition.Pagination? {
+        if let scalar = node.scalar {
+            switch scalar.string {
+            case "none": return HTTPSourceDefinition.Pagination.none
+            case "link": return .link
+            default:
+                unknownValue(scalar.string, node, allowed: ["none", "link", "next_token", "page"], what: "pagination",
+                             code: "unknown-pagination")
+                return nil
+            }
+        }
+        guard let entries = mapping(node, "pagination") else { return nil }
+        var type: String?
+        var field: String?
+        var parameter: String?
+        var start = 1
+        var valid = true
+        for entry in entries {
+            switch entry.key {
+            case "type":
+                guard let value = string(entry.value, "pagination type") else { valid = false; continue }
+                guard ["link", "next_token", "page"].contains(value) else {
+                    unknownValue(value, entry.value, allowed: ["link", "next_token", "page"], what: "pagination", code: "unknown-pagination")
+                    valid = false
+                    continue
+                }
+                type = value
+            case "field": field = string(entry.value, "pagination field")
+            case "parameter":
+                guard let value = string(entry.value, "pagination parameter") else { valid = false; continue }
+                guard !value.isEmpty, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.[]".contains($0)) }) else {
+                    report(entry.value, "pagination parameter '\(value)' is not a query parameter name", "invalid-parameter")
+                    valid = false
+                    continue
+                }
+                parameter = value
+            case "start":
+                if let value = integer(entry.value, "pagination start", 0...1) { start = value } else { valid = false }
+            default:
+                unknownKey(entry.key, entry.keyNode, allowed: ["type", "field", "parameter", "start"], in: "pagination")
+                valid = false
+            }
+        }
+        guard valid else { return nil }
+        switch type {
+        case "link"?:
+            return .link
+        case "next_token"?:
+            guard let field, let parameter else {
+                report(node, "next_token pagination needs 'field' (where the token is in the body) and 'parameter' (the query parameter that sends it)",
+                       "missing-key")
+                return nil
+            }
+            return .nextToken(field: FieldPath(field), parameter: parameter)
+        case "page"?:
+            guard let parameter else {
+                report(node, "page pagination needs 'parameter' (the query parameter of the page number)", "missing-key")
+                return nil
+            }
+            return .page(parameter: parameter, start: start)
+        default:
+            report(node, "pagination needs 'type': link, next_token or page", "missing-key")
+            return nil
+        }
     }
 
     mutating func stages(_ node: Node) -> [PipelineDefinition.Stage] {
@@ -333,8 +601,8 @@ private struct Walker {
                 switch entry.key {
                 case "sources":
                     guard let list = stringList(entry.value, "sources") else { valid = false; continue }
-                    for (source, item) in list where !vocabulary.sources.contains(source) {
-                        unknownValue(source, item, allowed: Array(vocabulary.sources), what: "source", code: "unknown-source")
+                    for (source, item) in list where !vocabulary.sources.contains(source) && !declaredSources.contains(source) {
+                        unknownValue(source, item, allowed: Array(vocabulary.sources.union(declaredSources)), what: "source", code: "unknown-source")
                         valid = false
                     }
                     options.sources = list.map(\.0)

@@ -7,14 +7,18 @@ public struct PipelineDefinition: Sendable, Hashable {
     public let description: String
     public let schedule: CronSchedule?
     public let stages: [Stage]
+    /// Sources the definition declares itself (`sources:`), beside the built-in ones.
+    public let httpSources: [HTTPSourceDefinition]
     /// The file it was loaded from.
     public let file: String
 
-    public init(name: String, description: String, schedule: CronSchedule?, stages: [Stage], file: String) {
+    public init(name: String, description: String, schedule: CronSchedule?, stages: [Stage],
+                httpSources: [HTTPSourceDefinition] = [], file: String) {
         self.name = name
         self.description = description
         self.schedule = schedule
         self.stages = stages
+        self.httpSources = httpSources
         self.file = file
     }
 

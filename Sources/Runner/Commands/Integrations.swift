@@ -24,6 +24,8 @@ struct Integrations: AsyncParsableCommand {
             github:            --account LOGIN (--token-env VAR | --token-file F | --app-id N --installation-id N --private-key-file F) [--api-url URL]
             aws:               [--regions R1,R2] [--endpoint URL] [--role-arn ARN [--external-id ID]] [--access-key-id-env VAR --secret-access-key-env VAR]
             google_workspace:  --service-account-file F --subject ADMIN [--customer C] [--token-url URL] [--api-url URL]
+            http:              --source NAME --base-url URL [--setting KEY=VALUE]... [--secret-env VAR | --secret-file F] [--username U]
+                               (a source a definition declares under `sources:`; the integration's kind is NAME)
             """)
         @Option(name: .long, help: "Organization id.") var org: String
         @OptionGroup var options: IntegrationOptions
@@ -35,7 +37,7 @@ struct Integrations: AsyncParsableCommand {
                 let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
                                                           permission: .manageIntegrations, what: "manage integrations")
                 let (settings, values) = try options.resolve()
-                let kind = options.kind
+                let kind = options.storedKind
                 // Keys are checked now, not at the first run; a bad one is the user's mistake.
                 do {
                     if let pem = values["private_key"] {
@@ -69,8 +71,22 @@ struct Integrations: AsyncParsableCommand {
             abstract: "Make one cheap authenticated call through an integration and say whether it works.")
         @Option(name: .long, help: "Organization id.") var org: String
         @Option(name: .long, help: "Integration kind.") var kind: String
+        @Option(name: .long, help: "Where definitions declaring http sources are.") var pipelines = "pipelines"
         @OptionGroup var backends: BackendOptions
         @OptionGroup var actorOption: ActorOption
+
+        /// The declaration of an http source in the folder's definitions (the first that has it).
+        static func declarations(of source: String, in folder: String) -> [HTTPSourceDefinition] {
+            let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary)
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".yml") }.sorted()
+            for file in files {
+                let path = (folder as NSString).appendingPathComponent(file)
+                if let found = loader.load(file: path, within: folder).definition?.httpSources.first(where: { $0.name == source }) {
+                    return [found]
+                }
+            }
+            return []
+        }
 
         func run() async throws {
             do {
@@ -80,9 +96,15 @@ struct Integrations: AsyncParsableCommand {
                       organization.integrations[kind] != nil else {
                     throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")
                 }
-                let transports = IntegrationTransports(store: context.store, backends: backends)
+                // A declared source is found in the definitions that declare it.
+                let declared = organization.integrations[kind]?["type"] == "http" ? Self.declarations(of: kind, in: pipelines) : []
+                let transports = IntegrationTransports(store: context.store, backends: backends, declared: declared)
+                let collectors = BuiltIn.collectors + declared.map { HTTPSourceCollector($0) }
+                if organization.integrations[kind]?["type"] == "http", declared.isEmpty {
+                    throw PipelineError(.invalidInput, "no definition in \(pipelines) declares the source \(quotedForMessage(kind))")
+                }
                 guard let transport = try await transports.transport(for: kind, of: organization),
-                      let collector = BuiltIn.collectors.first(where: { $0.source == kind }) else {
+                      let collector = collectors.first(where: { $0.source == kind }) else {
                     throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")
                 }
                 let probe = try await collector.probe(organization, transport: ResilientTransport(

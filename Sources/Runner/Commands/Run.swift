@@ -118,9 +118,9 @@ struct Run: AsyncParsableCommand {
         let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let runActor = try actorOption.resolve()
         let linkLifetime = parseDuration(linkExpiry)!
-        let integrations = IntegrationTransports(store: store, backends: backends, answers: objects)
+        let integrations = IntegrationTransports(store: store, backends: backends, answers: objects, declared: definition.httpSources)
         let stages = StageSet(
-            collectors: BuiltIn.collectors,
+            collectors: BuiltIn.collectors + definition.httpSources.map { HTTPSourceCollector($0) },
             transport: { source, organization in try await integrations.transport(for: source, of: organization) },
             validator: CheckValidator(), scorer: ControlScorer(), renderer: BundleRenderer())
         let executor = PipelineExecutor(definition: definition, stages: stages)

@@ -41,7 +41,23 @@ struct IntegrationOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("google_workspace: the OAuth2 token endpoint (default: the key file's token_uri).", valueName: "url"))
     var tokenURL: String?
 
-    static let kinds = ["github", "aws", "google_workspace"]
+    // A source declared in a definition (type: http)
+    @Option(name: .long, help: "http: the declared source's name (its `sources:` entry in a definition); the integration's kind.")
+    var source: String?
+    @Option(name: .long, help: ArgumentHelp("http: the API's base URL, under which the declared paths go.", valueName: "url"))
+    var baseURL: String?
+    @Option(name: .long, parsing: .singleValue,
+            help: ArgumentHelp("http: a value for a placeholder of the declared paths (repeatable).", valueName: "key=value"))
+    var setting: [String] = []
+    @Option(name: .long, help: ArgumentHelp("http: read the secret (token, API key, password) from this environment variable.", valueName: "var"))
+    var secretEnv: String?
+    @Option(name: .long, help: ArgumentHelp("http: read the secret from this file.", valueName: "file")) var secretFile: String?
+    @Option(name: .long, help: "http: the user name of basic authentication.") var username: String?
+
+    static let kinds = ["github", "aws", "google_workspace", "http"]
+
+    /// The kind the integration is stored under: an http integration is its declared source's.
+    var storedKind: String { kind == "http" ? (source ?? kind) : kind }
 
     /// The settings anyone with `integrations:manage` may see, and the credentials to seal.
     func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws
@@ -71,6 +87,8 @@ struct IntegrationOptions: ParsableArguments {
                    ("--access-key-id-env", accessKeyIDEnv), ("--secret-access-key-env", secretAccessKeyEnv)]
         let google = [("--service-account-file", serviceAccountFile), ("--subject", subject), ("--customer", customer),
                       ("--token-url", tokenURL)]
+        let declared = [("--source", source), ("--base-url", baseURL), ("--secret-env", secretEnv), ("--secret-file", secretFile),
+                        ("--username", username), ("--setting", setting.first)]
 
         if let recording {
             let url = URL(fileURLWithPath: recording).standardizedFileURL
@@ -83,7 +101,7 @@ struct IntegrationOptions: ParsableArguments {
 
         switch kind {
         case "github":
-            try refuse(aws + google)
+            try refuse(aws + google + declared)
             guard let account, !account.isEmpty else { throw PipelineError(.invalidInput, "github needs --account (the organization's login)") }
             settings["account"] = account
             if let api = try url("--api-url", apiURL) { settings["api_url"] = api }
@@ -110,7 +128,7 @@ struct IntegrationOptions: ParsableArguments {
                 throw PipelineError(.invalidInput, "github needs credentials: --token-env VAR, --token-file FILE, or a GitHub App (--app-id, --installation-id, --private-key-file); or --recording to replay one")
             }
         case "aws":
-            try refuse(github + google + [("--api-url", apiURL)])
+            try refuse(github + google + declared + [("--api-url", apiURL)])
             if let account { settings["account"] = account }
             let list = (regions ?? "us-east-1").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             guard !list.isEmpty, list.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "-" } }) else {
@@ -134,7 +152,7 @@ struct IntegrationOptions: ParsableArguments {
                                                                    environment: environment)
             }
         case "google_workspace":
-            try refuse(github + aws)
+            try refuse(github + aws + declared)
             if let account { settings["account"] = account }
             settings["customer"] = customer ?? "my_customer"
             if let api = try url("--api-url", apiURL) { settings["api_url"] = api }
@@ -154,10 +172,43 @@ struct IntegrationOptions: ParsableArguments {
             } else if !replay {
                 throw PipelineError(.invalidInput, "google_workspace needs --service-account-file and --subject, or --recording to replay one")
             }
+        case "http":
+            try refuse(github + aws + google + [("--api-url", apiURL), ("--account", account)])
+            guard let source, Self.isDeclaredSourceName(source), !Self.kinds.contains(source) else {
+                throw PipelineError(.invalidInput, "http needs --source NAME: the name a definition declares it under (lowercase letters, digits and '_', not a built-in source's)")
+            }
+            settings["type"] = "http"
+            if let base = try url("--base-url", baseURL) {
+                settings["base_url"] = base
+            } else if !replay {
+                throw PipelineError(.invalidInput, "http needs --base-url (the API's root), or --recording to replay one")
+            }
+            for pair in setting {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, Self.isDeclaredSourceName(parts[0]) || parts[0].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }),
+                      !["type", "base_url", "recording", "username"].contains(parts[0]), !parts[1].isEmpty else {
+                    throw PipelineError(.invalidInput, "--setting \(quotedForMessage(pair)) is not key=value with a key of letters, digits and '_' (not type, base_url, recording or username)")
+                }
+                settings[parts[0]] = parts[1]
+            }
+            if let username {
+                guard !username.contains(":"), !username.isEmpty else {
+                    throw PipelineError(.invalidInput, "--username must be non-empty and without ':'")
+                }
+                settings["username"] = username
+            }
+            if secretEnv != nil || secretFile != nil {
+                secret["secret"] = try Self.secretValue(env: secretEnv, file: secretFile, what: "secret", environment: environment)
+            }
         default:
             break
         }
         return (settings, secret)
+    }
+
+    static func isDeclaredSourceName(_ name: String) -> Bool {
+        guard let first = name.first, first.isASCII, first.isLowercase, name.count <= 63 else { return false }
+        return name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }
     }
 
     /// A secret from an environment variable or a file (trimmed of surrounding whitespace).

@@ -27,12 +27,16 @@ struct IntegrationTransports: Sendable {
     /// Where answers are kept for conditional requests (a run's object store), if anywhere.
     let answers: (any ObjectStore)?
 
+    /// Sources the run's definition declares (`type: http`), by name: how their APIs authenticate.
+    let declared: [String: HTTPSourceDefinition]
+
     init(store: any EvidenceStore, backends: BackendOptions, http: any HTTPTransport = CurlHTTPClient(),
-         answers: (any ObjectStore)? = nil) {
+         answers: (any ObjectStore)? = nil, declared: [HTTPSourceDefinition] = []) {
         self.store = store
         self.keys = LazyKeyring { try backends.keyring(creating: false) }
         self.http = http
         self.answers = answers
+        self.declared = Dictionary(declared.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     func transport(for source: String, of organization: Organization) async throws -> (any HTTPTransport)? {
@@ -67,7 +71,37 @@ struct IntegrationTransports: Sendable {
             let rewrites = root.map { [(from: $0.absoluteString, to: "https://api.github.com")] } ?? []
             return (try github(settings, credentials, organization: organization.id), Array(credentials.values), rewrites)
         default:
-            throw PipelineError(.configuration, "live \(source) collection is not built in")
+            guard settings["type"] == "http" else {
+                throw PipelineError(.configuration, "live \(source) collection is not built in")
+            }
+            guard let declaration = declared[source] else {
+                throw PipelineError(.configuration, "the \(source) integration of \(organization.id) reads an http source that this definition does not declare (sources: - name: \(source))")
+            }
+            return (try declaredHTTP(declaration, settings, credentials, organization: organization.id), Array(credentials.values), [])
+        }
+    }
+
+    /// A declared http source: its secret in the header its declaration names, sent only to the
+    /// integration's base URL.
+    func declaredHTTP(_ declaration: HTTPSourceDefinition, _ settings: [String: String], _ credentials: [String: String],
+                      organization: OrganizationID) throws -> any HTTPTransport {
+        let origin = try HTTPSourceCollector.baseURL(settings, source: declaration.name,
+                                                     organization: Organization(id: organization, name: "", integrations: [:]))
+        if case .none = declaration.auth { return http }
+        guard let secret = credentials["secret"] else {
+            throw PipelineError(.configuration, "the \(declaration.name) integration of \(organization) has no secret: add it with `pipeline integrations add --org \(organization) --kind http --source \(declaration.name) --secret-env VAR`")
+        }
+        switch declaration.auth {
+        case .none:
+            return http
+        case .bearer:
+            return AuthorizingTransport(base: http, origin: origin) { "Bearer \(secret)" }
+        case .basic:
+            let pair = Data("\(settings["username"] ?? ""):\(secret)".utf8).base64EncodedString()
+            return AuthorizingTransport(base: http, origin: origin) { "Basic \(pair)" }
+        case .header(let name, let prefix):
+            let value = prefix.isEmpty ? secret : (prefix.hasSuffix(" ") ? prefix + secret : "\(prefix) \(secret)")
+            return AuthorizingTransport(base: http, origin: origin, header: name) { value }
         }
     }
 

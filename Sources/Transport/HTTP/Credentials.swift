@@ -8,19 +8,23 @@ import Pipeline
 public struct AuthorizingTransport: HTTPTransport {
     public let base: any HTTPTransport
     public let origin: URL
+    /// The header carrying the credential: `Authorization`, or an API's own (`X-Api-Key`).
+    public let header: String
     let authorization: @Sendable () async throws -> String
 
-    public init(base: any HTTPTransport, origin: URL, authorization: @escaping @Sendable () async throws -> String) {
+    public init(base: any HTTPTransport, origin: URL, header: String = "Authorization",
+                authorization: @escaping @Sendable () async throws -> String) {
         self.base = base
         self.origin = origin
+        self.header = header
         self.authorization = authorization
     }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         guard Self.sameOrigin(request.url, origin) else { return try await base.send(request) }
         var request = request
-        request.headers.removeAll { $0.0.caseInsensitiveCompare("Authorization") == .orderedSame }
-        request.headers.append(("Authorization", try await authorization()))
+        request.headers.removeAll { $0.0.caseInsensitiveCompare(header) == .orderedSame }
+        request.headers.append((header, try await authorization()))
         return try await base.send(request)
     }
 
