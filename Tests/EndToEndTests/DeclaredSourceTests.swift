@@ -87,6 +87,19 @@ import Testing
         #expect(paths.filter { $0.contains("/users") }.count == 3)
         #expect(paths.filter { $0.contains("/devices") }.count == 2)
         #expect(paths.filter { $0.contains("/groups") }.count == 3)
+        // Recorded for offline replay, without the secret; the replay gives the same evidence.
+        let folder = try ExternalTool.temporaryDirectory()
+        let record = try cli.run(["record", "--org", "hooli", "--kind", "acme_idp", "--out", folder.path, "--pipelines", pipelines.path])
+        #expect(record.status == 0, "\(record.stderr)")
+        let recording = folder.appendingPathComponent("acme_idp.jsonl")
+        #expect(try !String(contentsOf: recording, encoding: .utf8).contains(Self.secret))
+        #expect(try cli.run(["integrations", "add", "--org", "hooli", "--kind", "http", "--source", "acme_idp",
+                             "--base-url", server.url.absoluteString, "--setting", "tenant=acme",
+                             "--recording", recording.path]).status == 0)
+        let offline = try cli.run(["run", "saas", "--org", "hooli", "--pipelines", pipelines.path, "--json"])
+        #expect(offline.status == 0, "\(offline.stderr)")
+        #expect(try runJSON(offline)["evidence_new"] as? Int == 0)
+        #expect(try runJSON(offline)["evidence_collected"] as? Int == 11)
         #expect(try filesHolding(Self.secret, under: cli.dataDir).isEmpty)
         #expect(!run.stdout.contains(Self.secret) && !run.stderr.contains(Self.secret))
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Pipeline
+import Stages
 import Transport
 
 struct Record: AsyncParsableCommand {
@@ -17,6 +18,7 @@ struct Record: AsyncParsableCommand {
     @Option(name: .long, help: "Organization id.") var org: String
     @Option(name: .long, help: "Integration kind.") var kind: String
     @Option(name: .long, help: "Folder to write the recording into.") var out: String
+    @Option(name: .long, help: "Where definitions declaring http sources are.") var pipelines = "pipelines"
     @OptionGroup var backends: BackendOptions
     @OptionGroup var actorOption: ActorOption
 
@@ -24,9 +26,11 @@ struct Record: AsyncParsableCommand {
         do {
             let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
                                                       permission: .manageIntegrations, what: "record integrations")
-            guard let organization = try await context.store.organization(context.organization).map({ IntegrationTransports.withEnvironment($0) }),
-                  organization.integrations[kind] != nil,
-                  let collector = BuiltIn.collectors.first(where: { $0.source == kind }) else {
+            let stored = try await context.store.organization(context.organization).map { IntegrationTransports.withEnvironment($0) }
+            let declared = stored?.integrations[kind]?["type"] == "http"
+                ? Integrations.TestIntegration.declarations(of: kind, in: pipelines) : []
+            guard let organization = stored, organization.integrations[kind] != nil,
+                  let collector = (BuiltIn.collectors + declared.map { HTTPSourceCollector($0) }).first(where: { $0.source == kind }) else {
                 throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")
             }
             guard organization.integrations[kind]?["recording"] == nil else {
@@ -38,7 +42,7 @@ struct Record: AsyncParsableCommand {
             } catch {
                 throw PipelineError(.invalidInput, "cannot create \(out): \(error.localizedDescription)")
             }
-            let live = try await IntegrationTransports(store: context.store, backends: backends).live(kind, of: organization)
+            let live = try await IntegrationTransports(store: context.store, backends: backends, declared: declared).live(kind, of: organization)
             let file = folder.appendingPathComponent("\(kind).jsonl")
             let recorder = try RecordingTransport(base: live.transport, file: file, secrets: live.secrets, rewrites: live.rewrites)
             let transport = ResilientTransport(base: recorder, retry: RetryPolicy(), timeout: .seconds(60))

@@ -178,11 +178,11 @@ struct IntegrationOptions: ParsableArguments {
                 throw PipelineError(.invalidInput, "http needs --source NAME: the name a definition declares it under (lowercase letters, digits and '_', not a built-in source's)")
             }
             settings["type"] = "http"
-            if let base = try url("--base-url", baseURL) {
-                settings["base_url"] = base
-            } else if !replay {
-                throw PipelineError(.invalidInput, "http needs --base-url (the API's root), or --recording to replay one")
+            // A replay too: the declared paths go under it, as they went when it was recorded.
+            guard let base = try url("--base-url", baseURL) else {
+                throw PipelineError(.invalidInput, "http needs --base-url (the API's root, also when replaying a recording)")
             }
+            settings["base_url"] = base
             for pair in setting {
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 guard parts.count == 2, Self.isDeclaredSourceName(parts[0]) || parts[0].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }),
