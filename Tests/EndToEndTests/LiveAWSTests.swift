@@ -58,14 +58,15 @@ func awsOrganization(_ id: String, account: String, cli: CLI, s3: Peers.S3, secr
         let good = try cli.run(["run", definition.path, "--org", "good", "--json"])
         #expect(good.status == 0, "\(good.stderr)")
         let goodChecks = checkStatuses(try runJSON(good))
-        #expect(goodChecks.count == 17)
+        #expect(goodChecks.count == 18)
         // moto keeps no root MFA; its GuardDuty refuses every signature (boto3's too).
         #expect(goodChecks.filter { $0.value != "pass" } == ["aws.root-mfa-enabled": "fail", "aws.guardduty-enabled": "not_verified"])
 
         let poor = try cli.run(["run", definition.path, "--org", "poor", "--json"])
         #expect(poor.status == 0, "\(poor.stderr)")
         let poorChecks = checkStatuses(try runJSON(poor))
-        for failing in ["aws.console-users-have-mfa", "aws.password-policy-strong", "aws.no-full-admin-policies", "aws.s3-buckets-encrypted",
+        for failing in ["aws.console-users-have-mfa", "aws.password-policy-strong", "aws.no-full-admin-policies",
+                        "aws.no-privilege-escalation-policies", "aws.s3-buckets-encrypted",
                         "aws.s3-public-access-blocked", "aws.s3-tls-only", "aws.cloudtrail-multi-region-logging",
                         "aws.security-groups-restrict-admin-ports", "aws.ebs-encryption-by-default", "aws.kms-key-rotation",
                         "aws.rds-encrypted-private-backed-up", "aws.vpc-flow-logs"] {
@@ -75,6 +76,8 @@ func awsOrganization(_ id: String, account: String, cli: CLI, s3: Peers.S3, secr
         #expect(findings.contains("port 22 open to 0.0.0.0") && findings.contains("port 3389 open to ::"))
         #expect(try cli.sql("SELECT findings FROM check_results WHERE organization_id = 'poor' AND check_id = 'aws.console-users-have-mfa'")
                 == #"["bob: console password without MFA"]"#)
+        let escalation = try cli.sql("SELECT findings FROM check_results WHERE organization_id = 'poor' AND check_id = 'aws.no-privilege-escalation-policies'")
+        #expect(escalation.contains("ci-deployer: allows iam:PassRole on *"), "\(escalation)")
 
         // Every stored answer says where it came from, and holds no credential.
         let metadata = try cli.sql("SELECT DISTINCT source || ' ' || operation FROM evidence WHERE organization_id = 'poor' ORDER BY 1")

@@ -70,6 +70,12 @@ def seed_account(endpoint, base, account, profile, regions=("us-east-1",)):
     if not good:
         everything = iam.create_policy(PolicyName="everything", PolicyDocument=json.dumps(ADMIN))["Policy"]["Arn"]
         iam.attach_group_policy(GroupName="engineers", PolicyArn=everything)
+        # Not an administrator on paper, but able to make itself one: a role handed to a function it creates.
+        deployer = iam.create_policy(PolicyName="ci-deployer", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["iam:PassRole", "lambda:CreateFunction", "lambda:InvokeFunction"], "Resource": "*"},
+                {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))["Policy"]["Arn"]
+        iam.attach_user_policy(UserName="deploy-bot", PolicyArn=deployer)
     if good:
         iam.update_account_password_policy(MinimumPasswordLength=14, RequireSymbols=True, RequireNumbers=True,
                                            RequireUppercaseCharacters=True, RequireLowercaseCharacters=True,

@@ -11,6 +11,7 @@ public enum AWSChecks {
 
     public static let all: [Check] = [
         rootMFA, rootAccessKeys, consoleUsersHaveMFA, accessKeysRotated, passwordPolicy, noFullAdminPolicies,
+        noPrivilegeEscalationPolicies,
         bucketsEncrypted, bucketsBlockPublicAccess, bucketsRequireTLS, bucketsVersioned, cloudTrailLogging,
         securityGroupsCloseAdminPorts, ebsEncryptionByDefault, kmsKeyRotation, databasesProtected, guardDutyEnabled,
         vpcFlowLogs,
@@ -196,39 +197,97 @@ public enum AWSChecks {
         }
     }
 
-    public static let noFullAdminPolicies = Check(
-        id: "aws.no-full-admin-policies", title: "No attached customer-managed policy allows every action on every resource",
-        controls: soc2("CC6.3") + iso("A.8.2"),
-        reads: [reading(Op.getPolicyVersion, "GetPolicyVersionResponse.GetPolicyVersionResult.PolicyVersion.Document"),
-                reading(Op.listPolicies, "ListPoliciesResponse.ListPoliciesResult.Policies")]
-    ) { index, _ in
-        if case .failure(let reason) = answers(index, Op.listPolicies, "the list of customer-managed policies") { return reason.verdict }
+    /// The Allow statements of every attached customer-managed policy's default version, or the
+    /// verdict when one cannot be read.
+    static func allowStatements(_ index: EvidenceIndex) -> Result<(statements: [(policy: String, statement: [String: Any])], evidence: [Evidence]), Reason> {
+        if case .failure(let reason) = answers(index, Op.listPolicies, "the list of customer-managed policies") { return .failure(reason) }
         let documents = index.evidence(source: source, operation: Op.getPolicyVersion)
         if let failure = index.failures(source: source, operation: Op.getPolicyVersion).first {
-            return .init(.notVerified, "a policy document could not be collected: \(failure.reason)", evidence: documents)
+            return .failure(Reason(text: "a policy document could not be collected: \(failure.reason)", evidence: documents))
         }
-        var findings: [String] = []
+        var out: [(String, [String: Any])] = []
         for item in documents {
             guard case .value(let value) = EvidenceReader.value(item, in: index),
                   let raw = value["GetPolicyVersionResponse"]?["GetPolicyVersionResult"]?["PolicyVersion"]?["Document"]?.string else {
-                return .init(.notVerified, "the document of \(item.resource) is unreadable", evidence: documents)
+                return .failure(Reason(text: "the document of \(item.resource) is unreadable", evidence: documents))
             }
             // IAM returns the document URL-encoded (RFC 3986); some servers send it plain.
             let text = raw.hasPrefix("%") ? (raw.removingPercentEncoding ?? raw) : raw
             guard let document = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-                return .init(.notVerified, "the document of \(item.resource) is not JSON", evidence: documents)
+                return .failure(Reason(text: "the document of \(item.resource) is not JSON", evidence: documents))
             }
             let statements = (document["Statement"] as? [[String: Any]]) ?? ((document["Statement"] as? [String: Any]).map { [$0] } ?? [])
-            for statement in statements where statement["Effect"] as? String == "Allow" {
-                func all(_ key: String) -> Bool {
-                    if let one = statement[key] as? String { return one == "*" }
-                    return (statement[key] as? [String])?.contains("*") == true
-                }
-                if all("Action") && all("Resource") { findings.append("\(item.resource): allows \"*\" on \"*\"") }
-            }
+            for statement in statements where statement["Effect"] as? String == "Allow" { out.append((item.resource, statement)) }
         }
+        return .success((out, documents))
+    }
+
+    /// A statement's values for `key`: one string or a list of them.
+    static func values(_ statement: [String: Any], _ key: String) -> [String] {
+        if let one = statement[key] as? String { return [one] }
+        return (statement[key] as? [String]) ?? []
+    }
+
+    static let policyReadings = [reading(Op.getPolicyVersion, "GetPolicyVersionResponse.GetPolicyVersionResult.PolicyVersion.Document"),
+                                 reading(Op.listPolicies, "ListPoliciesResponse.ListPoliciesResult.Policies")]
+
+    public static let noFullAdminPolicies = Check(
+        id: "aws.no-full-admin-policies", title: "No attached customer-managed policy allows every action on every resource",
+        controls: soc2("CC6.3") + iso("A.8.2"),
+        reads: policyReadings
+    ) { index, _ in
+        let found: (statements: [(policy: String, statement: [String: Any])], evidence: [Evidence])
+        switch allowStatements(index) {
+        case .failure(let reason): return reason.verdict
+        case .success(let value): found = value
+        }
+        let findings = found.statements.filter { values($0.statement, "Action").contains("*") && values($0.statement, "Resource").contains("*") }
+            .map { "\($0.policy): allows \"*\" on \"*\"" }
         return verdict(findings, pass: "No attached customer-managed policy grants full administrative access.",
-                       fail: "{n} attached policy(ies) grant every action on every resource.", evidence: documents)
+                       fail: "{n} attached policy(ies) grant every action on every resource.", evidence: found.evidence)
+    }
+
+    /// IAM actions with which a principal can raise its own privileges (give itself a policy, a
+    /// new version of one, a key or password of another user, or hand a role to a service it runs).
+    static let escalationActions = [
+        "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:AttachUserPolicy", "iam:AttachGroupPolicy",
+        "iam:AttachRolePolicy", "iam:PutUserPolicy", "iam:PutGroupPolicy", "iam:PutRolePolicy", "iam:AddUserToGroup",
+        "iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile", "iam:UpdateAssumeRolePolicy", "iam:PassRole",
+    ]
+
+    /// IAM's action matching: case-insensitive, `*` any run of characters, `?` one.
+    static func matches(_ pattern: String, _ action: String) -> Bool {
+        let p = Array(pattern.lowercased()), a = Array(action.lowercased())
+        var (i, j, star, mark) = (0, 0, -1, 0)
+        while j < a.count {
+            if i < p.count, p[i] == "?" || p[i] == a[j] { i += 1; j += 1 }
+            else if i < p.count, p[i] == "*" { star = i; mark = j; i += 1 }
+            else if star >= 0 { i = star + 1; mark += 1; j = mark }
+            else { return false }
+        }
+        while i < p.count, p[i] == "*" { i += 1 }
+        return i == p.count
+    }
+
+    public static let noPrivilegeEscalationPolicies = Check(
+        id: "aws.no-privilege-escalation-policies",
+        title: "No attached customer-managed policy lets its holder raise its own privileges",
+        controls: soc2("CC6.3") + iso("A.8.2"),
+        reads: policyReadings
+    ) { index, _ in
+        let found: (statements: [(policy: String, statement: [String: Any])], evidence: [Evidence])
+        switch allowStatements(index) {
+        case .failure(let reason): return reason.verdict
+        case .success(let value): found = value
+        }
+        var findings: [String] = []
+        for (policy, statement) in found.statements where values(statement, "Resource").contains(where: { $0 == "*" || $0.hasPrefix("arn:aws:iam::") && $0.hasSuffix("*") }) {
+            let patterns = values(statement, "Action")
+            let granted = escalationActions.filter { action in patterns.contains { matches($0, action) } }
+            if !granted.isEmpty { findings.append("\(policy): allows \(granted.joined(separator: ", ")) on \(values(statement, "Resource").joined(separator: ", "))") }
+        }
+        return verdict(findings, pass: "No attached customer-managed policy grants an action that escalates privileges on every resource.",
+                       fail: "{n} attached polic(ies) let their holders escalate their privileges.", evidence: found.evidence)
     }
 
     // MARK: S3
