@@ -1,5 +1,6 @@
 import Foundation
 import Pipeline
+import PipelineTesting
 @testable import Stages
 import Testing
 

@@ -163,7 +163,7 @@ extension GitHubCollectorTests {
         let failure = try #require(collected.index.failures.first)
         #expect(failure.reason.contains("answered \(status)"))
         #expect(failure.reason.contains("the token cannot read this branch's protection"))
-        let results = CheckValidator().evaluate(collected.index, frameworks: ["soc2"], organization: collected.organization)
+        let results = CheckValidator(catalog: RepositoryCatalog.shared).evaluate(collected.index, frameworks: ["soc2"], organization: collected.organization)
         #expect(results.first { $0.checkID == "github.force-pushes-blocked" }?.status == .notVerified)
     }
 }

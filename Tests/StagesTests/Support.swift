@@ -69,7 +69,7 @@ actor EventBox {
 }
 
 /// The index the executor builds: each answer read once through the validator.
-func index(_ items: [Answer], failures: [CollectionFailure] = [], validator: CheckValidator = CheckValidator()) -> EvidenceIndex {
+func index(_ items: [Answer], failures: [CollectionFailure] = [], validator: CheckValidator = CheckValidator(catalog: RepositoryCatalog.shared)) -> EvidenceIndex {
     var index = EvidenceIndex()
     for item in items { index.add(item.evidence, facts: validator.facts(of: item.evidence, body: item.body)) }
     for failure in failures { index.add(failure) }

@@ -74,7 +74,7 @@ public struct DefinitionLoader: Sendable {
 }
 
 /// Walks the composed YAML node tree, building the model and recording diagnostics.
-private struct Walker {
+struct Walker {
     let file: String
     let vocabulary: Vocabulary
     var diagnostics: [Diagnostic] = []
@@ -734,7 +734,7 @@ public func parseDuration(_ text: String) -> Duration? {
 }
 
 /// The allowed word nearest to a misspelling, if any is close (edit distance ≤ 2).
-func closest(_ word: String, in candidates: [String]) -> String? {
+public func closest(_ word: String, in candidates: [String]) -> String? {
     func distance(_ a: [Character], _ b: [Character]) -> Int {
         var previous = Array(0...b.count)
         for (i, ca) in a.enumerated() {

@@ -28,6 +28,8 @@ public struct ControlStatus: Sendable, Hashable, Codable {
 /// excepted controls are left out of both sides and reported in their own counts.
 public struct FrameworkScore: Sendable, Hashable, Codable {
     public let framework: String
+    /// As the catalog names it (the framework's id in scores stored before titles were kept).
+    public let title: String
     public let passed: Int
     public let failed: Int
     public let notVerified: Int
@@ -44,8 +46,9 @@ public struct FrameworkScore: Sendable, Hashable, Codable {
         return "\(Int((ratio * 100).rounded()))%"
     }
 
-    public init(framework: String, controls: [ControlStatus]) {
+    public init(framework: String, title: String? = nil, controls: [ControlStatus]) {
         self.framework = framework
+        self.title = title ?? framework
         self.controls = controls.sorted { $0.control < $1.control }
         passed = controls.count { $0.status == .pass }
         failed = controls.count { $0.status == .fail }
@@ -55,10 +58,22 @@ public struct FrameworkScore: Sendable, Hashable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case framework, passed, failed, controls
+        case framework, title, passed, failed, controls
         case notVerified = "not_verified"
         case notApplicable = "not_applicable"
         case excepted
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        framework = try container.decode(String.self, forKey: .framework)
+        title = try container.decodeIfPresent(String.self, forKey: .title) ?? framework
+        passed = try container.decode(Int.self, forKey: .passed)
+        failed = try container.decode(Int.self, forKey: .failed)
+        notVerified = try container.decode(Int.self, forKey: .notVerified)
+        notApplicable = try container.decode(Int.self, forKey: .notApplicable)
+        excepted = try container.decode(Int.self, forKey: .excepted)
+        controls = try container.decode([ControlStatus].self, forKey: .controls)
     }
 }
 

@@ -12,7 +12,6 @@ struct PDFReport {
     static let contentWidth = PDFCanvas.pageWidth - 2 * margin
     static let bottom = PDFCanvas.pageHeight - 60
 
-    func frameworkTitle(_ id: String) -> String { ControlCatalog.frameworkTitle(id) }
 
     /// Draws the report into `file`.
     func render(to file: URL) throws {
@@ -57,7 +56,7 @@ struct PDFReport {
         w.paragraph("\(input.scores.passed) of \(input.scores.evaluated) evaluated controls passing", font: .regular, size: 11)
         w.space(24)
         for score in input.scores.frameworks {
-            w.paragraph("\(frameworkTitle(score.framework)): \(score.percentText)", font: .bold, size: 13)
+            w.paragraph("\(score.title): \(score.percentText)", font: .bold, size: 13)
             w.paragraph("\(score.passed) passed · \(score.failed) failed · \(score.notVerified) not verified · "
                         + "\(score.notApplicable) not applicable · \(score.excepted) excepted",
                         font: .regular, size: 10)
@@ -73,7 +72,7 @@ struct PDFReport {
     func controls(_ w: inout Writer) {
         w.heading("Controls")
         for score in input.scores.frameworks {
-            w.paragraph(frameworkTitle(score.framework), font: .bold, size: 12)
+            w.paragraph(score.title, font: .bold, size: 12)
             w.space(4)
             let columns: [(String, Double)] = [("Control", 55), ("Title", 190), ("Status", 80), ("Checks and evidence", 170)]
             w.tableHeader(columns)

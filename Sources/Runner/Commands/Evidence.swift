@@ -37,6 +37,7 @@ struct EvidenceCommand: AsyncParsableCommand {
 
         @OptionGroup var backends: BackendOptions
         @OptionGroup var actorOption: ActorOption
+        @OptionGroup var locations: LocationOptions
 
         func validate() throws {
             _ = try actorOption.resolve()
@@ -50,9 +51,10 @@ struct EvidenceCommand: AsyncParsableCommand {
         func run() async throws {
             do {
                 let organizationID = try OrganizationID(org)
-                let known = Set(ControlCatalog.frameworks.values.flatMap { $0.controls.keys })
+                let known = Set(try CatalogFiles.load(locations.pipelines).frameworks.values.flatMap { $0.controls.map(\.id) })
                 if let unknown = controlList.first(where: { !known.contains($0) }) {
-                    throw PipelineError(.invalidInput, "unknown control '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
+                    let hint = closest(unknown, in: Array(known)).map { "; did you mean '\($0)'?" } ?? ""
+                    throw PipelineError(.invalidInput, "unknown control '\(unknown)'\(hint) (the catalog's controls: pipeline controls list)")
                 }
                 let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
                                                           permission: .runPipeline, what: "upload evidence")

@@ -77,7 +77,7 @@ struct Integrations: AsyncParsableCommand {
 
         /// The declaration of an http source in the folder's definitions (the first that has it).
         static func declarations(of source: String, in folder: String) -> [HTTPSourceDefinition] {
-            let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary)
+            let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary(folder))
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".yml") }.sorted()
             for file in files {
                 let path = (folder as NSString).appendingPathComponent(file)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Stages
 
 struct Lint: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,10 +20,33 @@ struct Lint: AsyncParsableCommand {
     @OptionGroup var locations: LocationOptions
 
     func run() async throws {
-        let files = try DefinitionFiles.expandWithFolders(paths.isEmpty ? [locations.pipelines] : paths)
-        let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary)
+        let roots = paths.isEmpty ? [locations.pipelines] : paths
+        let files = try DefinitionFiles.expandWithFolders(roots)
         var all: [Diagnostic] = []
         var output = ""
+        // The catalog of each folder linted (frameworks/ and checks/ inside it), and of the
+        // pipelines folder for definitions named one by one.
+        var catalogFolders = roots.filter { path in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+        }
+        if catalogFolders.isEmpty { catalogFolders = [locations.pipelines] }
+        var catalogFiles = 0
+        for folder in catalogFolders {
+            let result = CatalogLoader(sources: BuiltIn.sources).load(folder: folder)
+            catalogFiles += result.sources.count
+            var diagnostics = result.diagnostics
+            if !diagnostics.hasErrors {
+                diagnostics += CheckValidator.unimplemented(result.catalog).map {
+                    Diagnostic(file: $0.file, line: 1, column: 1, message: "check \($0.id) has neither 'pass' nor built-in logic", code: "no-logic")
+                }
+            }
+            all += diagnostics
+            for diagnostic in diagnostics where format == .text {
+                output += diagnostic.rendered(source: result.sources[diagnostic.file]) + "\n"
+            }
+        }
+        let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary(catalogFolders[0]))
         for (file, folder) in files {
             let result = loader.load(file: file, within: folder)
             all += result.diagnostics
@@ -33,9 +57,11 @@ struct Lint: AsyncParsableCommand {
         switch format {
         case .text:
             let errors = all.count { $0.severity == .error }
+            let checked = "\(files.count) definition\(files.count == 1 ? "" : "s")"
+                + (catalogFiles > 0 ? " and \(catalogFiles) catalog file\(catalogFiles == 1 ? "" : "s")" : "") + " checked"
             output += all.isEmpty
-                ? "\(files.count) definition\(files.count == 1 ? "" : "s") checked, no problems\n"
-                : "\(files.count) definition\(files.count == 1 ? "" : "s") checked, \(errors) error\(errors == 1 ? "" : "s"), \(all.count - errors) warning\(all.count - errors == 1 ? "" : "s")\n"
+                ? "\(checked), no problems\n"
+                : "\(checked), \(errors) error\(errors == 1 ? "" : "s"), \(all.count - errors) warning\(all.count - errors == 1 ? "" : "s")\n"
             print(output, terminator: "")
         case .json:
             let encoder = JSONEncoder()

@@ -12,7 +12,7 @@ struct List: AsyncParsableCommand {
 
     func run() async throws {
         let files = try DefinitionFiles.expand([locations.pipelines])
-        let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary)
+        let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary(locations.pipelines))
         var broken = false
         print("Pipelines (\(locations.pipelines)):")
         for file in files {

@@ -85,6 +85,8 @@ struct Run: AsyncParsableCommand {
 
     func execute() async throws -> ExitCode {
         let definition = try loadDefinition()
+        // The checks and frameworks: data beside the definitions, checked before anything runs.
+        let catalog = try CatalogFiles.load(locations.pipelines)
         let requested = try org.map { try OrganizationID($0) }
         let store = try await backends.openStore()
         // The store is the one source of truth: --all-orgs is every organization in it.
@@ -122,7 +124,7 @@ struct Run: AsyncParsableCommand {
         let stages = StageSet(
             collectors: BuiltIn.collectors + definition.httpSources.map { HTTPSourceCollector($0) },
             transport: { source, organization in try await integrations.transport(for: source, of: organization) },
-            validator: CheckValidator(), scorer: ControlScorer(), renderer: BundleRenderer())
+            validator: CheckValidator(catalog: catalog), scorer: ControlScorer(catalog: catalog), renderer: BundleRenderer())
         let executor = PipelineExecutor(definition: definition, stages: stages)
         let progress = ProgressDisplay(enabled: !quiet)
 
@@ -227,7 +229,7 @@ struct Run: AsyncParsableCommand {
             file = found
             folder = locations.pipelines
         }
-        let result = DefinitionLoader(vocabulary: BuiltIn.vocabulary).load(file: file, within: folder)
+        let result = DefinitionLoader(vocabulary: BuiltIn.vocabulary(locations.pipelines)).load(file: file, within: folder)
         for diagnostic in result.diagnostics {
             StandardError.write((byPath ? diagnostic.description : diagnostic.rendered(source: result.source)) + "\n")
         }

@@ -39,10 +39,31 @@ struct LoggingOptions: ParsableArguments {
     }
 }
 
-/// The built-in vocabulary definitions may use: the sources and frameworks this build has.
+/// The built-in vocabulary definitions may use: the sources this build has, and the frameworks of
+/// the catalog beside the definitions.
 enum BuiltIn {
     static let collectors: [any EvidenceCollector] = [GitHubCollector(), AWSCollector(), GoogleWorkspaceCollector()]
-    static var vocabulary: Vocabulary {
-        Vocabulary(sources: Set(collectors.map(\.source)), frameworks: Set(ControlCatalog.frameworks.keys))
+    static var sources: Set<String> { Set(collectors.map(\.source)) }
+
+    static func vocabulary(_ folder: String) -> Vocabulary {
+        Vocabulary(sources: sources, frameworks: Set(CatalogLoader(sources: sources).load(folder: folder).catalog.frameworks.keys))
+    }
+}
+
+/// The catalog (frameworks/ and checks/ beside the definitions), as runs and commands use it.
+enum CatalogFiles {
+    /// The catalog of `folder`; its problems are printed, and errors stop the command (exit 2).
+    static func load(_ folder: String) throws -> Catalog {
+        let result = CatalogLoader(sources: BuiltIn.sources).load(folder: folder)
+        for diagnostic in result.diagnostics {
+            StandardError.write(diagnostic.rendered(source: result.sources[diagnostic.file]) + "\n")
+        }
+        if result.diagnostics.hasErrors {
+            throw PipelineError(.invalidDefinition, "the catalog in \(folder) has errors (fix them, or see `pipeline lint`)")
+        }
+        if let missing = CheckValidator.unimplemented(result.catalog).first {
+            throw PipelineError(.invalidDefinition, "\(missing.file): check \(missing.id) has neither 'pass' nor built-in logic")
+        }
+        return result.catalog
     }
 }

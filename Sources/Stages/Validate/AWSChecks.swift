@@ -17,8 +17,6 @@ public enum AWSChecks {
         vpcFlowLogs,
     ]
 
-    static func soc2(_ ids: String...) -> [ControlRef] { ids.map { ControlRef(framework: "soc2", id: $0) } }
-    static func iso(_ ids: String...) -> [ControlRef] { ids.map { ControlRef(framework: "iso27001", id: $0) } }
     static func reading(_ operation: String, _ fields: FieldPath...) -> Check.Reading {
         Check.Reading(source: source, operation: operation, fields: fields)
     }
@@ -80,8 +78,7 @@ public enum AWSChecks {
     static let summaryReading = reading(Op.getAccountSummary, "GetAccountSummaryResponse.GetAccountSummaryResult.SummaryMap")
 
     public static let rootMFA = Check(
-        id: "aws.root-mfa-enabled", title: "The AWS root user has multi-factor authentication",
-        controls: soc2("CC6.1") + iso("A.8.5"), reads: [summaryReading]
+        id: "aws.root-mfa-enabled", reads: [summaryReading]
     ) { index, _ in
         switch summaryMap(index) {
         case .failure(let reason): return reason.verdict
@@ -93,8 +90,7 @@ public enum AWSChecks {
     }
 
     public static let rootAccessKeys = Check(
-        id: "aws.root-has-no-access-keys", title: "The AWS root user has no access keys",
-        controls: soc2("CC6.1") + iso("A.8.2"), reads: [summaryReading]
+        id: "aws.root-has-no-access-keys", reads: [summaryReading]
     ) { index, _ in
         switch summaryMap(index) {
         case .failure(let reason): return reason.verdict
@@ -128,8 +124,7 @@ public enum AWSChecks {
     static let reportReading = reading(Op.getCredentialReport, "GetCredentialReportResponse.GetCredentialReportResult.Content")
 
     public static let consoleUsersHaveMFA = Check(
-        id: "aws.console-users-have-mfa", title: "Every IAM user who can sign in to the console has MFA",
-        controls: soc2("CC6.1") + iso("A.8.5"), reads: [reportReading]
+        id: "aws.console-users-have-mfa", reads: [reportReading]
     ) { index, _ in
         switch credentialReport(index) {
         case .failure(let reason): return reason.verdict
@@ -141,8 +136,7 @@ public enum AWSChecks {
     }
 
     public static let accessKeysRotated = Check(
-        id: "aws.access-keys-rotated", title: "Active IAM access keys are rotated within 90 days",
-        controls: soc2("CC6.1") + iso("A.5.17"), reads: [reportReading]
+        id: "aws.access-keys-rotated", reads: [reportReading]
     ) { index, organization in
         switch credentialReport(index) {
         case .failure(let reason): return reason.verdict
@@ -170,9 +164,7 @@ public enum AWSChecks {
     }
 
     public static let passwordPolicy = Check(
-        id: "aws.password-policy-strong", title: "The IAM password policy requires at least 14 characters and prevents reuse",
-        controls: soc2("CC6.1") + iso("A.5.17"),
-        reads: [reading(Op.getPasswordPolicy, "GetAccountPasswordPolicyResponse.GetAccountPasswordPolicyResult.PasswordPolicy",
+        id: "aws.password-policy-strong", reads: [reading(Op.getPasswordPolicy, "GetAccountPasswordPolicyResponse.GetAccountPasswordPolicyResult.PasswordPolicy",
                         "ErrorResponse.Error.Code")]
     ) { index, _ in
         switch answers(index, Op.getPasswordPolicy, "the password policy") {
@@ -232,9 +224,7 @@ public enum AWSChecks {
                                  reading(Op.listPolicies, "ListPoliciesResponse.ListPoliciesResult.Policies")]
 
     public static let noFullAdminPolicies = Check(
-        id: "aws.no-full-admin-policies", title: "No attached customer-managed policy allows every action on every resource",
-        controls: soc2("CC6.3") + iso("A.8.2"),
-        reads: policyReadings
+        id: "aws.no-full-admin-policies", reads: policyReadings
     ) { index, _ in
         let found: (statements: [(policy: String, statement: [String: Any])], evidence: [Evidence])
         switch allowStatements(index) {
@@ -271,8 +261,6 @@ public enum AWSChecks {
 
     public static let noPrivilegeEscalationPolicies = Check(
         id: "aws.no-privilege-escalation-policies",
-        title: "No attached customer-managed policy lets its holder raise its own privileges",
-        controls: soc2("CC6.3") + iso("A.8.2"),
         reads: policyReadings
     ) { index, _ in
         let found: (statements: [(policy: String, statement: [String: Any])], evidence: [Evidence])
@@ -329,9 +317,7 @@ public enum AWSChecks {
     }
 
     public static let bucketsEncrypted = Check(
-        id: "aws.s3-buckets-encrypted", title: "Every S3 bucket encrypts objects at rest by default",
-        controls: soc2("CC6.1") + iso("A.8.24"),
-        reads: [bucketListReading, reading(Op.getBucketEncryption, "ServerSideEncryptionConfiguration")]
+        id: "aws.s3-buckets-encrypted", reads: [bucketListReading, reading(Op.getBucketEncryption, "ServerSideEncryptionConfiguration")]
     ) { index, _ in
         perBucket(index, Op.getBucketEncryption, "the default encryption", pass: "Every bucket encrypts by default.",
                   fail: "{n} bucket(s) have no default encryption.") { item, value in
@@ -343,9 +329,7 @@ public enum AWSChecks {
     }
 
     public static let bucketsBlockPublicAccess = Check(
-        id: "aws.s3-public-access-blocked", title: "Every S3 bucket blocks public access (all four settings)",
-        controls: soc2("CC6.1") + iso("A.8.3"),
-        reads: [bucketListReading, reading(Op.getPublicAccessBlock, "PublicAccessBlockConfiguration")]
+        id: "aws.s3-public-access-blocked", reads: [bucketListReading, reading(Op.getPublicAccessBlock, "PublicAccessBlockConfiguration")]
     ) { index, _ in
         perBucket(index, Op.getPublicAccessBlock, "the public access block", pass: "Every bucket blocks public access.",
                   fail: "{n} bucket(s) do not block public access.") { item, value in
@@ -358,9 +342,7 @@ public enum AWSChecks {
     }
 
     public static let bucketsRequireTLS = Check(
-        id: "aws.s3-tls-only", title: "Every S3 bucket's policy denies requests without TLS",
-        controls: soc2("CC6.7") + iso("A.8.24"),
-        reads: [bucketListReading, reading(Op.getBucketPolicy, "Statement", "Error.Code")]
+        id: "aws.s3-tls-only", reads: [bucketListReading, reading(Op.getBucketPolicy, "Statement", "Error.Code")]
     ) { index, _ in
         perBucket(index, Op.getBucketPolicy, "the bucket policy", pass: "Every bucket denies requests without TLS.",
                   fail: "{n} bucket(s) accept requests without TLS.") { item, value in
@@ -375,9 +357,7 @@ public enum AWSChecks {
     }
 
     public static let bucketsVersioned = Check(
-        id: "aws.s3-versioning-enabled", title: "Every S3 bucket keeps object versions",
-        controls: soc2("A1.2") + iso("A.8.13"),
-        reads: [bucketListReading, reading(Op.getBucketVersioning, "VersioningConfiguration.Status", "GetBucketVersioningResponse.Status")]
+        id: "aws.s3-versioning-enabled", reads: [bucketListReading, reading(Op.getBucketVersioning, "VersioningConfiguration.Status", "GetBucketVersioningResponse.Status")]
     ) { index, _ in
         perBucket(index, Op.getBucketVersioning, "the versioning state", pass: "Every bucket keeps versions.",
                   fail: "{n} bucket(s) do not keep versions.") { _, value in
@@ -390,8 +370,6 @@ public enum AWSChecks {
 
     public static let cloudTrailLogging = Check(
         id: "aws.cloudtrail-multi-region-logging",
-        title: "A multi-region CloudTrail trail is logging, with log file validation",
-        controls: soc2("CC7.2") + iso("A.8.15"),
         reads: [reading(Op.describeTrails, "trailList"), reading(Op.getTrailStatus, "IsLogging")]
     ) { index, _ in
         switch answers(index, Op.describeTrails, "the trail list") {
@@ -452,8 +430,6 @@ public enum AWSChecks {
 
     public static let securityGroupsCloseAdminPorts = Check(
         id: "aws.security-groups-restrict-admin-ports",
-        title: "No security group opens SSH (22) or RDP (3389) to the whole internet",
-        controls: soc2("CC6.6") + iso("A.8.20"),
         reads: [reading(Op.describeSecurityGroups, "DescribeSecurityGroupsResponse.securityGroupInfo")]
     ) { index, organization in
         switch perRegion(index, organization, Op.describeSecurityGroups, "the security groups") {
@@ -481,9 +457,7 @@ public enum AWSChecks {
     }
 
     public static let ebsEncryptionByDefault = Check(
-        id: "aws.ebs-encryption-by-default", title: "New EBS volumes are encrypted by default in every region read",
-        controls: soc2("CC6.1") + iso("A.8.24"),
-        reads: [reading(Op.getEbsEncryptionByDefault, "GetEbsEncryptionByDefaultResponse.ebsEncryptionByDefault")]
+        id: "aws.ebs-encryption-by-default", reads: [reading(Op.getEbsEncryptionByDefault, "GetEbsEncryptionByDefaultResponse.ebsEncryptionByDefault")]
     ) { index, organization in
         switch perRegion(index, organization, Op.getEbsEncryptionByDefault, "EBS default encryption") {
         case .failure(let reason): return reason.verdict
@@ -497,9 +471,7 @@ public enum AWSChecks {
     }
 
     public static let kmsKeyRotation = Check(
-        id: "aws.kms-key-rotation", title: "Customer-managed KMS keys rotate yearly",
-        controls: soc2("CC6.1") + iso("A.8.24"),
-        reads: [reading(Op.describeKey, "KeyMetadata"), reading(Op.getKeyRotationStatus, "KeyRotationEnabled"),
+        id: "aws.kms-key-rotation", reads: [reading(Op.describeKey, "KeyMetadata"), reading(Op.getKeyRotationStatus, "KeyRotationEnabled"),
                 reading(Op.listKeys, "Keys")]
     ) { index, organization in
         if case .failure(let reason) = perRegion(index, organization, Op.listKeys, "the key list") { return reason.verdict }
@@ -533,8 +505,6 @@ public enum AWSChecks {
 
     public static let databasesProtected = Check(
         id: "aws.rds-encrypted-private-backed-up",
-        title: "RDS databases are encrypted, not publicly accessible, and keep backups 7 days or more",
-        controls: soc2("CC6.1", "A1.2") + iso("A.8.24", "A.8.13"),
         reads: [reading(Op.describeDBInstances, "DescribeDBInstancesResponse.DescribeDBInstancesResult.DBInstances")]
     ) { index, organization in
         switch perRegion(index, organization, Op.describeDBInstances, "the database list") {
@@ -560,9 +530,7 @@ public enum AWSChecks {
     }
 
     public static let guardDutyEnabled = Check(
-        id: "aws.guardduty-enabled", title: "GuardDuty threat detection is enabled in every region read",
-        controls: soc2("CC7.2") + iso("A.8.16"),
-        reads: [reading(Op.listDetectors, "detectorIds"), reading(Op.getDetector, "status")]
+        id: "aws.guardduty-enabled", reads: [reading(Op.listDetectors, "detectorIds"), reading(Op.getDetector, "status")]
     ) { index, organization in
         switch perRegion(index, organization, Op.listDetectors, "the GuardDuty detectors") {
         case .failure(let reason): return reason.verdict
@@ -585,9 +553,7 @@ public enum AWSChecks {
     }
 
     public static let vpcFlowLogs = Check(
-        id: "aws.vpc-flow-logs", title: "Every VPC records flow logs",
-        controls: soc2("CC7.2") + iso("A.8.15"),
-        reads: [reading(Op.describeVpcs, "DescribeVpcsResponse.vpcSet"), reading(Op.describeFlowLogs, "DescribeFlowLogsResponse.flowLogSet")]
+        id: "aws.vpc-flow-logs", reads: [reading(Op.describeVpcs, "DescribeVpcsResponse.vpcSet"), reading(Op.describeFlowLogs, "DescribeFlowLogsResponse.flowLogSet")]
     ) { index, organization in
         let vpcs = perRegion(index, organization, Op.describeVpcs, "the VPC list")
         let logs = perRegion(index, organization, Op.describeFlowLogs, "the flow logs")

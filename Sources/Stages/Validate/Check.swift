@@ -2,14 +2,21 @@ import Foundation
 import Pipeline
 
 /// One automated check: what it verifies, the controls it supports, what it reads of which
-/// answers, and how it decides.
+/// answers, and how it decides. Its words, severity and mapping come from the catalog (data); its
+/// logic is built in (Swift) or declared there (`DeclarativeCheck`).
 public struct Check: Sendable {
     public let id: String
-    public let title: String
-    public let controls: [ControlRef]
+    public private(set) var title: String
+    public private(set) var controls: [ControlRef]
+    public private(set) var severity: Catalog.Severity = .medium
     /// The fields of each kind of answer the check reads; only these are kept from a body.
     public let reads: [Reading]
     public let evaluate: @Sendable (EvidenceIndex, Organization) -> Verdict
+
+    /// Built-in logic, described later by the catalog entry of the same id.
+    public init(id: String, reads: [Reading], evaluate: @escaping @Sendable (EvidenceIndex, Organization) -> Verdict) {
+        self.init(id: id, title: id, controls: [], reads: reads, evaluate: evaluate)
+    }
 
     public init(id: String, title: String, controls: [ControlRef], reads: [Reading],
                 evaluate: @escaping @Sendable (EvidenceIndex, Organization) -> Verdict) {
@@ -18,6 +25,15 @@ public struct Check: Sendable {
         self.controls = controls
         self.reads = reads
         self.evaluate = evaluate
+    }
+
+    /// The check with the catalog's words, severity and mapping.
+    public func described(by spec: Catalog.CheckSpec) -> Check {
+        var check = self
+        check.title = spec.title
+        check.controls = spec.controls
+        check.severity = spec.severity
+        return check
     }
 
     /// Fields a check reads of the answers of one operation of one source.
@@ -65,7 +81,26 @@ public struct CheckValidator: Validator {
     public let checks: [Check]
     let projections: [String: JSONProjection]
 
-    public init(checks: [Check] = GitHubChecks.all + AWSChecks.all + GoogleWorkspaceChecks.all) {
+    /// Every check the catalog lists: built-in logic described by its entry, or the entry's
+    /// declared rule. An entry with neither is left out (`unimplemented` names it for lint).
+    public init(catalog: Catalog, builtIns: [Check] = CheckValidator.builtIns) {
+        let logic = Dictionary(builtIns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        self.init(checks: catalog.checks.compactMap { spec in
+            if let rule = spec.rule { return DeclarativeCheck.make(spec, rule) }
+            return logic[spec.id]?.described(by: spec)
+        })
+    }
+
+    /// The checks whose logic is Swift.
+    public static let builtIns: [Check] = GitHubChecks.all + AWSChecks.all + GoogleWorkspaceChecks.all
+
+    /// Catalog entries without logic: no rule, and no built-in check of their id.
+    public static func unimplemented(_ catalog: Catalog) -> [Catalog.CheckSpec] {
+        let ids = Set(builtIns.map(\.id))
+        return catalog.checks.filter { $0.rule == nil && !ids.contains($0.id) }
+    }
+
+    public init(checks: [Check]) {
         self.checks = checks
         var fields: [String: Set<FieldPath>] = [:]
         for reading in checks.flatMap(\.reads) {

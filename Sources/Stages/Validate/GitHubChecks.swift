@@ -13,8 +13,6 @@ public enum GitHubChecks {
         secretScanningEnabled, pushProtectionEnabled, auditLogStreamed,
     ]
 
-    static func soc2(_ ids: String...) -> [ControlRef] { ids.map { ControlRef(framework: "soc2", id: $0) } }
-    static func iso(_ ids: String...) -> [ControlRef] { ids.map { ControlRef(framework: "iso27001", id: $0) } }
 
     /// Reason for a missing piece of evidence: the collection failure if there was one.
     static func missing(_ index: EvidenceIndex, _ operation: String, _ what: String, resource: String? = nil) -> String {
@@ -32,8 +30,6 @@ public enum GitHubChecks {
 
     public static let organizationRequires2FA = Check(
         id: "github.org-requires-2fa",
-        title: "GitHub organization requires two-factor authentication",
-        controls: soc2("CC6.1") + iso("A.5.17", "A.8.5"),
         reads: [reading(Op.getOrganization, "two_factor_requirement_enabled", "login")]
     ) { index, _ in
         guard let evidence = index.evidence(source: source, operation: Op.getOrganization).first else {
@@ -57,8 +53,6 @@ public enum GitHubChecks {
 
     public static let membersHave2FA = Check(
         id: "github.members-have-2fa",
-        title: "Every GitHub organization member has two-factor authentication on",
-        controls: soc2("CC6.1", "CC6.2") + iso("A.8.5"),
         reads: [reading(Op.listMembersWithout2FA, "[].login")]
     ) { index, _ in
         let pages = index.evidence(source: source, operation: Op.listMembersWithout2FA)
@@ -348,8 +342,6 @@ public enum GitHubChecks {
 
     public static let defaultBranchRequiresReview = Check(
         id: "github.default-branch-requires-review",
-        title: "Default branches require an approving review before merge",
-        controls: soc2("CC8.1") + iso("A.8.4", "A.8.32"),
         reads: protectionReading("required_pull_request_reviews.required_approving_review_count")
     ) { index, _ in
         perRepository(index, operation: Op.getBranchProtection, resources: \.branchResources, positions: \.protectionOrRules, alsoUsing: \.rules,
@@ -363,8 +355,6 @@ public enum GitHubChecks {
 
     public static let forcePushesBlocked = Check(
         id: "github.force-pushes-blocked",
-        title: "Force pushes to default branches are blocked",
-        controls: soc2("CC8.1") + iso("A.8.32"),
         reads: protectionReading("allow_force_pushes.enabled")
     ) { index, _ in
         perRepository(index, operation: Op.getBranchProtection, resources: \.branchResources, positions: \.protectionOrRules, alsoUsing: \.rules,
@@ -381,8 +371,6 @@ public enum GitHubChecks {
 
     public static let branchDeletionBlocked = Check(
         id: "github.branch-deletion-blocked",
-        title: "Default branches cannot be deleted",
-        controls: soc2("CC8.1") + iso("A.8.32"),
         reads: protectionReading("allow_deletions.enabled")
     ) { index, _ in
         perRepository(index, operation: Op.getBranchProtection, resources: \.branchResources, positions: \.protectionOrRules, alsoUsing: \.rules,
@@ -399,8 +387,6 @@ public enum GitHubChecks {
 
     public static let adminsFollowProtection = Check(
         id: "github.admins-follow-protection",
-        title: "Branch protection applies to administrators too",
-        controls: soc2("CC8.1") + iso("A.8.32"),
         reads: protectionReading("enforce_admins.enabled")
     ) { index, _ in
         perRepository(index, operation: Op.getBranchProtection, resources: \.branchResources, positions: \.protectionOrRules, alsoUsing: \.rules,
@@ -419,8 +405,6 @@ public enum GitHubChecks {
 
     public static let dependabotAlertsEnabled = Check(
         id: "github.dependabot-alerts-enabled",
-        title: "Dependabot vulnerability alerts are on for every repository",
-        controls: soc2("CC7.1") + iso("A.8.8"),
         reads: [repositoryList]
     ) { index, _ in
         perRepository(index, operation: Op.checkVulnerabilityAlerts, resources: \.resources, positions: \.alerts,
@@ -457,8 +441,6 @@ public enum GitHubChecks {
 
     public static let defaultRepositoryPermission = Check(
         id: "github.default-repository-permission",
-        title: "Members get at most read access to repositories by default",
-        controls: soc2("CC6.3") + iso("A.5.15", "A.8.3"),
         reads: [reading(Op.getOrganization, "default_repository_permission", "login")]
     ) { index, _ in
         let (org, evidence): (JSONValue, Evidence)
@@ -482,8 +464,6 @@ public enum GitHubChecks {
 
     public static let publicRepositoryCreationRestricted = Check(
         id: "github.public-repository-creation-restricted",
-        title: "Members cannot create public repositories",
-        controls: soc2("CC6.1") + iso("A.8.12"),
         reads: [reading(Op.getOrganization, "members_can_create_public_repositories", "login")]
     ) { index, _ in
         let (org, evidence): (JSONValue, Evidence)
@@ -525,8 +505,6 @@ public enum GitHubChecks {
 
     public static let ownersLimited = Check(
         id: "github.owners-limited",
-        title: "Two to five people own the GitHub organization",
-        controls: soc2("CC6.3") + iso("A.8.2"),
         reads: [reading(Op.listOwners, "[].login")]
     ) { index, _ in
         let (found, pages): ([String], [Evidence])
@@ -545,8 +523,6 @@ public enum GitHubChecks {
 
     public static let outsideCollaboratorsHave2FA = Check(
         id: "github.outside-collaborators-have-2fa",
-        title: "Every outside collaborator has two-factor authentication on",
-        controls: soc2("CC6.1", "CC6.2") + iso("A.5.19", "A.8.5"),
         reads: [reading(Op.listOutsideCollaborators, "[].login"), reading(Op.listOutsideCollaboratorsWithout2FA, "[].login")]
     ) { index, _ in
         let (all, allPages): ([String], [Evidence])
@@ -599,8 +575,6 @@ public enum GitHubChecks {
 
     public static let secretScanningEnabled = Check(
         id: "github.secret-scanning-enabled",
-        title: "Secret scanning is on for every repository",
-        controls: soc2("CC6.1", "CC7.1") + iso("A.8.12"),
         reads: [securityReading]
     ) { index, _ in
         securitySetting(index, \.secretScanning, what: "secret scanning",
@@ -609,8 +583,6 @@ public enum GitHubChecks {
 
     public static let pushProtectionEnabled = Check(
         id: "github.push-protection-enabled",
-        title: "Push protection blocks secrets before they are committed",
-        controls: soc2("CC6.1", "CC8.1") + iso("A.8.12", "A.8.28"),
         reads: [securityReading]
     ) { index, _ in
         securitySetting(index, \.pushProtection, what: "push protection",
@@ -619,8 +591,6 @@ public enum GitHubChecks {
 
     public static let auditLogStreamed = Check(
         id: "github.audit-log-streamed",
-        title: "The GitHub audit log is streamed to a store the organization keeps",
-        controls: soc2("CC7.2") + iso("A.8.15", "A.8.16"),
         reads: [reading(Op.getOrganization, "plan.name", "login"), reading(Op.listAuditLogStreams, "[].stream_type", "[].enabled")]
     ) { index, organization in
         let streams = index.evidence(source: source, operation: Op.listAuditLogStreams)
