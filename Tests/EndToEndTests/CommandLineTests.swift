@@ -477,3 +477,67 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         #expect(!result.stderr.contains("SECRET") && !result.stdout.contains("SECRET"))
     }
 }
+
+/// The catalog through the command line: listed, shown, and its mistakes linted where they are.
+@Suite struct ControlsCommandTests {
+    @Test func fortyChecksOrMoreAreListedEachMappedToBothFrameworks() throws {
+        let result = try CLI(demo: false).run(["controls", "list", "--format", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let checks = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        #expect(checks.count >= 40)
+        for check in checks {
+            let controls = check["controls"] as? [String: Any] ?? [:]
+            #expect(controls["soc2"] != nil && controls["iso27001"] != nil, "\(check["id"] ?? "?")")
+            #expect(["low", "medium", "high", "critical"].contains(check["severity"] as? String ?? ""))
+            #expect(!(check["evidence"] as? [String] ?? []).isEmpty, "\(check["id"] ?? "?") names no evidence")
+        }
+    }
+
+    @Test func aCheckAndACriterionAreShown() throws {
+        let cli = try CLI(demo: false)
+        let check = try cli.run(["controls", "show", "github.dependabot-security-updates-enabled"])
+        #expect(check.status == 0)
+        for expected in ["evidence:    github repos/list-for-org", "applies to:  archived != true",
+                         "passes when: security_and_analysis.dependabot_security_updates.status == 'enabled'",
+                         "iso27001 A.8.8: Management of technical vulnerabilities"] {
+            #expect(check.stdout.contains(expected), "\(expected)\n\(check.stdout)")
+        }
+        let criterion = try cli.run(["controls", "show", "A.8.2", "--format", "json"])
+        let document = try JSONSerialization.jsonObject(with: Data(criterion.stdout.utf8)) as? [String: Any]
+        #expect(document?["title"] as? String == "Privileged access rights")
+        #expect((document?["checks"] as? [[String: Any]])?.contains { $0["id"] as? String == "aws.root-has-no-access-keys" } == true)
+        let unknown = try cli.run(["controls", "show", "github.org-require-2fa"])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.contains("did you mean 'github.org-requires-2fa'?"))
+    }
+
+    /// A user's check with a broken expression: lint points at it, and a run refuses to start.
+    @Test func aBrokenExpressionIsLintedAndStopsARun() throws {
+        let cli = try CLI()
+        let folder = cli.dataDir.appendingPathComponent("catalog")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("checks"), withIntermediateDirectories: true)
+        for sub in ["frameworks", "checks"] {
+            for file in try FileManager.default.contentsOfDirectory(atPath: "pipelines/\(sub)") where file.hasSuffix(".yml") {
+                try? FileManager.default.createDirectory(at: folder.appendingPathComponent(sub), withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: "pipelines/\(sub)/\(file)", toPath: folder.appendingPathComponent("\(sub)/\(file)").path)
+            }
+        }
+        try FileManager.default.copyItem(atPath: "pipelines/report.yml", toPath: folder.appendingPathComponent("report.yml").path)
+        try """
+        checks:
+          - id: github.mine
+            title: Mine
+            controls: {soc2: [CC6.1], iso27001: [A.8.5]}
+            source: github
+            evidence: orgs/get
+            resource: "{login}"
+            pass: two_factor_requirement_enabled = true
+        """.write(to: folder.appendingPathComponent("checks/zz-local.yml"), atomically: true, encoding: .utf8)
+        let lint = try cli.run(["lint", folder.path])
+        #expect(lint.status == 1)
+        #expect(lint.stdout.contains("zz-local.yml:8:42: error: in 'pass': '=' is not a comparison: use '==' [invalid-expression]"), "\(lint.stdout)")
+        let run = try cli.run(["run", "report", "--org", "acme", "--pipelines", folder.path])
+        #expect(run.status == 1)  // as a definition with errors
+        #expect(run.stderr.contains("the catalog in \(folder.path) has errors"))
+    }
+}
