@@ -541,3 +541,41 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         #expect(run.stderr.contains("the catalog in \(folder.path) has errors"))
     }
 }
+
+/// `pipeline verify` holds the fixture organizations' expected results in CI.
+@Suite struct VerifyTests {
+    @Test func theCommittedExpectationsHold() throws {
+        let result = try CLI(demo: false).run(["verify"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("acme report: as expected"))
+        #expect(result.stdout.hasSuffix("6 verified, 0 drifted\n"))
+    }
+
+    /// An edited expected file is drift: a readable diff, a JUnit failure, exit 1; --update rewrites it.
+    @Test func anEditedExpectationFailsWithADiff() throws {
+        let cli = try CLI(demo: false)
+        let copy = cli.dataDir.appendingPathComponent("fixtures/acme")
+        try FileManager.default.createDirectory(at: copy.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "fixtures/orgs/acme", toPath: copy.path)
+        let expected = copy.appendingPathComponent("expected/report.json")
+        let original = try String(contentsOf: expected, encoding: .utf8)
+        let passing = "\"github.org-requires-2fa\" : {\n      \"findings\" : [\n\n      ],\n      \"status\" : \"pass\""
+        let edited = original.replacingOccurrences(of: passing, with: passing.replacingOccurrences(of: "\"pass\"", with: "\"fail\""))
+        #expect(edited != original)
+        try edited.write(to: expected, atomically: true, encoding: .utf8)
+        let junit = cli.dataDir.appendingPathComponent("junit.xml")
+        let drift = try cli.run(["verify", copy.path, "--pipeline", "report", "--junit-report", junit.path])
+        #expect(drift.status == 1)
+        #expect(drift.stdout.contains("acme report: DRIFT from"))
+        #expect(drift.stdout.contains("-      \"status\" : \"fail\"") && drift.stdout.contains("+      \"status\" : \"pass\""), "\(drift.stdout)")
+        let xml = try String(contentsOf: junit, encoding: .utf8)
+        #expect(xml.contains("<testcase classname=\"acme\" name=\"report\">") && xml.contains("<failure message=\"results drifted from report.json\">"))
+        // Validated as XML by Python's parser, as a CI system would read it.
+        #expect(try ExternalTool.run("python3", ["-c", "import sys, xml.etree.ElementTree as E; r = E.parse(sys.argv[1]).getroot(); print(r.get('failures'))", junit.path]).stdout == "1\n")
+
+        #expect(try cli.run(["verify", copy.path, "--pipeline", "report", "--update"]).status == 0)
+        #expect(try String(contentsOf: expected, encoding: .utf8) == original)
+        #expect(try cli.run(["verify", copy.path, "--pipeline", "report"]).status == 0)
+        #expect(try cli.run(["verify", copy.path, "--pipeline", "nope"]).status == 2)
+    }
+}
