@@ -47,6 +47,14 @@ public actor InMemoryEvidenceStore: EvidenceStore {
     public func setMember(_ member: Member, in organization: OrganizationID, actor: String) {}
     public func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) -> Bool { false }
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) {}
+    public private(set) var riskExceptions: [RiskException] = []
+    public func exceptions(of organization: OrganizationID) -> [RiskException] { riskExceptions }
+    public func addException(_ exception: RiskException, to organization: OrganizationID, actor: String) { riskExceptions.append(exception) }
+    public func removeException(_ id: String, from organization: OrganizationID, actor: String) -> Bool {
+        let before = riskExceptions.count
+        riskExceptions.removeAll { $0.id == id }
+        return riskExceptions.count < before
+    }
     public func integrations(of organization: OrganizationID) -> [String: [String: String]] { [:] }
     public func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) -> Bool { false }
     public func audit(_ entry: AuditEntry) { entries.append(entry) }

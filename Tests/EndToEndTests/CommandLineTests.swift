@@ -579,3 +579,44 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         #expect(try cli.run(["verify", copy.path, "--pipeline", "nope"]).status == 2)
     }
 }
+
+/// Risk exceptions through the command line: who may add them, what they change, and expiry.
+@Suite struct ExceptionCommandTests {
+    @Test func anExceptionAppliesThenExpires() throws {
+        let cli = try CLI()
+        func add(_ extra: [String], actor: String = "olive@acme.example") throws -> ToolResult {
+            try cli.run(["exceptions", "add", "--org", "acme", "--check", "github.admins-follow-protection",
+                         "--approver", "olive@acme.example", "--justification", "web is replaced in Q1; admins hotfix it",
+                         "--actor", actor] + extra)
+        }
+        // A member cannot accept risks; a viewer cannot approve them; a year is the longest.
+        #expect(try add(["--expires", "30d"], actor: "mel@acme.example").status == 1)
+        let viewer = try cli.run(["exceptions", "add", "--org", "acme", "--check", "github.admins-follow-protection",
+                                  "--approver", "vic@acme.example", "--justification", "web is replaced in Q1; admins hotfix it",
+                                  "--expires", "30d", "--actor", "olive@acme.example"])
+        #expect(viewer.status == 2)
+        #expect(viewer.stderr.contains("the approver must be a member who manages controls"))
+        #expect(try add(["--expires", "400d"]).stderr.contains("an exception lasts at most 366 days"))
+        let misspelt = try cli.run(["exceptions", "add", "--org", "acme", "--check", "github.admins-follow-protecton",
+                                    "--approver", "olive@acme.example", "--justification", "0123456789 ok", "--expires", "30d"])
+        #expect(misspelt.stderr.contains("did you mean 'github.admins-follow-protection'?"))
+
+        let added = try add(["--resource", "acme-corp/web", "--expires", "2026-12-31"])
+        #expect(added.status == 0, "\(added.stderr)")
+        let before = try cli.run(["run", "report", "--org", "acme", "--json", "--as-of", "2026-11-28T00:00:00Z"])
+        #expect(checkStatuses(try runJSON(before))["github.admins-follow-protection"] == "excepted")
+        let after = try cli.run(["run", "report", "--org", "acme", "--json", "--as-of", "2027-01-02T00:00:00Z"])
+        #expect(checkStatuses(try runJSON(after))["github.admins-follow-protection"] == "fail")
+        let reason = try cli.sql("SELECT reason FROM check_results WHERE check_id = 'github.admins-follow-protection' ORDER BY rowid DESC LIMIT 1")
+        #expect(reason.contains("An exception approved by olive@acme.example for acme-corp/web expired on 2026-12-31."), "\(reason)")
+
+        let listed = try cli.run(["exceptions", "list", "--org", "acme", "--format", "json", "--actor", "vic@acme.example"])
+        let items = try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]]
+        let id = try #require(items?.first?["id"] as? String)
+        #expect(items?.first?["resource"] as? String == "acme-corp/web")
+        #expect(try cli.run(["exceptions", "remove", "--org", "acme", "--id", id, "--actor", "vic@acme.example"]).status == 1)
+        #expect(try cli.run(["exceptions", "remove", "--org", "acme", "--id", id, "--actor", "olive@acme.example"]).status == 0)
+        #expect(try cli.sql("SELECT group_concat(action) FROM (SELECT action FROM audit_log WHERE entity_type = 'exception' ORDER BY seq)")
+                == "exception.added,exception.removed")
+    }
+}

@@ -41,6 +41,26 @@ import Testing
         }
     }
 
+    /// Exceptions are kept per organization, audited when added and removed, and invisible to
+    /// another organization (row-level security on PostgreSQL).
+    @Test(arguments: Backend.allCases)
+    func exceptionsAreKeptPerOrganizationAndAudited(_ backend: Backend) async throws {
+        let store = try await makeStore(backend)
+        let expires = Date(timeIntervalSince1970: 1_800_000_000)
+        let exception = RiskException(id: "exc-0011223344556677", checkID: "github.owners-limited", resource: "acme-corp",
+                                      approver: "olive@acme.example", justification: "Two owners are on leave until March",
+                                      expires: expires, createdBy: "olive@acme.example", createdAt: Date(timeIntervalSince1970: 1_790_000_000))
+        try await store.addException(exception, to: org("acme"), actor: "olive@acme.example")
+        #expect(try await store.exceptions(of: org("acme")) == [exception])
+        #expect(try await store.exceptions(of: org("globex")).isEmpty)
+        #expect(try await store.removeException(exception.id, from: org("globex"), actor: "x") == false)
+        #expect(try await store.removeException(exception.id, from: org("acme"), actor: "olive@acme.example"))
+        #expect(try await store.exceptions(of: org("acme")).isEmpty)
+        let log = try await store.auditLog(of: org("acme")).filter { $0.entityType == "exception" }
+        #expect(log.map(\.action) == ["exception.added", "exception.removed"])
+        #expect(log.first?.detail == "github.owners-limited acme-corp until 2027-01-15T08:00:00Z, approved by olive@acme.example")
+    }
+
     @Test(arguments: Backend.allCases)
     func aRunIsRecordedAndAuditedFromStartToFinish(_ backend: Backend) async throws {
         let store = try await makeStore(backend)

@@ -4,7 +4,7 @@ import Testing
 
 /// The expression language of declarative checks: parsing, evaluation, and errors that say where.
 @Suite struct ExpressionTests {
-    let now = Date(timeIntervalSince1970: 1_795_910_400)  // 2026-11-28T00:00:00Z
+    let now = Date(timeIntervalSince1970: 1_795_824_000)  // 2026-11-28T00:00:00Z
 
     func holds(_ text: String, _ json: String) throws -> Bool {
         let value = try JSONProjection([FieldPath("")]).apply(Data(json.utf8))

@@ -177,6 +177,8 @@ public struct PipelineExecutor: Sendable {
             context.progress(.stageStarted(org.id, .validate))
             let started = clock.now
             results = stages.validator.evaluate(collected.index, frameworks: validate.frameworks, organization: org)
+            // Risks the organization accepted, at the run's clock (expired ones say so).
+            results = RiskException.apply(try await context.store.exceptions(of: org.id), to: results, at: context.run.asOf)
             timings.append((.validate, clock.now - started))
             let failing = results.count { $0.status == .fail }
             let unverified = results.count { $0.status == .notVerified }

@@ -30,6 +30,9 @@ public struct Permission: Hashable, Sendable, CustomStringConvertible, Expressib
     public static let createExport: Permission = "reports:create"
     public static let manageMembers: Permission = "users:manage"
     public static let manageIntegrations: Permission = "integrations:manage"
+    /// Risk exceptions are control decisions: admins and owners (`controls:*`) make them.
+    public static let manageExceptions: Permission = "controls:manage"
+    public static let readControls: Permission = "controls:read"
 }
 
 /// The product's permission matrix (owner `*`; admin manages users, integrations and every

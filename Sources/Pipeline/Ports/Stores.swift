@@ -61,6 +61,13 @@ public protocol EvidenceStore: Sendable {
     /// Returns whether there was such an integration (audited as `integration.removed`).
     @discardableResult
     func removeIntegration(_ kind: String, from organization: OrganizationID, actor: String) async throws -> Bool
+    /// The organization's risk exceptions, expired ones included (the results say they expired).
+    func exceptions(of organization: OrganizationID) async throws -> [RiskException]
+    /// Records an exception (audited `exception.added`).
+    func addException(_ exception: RiskException, to organization: OrganizationID, actor: String) async throws
+    /// Returns whether there was such an exception (audited `exception.removed`).
+    @discardableResult
+    func removeException(_ id: String, from organization: OrganizationID, actor: String) async throws -> Bool
     /// Links evidence to the controls it supports (uploads name them).
     func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws
     func audit(_ entry: AuditEntry) async throws

@@ -451,6 +451,44 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
+    public func exceptions(of organization: OrganizationID) async throws -> [RiskException] {
+        try await unit(organization) { db in
+            try db.execute("""
+                SELECT id, check_id, resource, approver, justification,
+                       to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                       created_by, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                FROM exceptions ORDER BY check_id, id
+                """).values.compactMap { row in
+                guard let id = row[0], let check = row[1], let approver = row[3], let why = row[4],
+                      let expires = row[5].flatMap(Timestamp.parse), let by = row[6], let at = row[7].flatMap(Timestamp.parse) else { return nil }
+                return RiskException(id: id, checkID: check, resource: row[2], approver: approver, justification: why,
+                                     expires: expires, createdBy: by, createdAt: at)
+            }
+        }
+    }
+
+    public func addException(_ exception: RiskException, to organization: OrganizationID, actor: String) async throws {
+        try await unit(organization, actor: actor) { db in
+            try Self.requireOrganization(db, organization)
+            try db.execute("""
+                INSERT INTO exceptions (organization_id, id, check_id, resource, approver, justification, expires_at, created_by, created_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz, $8, $9::timestamptz)
+                """, [organization.rawValue, exception.id, exception.checkID, exception.resource, exception.approver,
+                      exception.justification, Timestamp.iso8601(exception.expires), exception.createdBy,
+                      Timestamp.iso8601(exception.createdAt)])
+            try Self.audit(db, organization, actor: actor, action: "exception.added", entityType: "exception", entityID: exception.id,
+                           detail: "\(exception.checkID)\(exception.resource.map { " \($0)" } ?? "") until \(Timestamp.iso8601(exception.expires)), approved by \(exception.approver)")
+        }
+    }
+
+    public func removeException(_ id: String, from organization: OrganizationID, actor: String) async throws -> Bool {
+        try await unit(organization, actor: actor) { db in
+            guard try db.execute("DELETE FROM exceptions WHERE id = $1", [id]).affected > 0 else { return false }
+            try Self.audit(db, organization, actor: actor, action: "exception.removed", entityType: "exception", entityID: id)
+            return true
+        }
+    }
+
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
         guard !controls.isEmpty else { return }
         let (values, parameters) = Self.values(controls.map { [organization.rawValue, evidenceID, $0] })

@@ -253,6 +253,26 @@ public enum PostgresMigrations {
         END
         $$;
         """),
+        (5, "risk exceptions", """
+        CREATE TABLE exceptions (
+            organization_id text NOT NULL REFERENCES organizations (organization_id) ON DELETE CASCADE,
+            id text NOT NULL,
+            check_id text NOT NULL,
+            resource text,
+            approver text NOT NULL,
+            justification text NOT NULL,
+            expires_at timestamptz NOT NULL,
+            created_by text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (organization_id, id)
+        );
+        ALTER TABLE exceptions ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE exceptions FORCE ROW LEVEL SECURITY;
+        CREATE POLICY tenant_isolation ON exceptions
+            USING (organization_id = current_setting('app.org_id', true))
+            WITH CHECK (organization_id = current_setting('app.org_id', true));
+        GRANT SELECT, INSERT, DELETE ON exceptions TO \(appRole);
+        """),
     ]
 
     public static var latest: Int { all.map(\.version).max() ?? 0 }

@@ -145,6 +145,21 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         ALTER TABLE integrations ADD COLUMN secret BLOB;
         ALTER TABLE integrations ADD COLUMN key_id TEXT;
         """),
+        // Risk exceptions: a check (or one resource of it) accepted as failing, until a date.
+        (5, """
+        CREATE TABLE exceptions (
+            organization_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            check_id TEXT NOT NULL,
+            resource TEXT,
+            approver TEXT NOT NULL,
+            justification TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (organization_id, id)
+        );
+        """),
     ]
 
     private func migrate() async throws {
@@ -489,6 +504,44 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             try db.query("DELETE FROM integrations WHERE organization_id = ? AND kind = ?", [.text(organization.rawValue), .text(kind)])
             guard db.changes > 0 else { return false }
             try Self.audit(db, organization, actor: actor, action: "integration.removed", entityType: "integration", entityID: kind)
+            return true
+        }
+    }
+
+    public func exceptions(of organization: OrganizationID) async throws -> [RiskException] {
+        try await db.run { db in
+            try db.query("""
+                SELECT id, check_id, resource, approver, justification, expires_at, created_by, created_at
+                FROM exceptions WHERE organization_id = ? ORDER BY check_id, id
+                """, [.text(organization.rawValue)]).compactMap { row in
+                guard let id = row[0].string, let check = row[1].string, let approver = row[3].string, let why = row[4].string,
+                      let expires = row[5].string.flatMap(Timestamp.parse), let by = row[6].string,
+                      let at = row[7].string.flatMap(Timestamp.parse) else { return nil }
+                return RiskException(id: id, checkID: check, resource: row[2].string, approver: approver, justification: why,
+                                     expires: expires, createdBy: by, createdAt: at)
+            }
+        }
+    }
+
+    public func addException(_ exception: RiskException, to organization: OrganizationID, actor: String) async throws {
+        try await db.transaction { db in
+            try Self.requireOrganization(db, organization)
+            try db.query("""
+                INSERT INTO exceptions (organization_id, id, check_id, resource, approver, justification, expires_at, created_by, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(organization.rawValue), .text(exception.id), .text(exception.checkID),
+                      exception.resource.map { .text($0) } ?? .null, .text(exception.approver), .text(exception.justification),
+                      .text(Timestamp.iso8601(exception.expires)), .text(exception.createdBy), .text(Timestamp.iso8601(exception.createdAt))])
+            try Self.audit(db, organization, actor: actor, action: "exception.added", entityType: "exception", entityID: exception.id,
+                           detail: "\(exception.checkID)\(exception.resource.map { " \($0)" } ?? "") until \(Timestamp.iso8601(exception.expires)), approved by \(exception.approver)")
+        }
+    }
+
+    public func removeException(_ id: String, from organization: OrganizationID, actor: String) async throws -> Bool {
+        try await db.transaction { db in
+            try db.query("DELETE FROM exceptions WHERE organization_id = ? AND id = ?", [.text(organization.rawValue), .text(id)])
+            guard db.changes > 0 else { return false }
+            try Self.audit(db, organization, actor: actor, action: "exception.removed", entityType: "exception", entityID: id)
             return true
         }
     }
