@@ -47,6 +47,12 @@ public actor InMemoryEvidenceStore: EvidenceStore {
     public func setMember(_ member: Member, in organization: OrganizationID, actor: String) {}
     public func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) -> Bool { false }
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) {}
+    public private(set) var storedChanges: [RunChanges] = []
+    public func previousResults(of organization: OrganizationID, pipeline: String, before run: String) -> PreviousResults? { nil }
+    public func evidenceResources(of organization: OrganizationID, run: String) -> Set<String> { [] }
+    public func storeChanges(_ changes: RunChanges, run: RunRecord) { storedChanges.append(changes) }
+    public func changes(of organization: OrganizationID, run: String) -> RunChanges? { storedChanges.last }
+    public func scoreHistory(of organization: OrganizationID, runs: Int) -> [ScoreRecord] { [] }
     public private(set) var riskExceptions: [RiskException] = []
     public func exceptions(of organization: OrganizationID) -> [RiskException] { riskExceptions }
     public func addException(_ exception: RiskException, to organization: OrganizationID, actor: String) { riskExceptions.append(exception) }

@@ -62,7 +62,7 @@ func line(_ output: String, _ prefix: String) -> String? {
         let cli = try CLI()
         let result = try cli.run(["run", "report", "--org", "acme", "--as-of", "2026-11-28T00:00:00Z"])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.hasPrefix("acme: score 63% (iso27001 65%, soc2 60%)"))
+        #expect(result.stdout.hasPrefix("acme: score 87% (iso27001 86%, soc2 89%)"))
         let pdf = try #require(line(result.stdout, "report:")?.dropFirst("report:".count).trimmingCharacters(in: .whitespaces))
         let zip = try #require(line(result.stdout, "bundle:")?.dropFirst("bundle:".count).trimmingCharacters(in: .whitespaces))
         #expect(pdf.hasPrefix(cli.dataDir.appendingPathComponent("objects/acme/exports/exp-").path))
@@ -72,7 +72,7 @@ func line(_ output: String, _ prefix: String) -> String? {
         #expect(info.status == 0)
         #expect(info.stdout.contains("Title:           Compliance report: Acme Corp"))
         let text = try ExternalTool.run("pdftotext", ["-layout", pdf, "-"]).stdout
-        for expected in ["Acme Corp", "63%", "Default branches require an approving review before merge",
+        for expected in ["Acme Corp", "87%", "Default branches require an approving review before merge",
                          "acme-corp/web: administrators bypass the protection", "acme-corp/infra: Dependabot alerts are off",
                          "A.8.32", "CC8.1", "The AWS root user has multi-factor authentication", "root: AccountMFAEnabled is 0",
                          "Every active Google Workspace user is enrolled in 2-step verification", "A.8.24", "CC7.2", "Page 1 of"] {
@@ -91,7 +91,7 @@ func line(_ output: String, _ prefix: String) -> String? {
         """
         let check = try ExternalTool.run("python3", ["-c", verify, zip])
         #expect(check.status == 0, "\(check.stderr)")
-        #expect(check.stdout == "101 63% ['fail', 'not_applicable', 'pass']\n")
+        #expect(check.stdout == "101 87% ['fail', 'not_applicable', 'pass']\n")
     }
 
     @Test func aSecondRunAddsNoEvidenceRows() throws {
@@ -618,5 +618,29 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         #expect(try cli.run(["exceptions", "remove", "--org", "acme", "--id", id, "--actor", "olive@acme.example"]).status == 0)
         #expect(try cli.sql("SELECT group_concat(action) FROM (SELECT action FROM audit_log WHERE entity_type = 'exception' ORDER BY seq)")
                 == "exception.added,exception.removed")
+    }
+}
+
+/// Scores kept for every run, their trend, and what changed since the previous run.
+@Suite struct ScoreHistoryTests {
+    @Test func aSecondRunSaysWhatChangedAndTheTrendShowsBoth() throws {
+        let cli = try CLI()
+        #expect(try cli.run(["run", "report", "--org", "acme", "--quiet", "--as-of", "2026-11-27T00:00:00Z"]).status == 0)
+        // The GitHub organization is now in worse shape (globex's answers, as if acme's had changed).
+        #expect(try cli.run(["integrations", "add", "--org", "acme", "--kind", "github", "--account", "globex",
+                             "--recording", "fixtures/orgs/globex/github.jsonl", "--actor", "olive@acme.example"]).status == 0)
+        let second = try cli.run(["run", "report", "--org", "acme", "--json", "--as-of", "2026-11-28T00:00:00Z"])
+        let changes = try #require(try runJSON(second)["changes"] as? [String: Any])
+        #expect((changes["newly_failing"] as? [String])?.contains("github.org-requires-2fa") == true)
+        #expect((changes["new_resources"] as? [String])?.contains("github globex/hammock") == true)
+        #expect((changes["vanished_resources"] as? [String])?.contains("github acme-corp/api") == true)
+        let text = try cli.run(["score", "--org", "acme"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("  trend:   87% → "), "\(text.stdout)")
+        #expect(text.stdout.contains("newly failing: github.org-requires-2fa"))
+        let json = try JSONSerialization.jsonObject(with: Data(try cli.run(["score", "--org", "acme", "--format", "json"]).stdout.utf8)) as? [String: Any]
+        #expect((json?["trend"] as? [[String: Any]])?.count == 2)
+        #expect((json?["frameworks"] as? [[String: Any]])?.map { $0["framework"] as? String } == ["iso27001", "soc2"])
+        #expect(try cli.run(["score", "--org", "globex"]).stderr.contains("has no scored run yet"))
     }
 }

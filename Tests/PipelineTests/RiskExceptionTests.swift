@@ -42,3 +42,37 @@ import Testing
         }
     }
 }
+
+/// What changed since the previous run.
+@Suite struct RunChangesTests {
+    let clock = Date(timeIntervalSince1970: 1_795_824_000)
+
+    func result(_ id: String, _ status: CheckStatus, _ findings: [String] = []) -> CheckResult {
+        CheckResult(checkID: id, title: id, controls: [], status: status, reason: "", findings: findings, evidenceIDs: [])
+    }
+
+    @Test func newlyFailingPassingFindingsResourcesAndExpiredExceptions() {
+        let previous = PreviousResults(runID: "r1", asOf: clock.addingTimeInterval(-86_400), results: [
+            "a": (.pass, []), "b": (.fail, ["x/1: bad"]), "c": (.notVerified, []), "d": (.fail, ["x/2: bad", "x/3: bad"]),
+        ], resources: ["github acme", "github acme/old"])
+        let exception = RiskException(id: "exc-1", checkID: "d", resource: nil, approver: "olive", justification: "j",
+                                      expires: clock.addingTimeInterval(-3600), createdBy: "olive", createdAt: clock)
+        let changes = RunChanges.compute(previous: previous, results: [
+            result("a", .fail, ["x/9: bad"]), result("b", .pass), result("c", .pass), result("d", .fail, ["x/2: bad"]), result("e", .fail),
+        ], resources: ["github acme", "github acme/new"], exceptions: [exception], clock: clock)
+        #expect(changes.previousRun == "r1")
+        #expect(changes.newlyFailing == ["a", "e"])
+        #expect(changes.newlyPassing == ["b", "c"])
+        #expect(changes.newFindings == ["a: x/9: bad"])
+        #expect(changes.resolvedFindings == ["b: x/1: bad", "d: x/3: bad"])
+        #expect(changes.newResources == ["github acme/new"])
+        #expect(changes.vanishedResources == ["github acme/old"])
+        #expect(changes.exceptionsExpired == ["d: approved by olive, expired 2026-11-27T23:00:00Z"])
+        #expect(changes.summary == "2 newly failing, 2 newly passing, 1 new findings, 2 resolved findings, 1 new resources, 1 vanished resources, 1 exceptions expired")
+    }
+
+    @Test func aFirstRunHasNothingToCompare() {
+        let changes = RunChanges.compute(previous: nil, results: [result("a", .fail)], resources: [], exceptions: [], clock: clock)
+        #expect(changes.previousRun == nil && changes.isEmpty && changes.summary == "first run")
+    }
+}

@@ -31,7 +31,8 @@ func sampleInput(controls: Int = 4, orgName: String = "Acme Corp") throws -> Rep
     }
     let controlsStatus = results.map {
         ControlStatus(control: $0.controls[0], title: "Control \($0.controls[0].id)", status: $0.status,
-                      checkIDs: [$0.checkID], evidenceIDs: $0.evidenceIDs)
+                      checkIDs: [$0.checkID], evidenceIDs: $0.evidenceIDs,
+                      points: $0.status == .pass ? 2 : 0, possible: [.pass, .fail, .notVerified].contains($0.status) ? 2 : 0)
     }
     let scores = ScoreSummary(frameworks: [FrameworkScore(framework: "soc2", controls: controlsStatus)])
     return ReportInput(organization: org, pipeline: "report", asOf: asOf, periodStart: asOf.addingTimeInterval(-90 * 86_400),

@@ -172,7 +172,9 @@ let goodProtections = [protection("api", "main", protectionJSON()), protection("
 }
 
 @Suite struct ScoringTests {
-    @Test func aControlTakesItsWorstCheckAndScoresCountControls() {
+    /// A control takes its worst check's status; scores weigh each evaluated check by severity
+    /// (these unknown checks weigh as medium: CC8.1 2 of 4, CC6.1 2 of 2).
+    @Test func aControlTakesItsWorstCheckAndScoresWeighChecks() {
         let controls = [ControlRef(framework: "soc2", id: "CC8.1")]
         let results = [
             CheckResult(checkID: "a", title: "a", controls: controls, status: .pass, reason: "", evidenceIDs: ["e1"]),
@@ -188,7 +190,8 @@ let goodProtections = [protection("api", "main", protectionJSON()), protection("
         #expect(score.passed == 1)
         #expect(score.notVerified == 1)
         #expect(score.evaluated == 2)
-        #expect(score.percentText == "50%")
+        #expect(score.percentText == "67%")
+        #expect(score.controls.map(\.points) == [2, 0, 2] && score.controls.map(\.possible) == [2, 0, 4])
         #expect(score.controls[2].title == "Changes are authorized, tested, approved and implemented")
     }
 
@@ -202,7 +205,7 @@ let goodProtections = [protection("api", "main", protectionJSON()), protection("
             percents.append(ControlScorer(catalog: RepositoryCatalog.shared).score(results, frameworks: ["soc2", "iso27001"]).percentText)
             if org == "initech" { #expect(results.allSatisfy { $0.status == .notVerified }) }
         }
-        #expect(percents == ["53%", "0%", "0%"])
+        #expect(percents == ["83%", "0%", "0%"])
     }
 }
 

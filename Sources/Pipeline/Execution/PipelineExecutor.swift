@@ -64,6 +64,8 @@ public struct RunOutcome: Sendable {
     public let unconnected: [String]
     /// How long each stage took, in the order they ran (collect includes storing what it collected).
     public let timings: [(stage: StageKind, duration: Duration)]
+    /// What changed since the previous run of the pipeline (nil without a validate stage).
+    public var changes: RunChanges?
     /// Shared download links by object key, where the storage makes them.
     public var links: [String: URL] = [:]
 
@@ -173,12 +175,19 @@ public struct PipelineExecutor: Sendable {
         }
 
         var results: [CheckResult] = []
+        var changes: RunChanges?
         if let validate = definition.validate {
             context.progress(.stageStarted(org.id, .validate))
             let started = clock.now
             results = stages.validator.evaluate(collected.index, frameworks: validate.frameworks, organization: org)
             // Risks the organization accepted, at the run's clock (expired ones say so).
-            results = RiskException.apply(try await context.store.exceptions(of: org.id), to: results, at: context.run.asOf)
+            let exceptions = try await context.store.exceptions(of: org.id)
+            results = RiskException.apply(exceptions, to: results, at: context.run.asOf)
+            // What changed since the organization's previous run of this pipeline.
+            let previous = try await context.store.previousResults(of: org.id, pipeline: definition.name, before: context.run.id)
+            changes = RunChanges.compute(previous: previous, results: results,
+                                         resources: Set(collected.index.all.map { "\($0.source) \($0.resource)" }),
+                                         exceptions: exceptions, clock: context.run.asOf)
             timings.append((.validate, clock.now - started))
             let failing = results.count { $0.status == .fail }
             let unverified = results.count { $0.status == .notVerified }
@@ -199,6 +208,7 @@ public struct PipelineExecutor: Sendable {
         if definition.store != nil {
             let started = clock.now
             try await context.store.storeResults(results, scores: scores ?? ScoreSummary(frameworks: []), run: context.run)
+            if let changes { try await context.store.storeChanges(changes, run: context.run) }
             timings.append((.store, clock.now - started))
         }
 
@@ -230,7 +240,8 @@ public struct PipelineExecutor: Sendable {
 
         return RunOutcome(run: context.run, evidenceCollected: collected.received, evidenceNew: collected.new,
                           failures: collected.index.failures, results: results, scores: scores, export: export,
-                          sourceErrors: sources.errors, unconnected: sources.unconnected.sorted(), timings: timings)
+                          sourceErrors: sources.errors, unconnected: sources.unconnected.sorted(), timings: timings,
+                          changes: changes)
     }
 
     /// Takes events as they come: every answer once through the checks' reading, then to the

@@ -7,25 +7,44 @@ public struct ControlStatus: Sendable, Hashable, Codable {
     public let status: CheckStatus
     public let checkIDs: [String]
     public let evidenceIDs: [String]
+    /// Severity weights of the passing checks, and of every evaluated one (pass, fail,
+    /// not_verified): the criterion's score is points over possible.
+    public let points: Int
+    public let possible: Int
 
-    public init(control: ControlRef, title: String, status: CheckStatus, checkIDs: [String], evidenceIDs: [String]) {
+    public init(control: ControlRef, title: String, status: CheckStatus, checkIDs: [String], evidenceIDs: [String],
+                points: Int = 0, possible: Int = 0) {
         self.control = control
         self.title = title
         self.status = status
         self.checkIDs = checkIDs.sorted()
         self.evidenceIDs = sortedUniqueIDs(evidenceIDs)
+        self.points = points
+        self.possible = possible
     }
 
     enum CodingKeys: String, CodingKey {
-        case control, title, status
+        case control, title, status, points, possible
         case checkIDs = "check_ids"
         case evidenceIDs = "evidence_ids"
     }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        control = try container.decode(ControlRef.self, forKey: .control)
+        title = try container.decode(String.self, forKey: .title)
+        status = try container.decode(CheckStatus.self, forKey: .status)
+        checkIDs = try container.decode([String].self, forKey: .checkIDs)
+        evidenceIDs = try container.decode([String].self, forKey: .evidenceIDs)
+        points = try container.decodeIfPresent(Int.self, forKey: .points) ?? 0
+        possible = try container.decodeIfPresent(Int.self, forKey: .possible) ?? 0
+    }
 }
 
-/// A framework's score: controls passing over controls evaluated. Evaluated counts pass, fail and
-/// not_verified (missing evidence lowers a score, it never raises one); not_applicable and
-/// excepted controls are left out of both sides and reported in their own counts.
+/// A framework's score: the severity weights of its criteria's passing checks over those of
+/// their evaluated checks (pass, fail, not_verified: missing evidence lowers a score, it never
+/// raises one; not_applicable and excepted are left out of both sides). A critical check weighs
+/// four times a low one. The criteria are counted too: passing, failing, not verified.
 public struct FrameworkScore: Sendable, Hashable, Codable {
     public let framework: String
     /// As the catalog names it (the framework's id in scores stored before titles were kept).
@@ -38,8 +57,11 @@ public struct FrameworkScore: Sendable, Hashable, Codable {
     public let controls: [ControlStatus]
 
     public var evaluated: Int { passed + failed + notVerified }
-    /// In 0...1; nil when nothing was evaluated.
-    public var ratio: Double? { evaluated == 0 ? nil : Double(passed) / Double(evaluated) }
+    /// Severity-weighted points of passing checks, and of every evaluated one, over the criteria.
+    public var points: Int { controls.reduce(0) { $0 + $1.points } }
+    public var possible: Int { controls.reduce(0) { $0 + $1.possible } }
+    /// In 0...1, weighted by severity; nil when nothing was evaluated.
+    public var ratio: Double? { possible == 0 ? nil : Double(points) / Double(possible) }
     /// `67%` or `n/a`.
     public var percentText: String {
         guard let ratio else { return "n/a" }
@@ -87,7 +109,10 @@ public struct ScoreSummary: Sendable, Hashable, Codable {
 
     public var passed: Int { frameworks.reduce(0) { $0 + $1.passed } }
     public var evaluated: Int { frameworks.reduce(0) { $0 + $1.evaluated } }
-    public var ratio: Double? { evaluated == 0 ? nil : Double(passed) / Double(evaluated) }
+    public var points: Int { frameworks.reduce(0) { $0 + $1.points } }
+    public var possible: Int { frameworks.reduce(0) { $0 + $1.possible } }
+    /// Over every framework, weighted by severity.
+    public var ratio: Double? { possible == 0 ? nil : Double(points) / Double(possible) }
     public var percentText: String {
         guard let ratio else { return "n/a" }
         return "\(Int((ratio * 100).rounded()))%"

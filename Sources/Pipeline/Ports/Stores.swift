@@ -68,6 +68,17 @@ public protocol EvidenceStore: Sendable {
     /// Returns whether there was such an exception (audited `exception.removed`).
     @discardableResult
     func removeException(_ id: String, from organization: OrganizationID, actor: String) async throws -> Bool
+    /// The latest earlier run of `pipeline` with results (other than `run`), with its evidence's
+    /// resources; nil when there is none.
+    func previousResults(of organization: OrganizationID, pipeline: String, before run: String) async throws -> PreviousResults?
+    /// `source resource` of the evidence a run collected.
+    func evidenceResources(of organization: OrganizationID, run: String) async throws -> Set<String>
+    /// Stores what changed since the previous run, with the run (append-only).
+    func storeChanges(_ changes: RunChanges, run: RunRecord) async throws
+    /// What changed in a run, as stored.
+    func changes(of organization: OrganizationID, run: String) async throws -> RunChanges?
+    /// Framework scores of the organization's latest `runs` runs with scores, newest first.
+    func scoreHistory(of organization: OrganizationID, runs: Int) async throws -> [ScoreRecord]
     /// Links evidence to the controls it supports (uploads name them).
     func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws
     func audit(_ entry: AuditEntry) async throws

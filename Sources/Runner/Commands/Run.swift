@@ -258,6 +258,10 @@ struct Run: AsyncParsableCommand {
             print(line)
             print("  checks:   \(outcome.results.count) (\(checkLine))")
             print("  evidence: \(outcome.evidenceCollected) collected, \(outcome.evidenceNew) new, \(outcome.notCollected) not collected")
+            if let changes = outcome.changes, changes.previousRun != nil {
+                print("  changes:  \(changes.summary) since run \(changes.previousRun ?? "")")
+                for check in changes.newlyFailing { print("            newly failing: \(check)") }
+            }
             for (source, reason) in outcome.sourceErrors.sorted(by: { $0.key < $1.key }) {
                 print("  \(source):\(String(repeating: " ", count: max(1, 9 - source.count)))FAILED: \(reason)")
             }
@@ -292,9 +296,13 @@ struct Run: AsyncParsableCommand {
                 entry["unconnected"] = outcome.unconnected
                 entry["checks"] = outcome.results.map { ["check_id": $0.checkID, "status": $0.status.rawValue] }
                 entry["frameworks"] = (outcome.scores?.frameworks ?? []).map {
-                    ["framework": $0.framework, "passed": $0.passed, "evaluated": $0.evaluated] as [String: Any]
+                    ["framework": $0.framework, "passed": $0.passed, "evaluated": $0.evaluated, "points": $0.points,
+                     "possible": $0.possible, "score": $0.ratio ?? NSNull()] as [String: Any]
                 }
                 entry["export_id"] = outcome.export?.id ?? NSNull()
+                if let changes = outcome.changes, let data = try? JSONEncoder().encode(changes) {
+                    entry["changes"] = try? JSONSerialization.jsonObject(with: data)
+                }
                 entry["timings_ms"] = Dictionary(outcome.timings.map {
                     ($0.stage.rawValue, ($0.duration / .microseconds(1)).rounded() / 1000)
                 }, uniquingKeysWith: +)

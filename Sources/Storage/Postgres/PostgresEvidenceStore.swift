@@ -201,7 +201,7 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
         let scoreRows: [[String?]] = scores.frameworks.map { score in
             [run.organizationID.rawValue, run.id, score.framework, String(score.passed), String(score.failed),
-             String(score.notVerified), String(score.notApplicable), String(score.excepted)]
+             String(score.notVerified), String(score.notApplicable), String(score.excepted), String(score.points), String(score.possible)]
         }
         // One statement per table, whatever the number of rows.
         try await unit(run.organizationID) { db in
@@ -215,7 +215,8 @@ public final class PostgresEvidenceStore: EvidenceStore {
             if !scoreRows.isEmpty {
                 let (values, parameters) = Self.values(scoreRows)
                 try db.execute("""
-                    INSERT INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted)
+                    INSERT INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted,
+                                        points, possible)
                     VALUES \(values)
                     """, parameters)
             }
@@ -486,6 +487,72 @@ public final class PostgresEvidenceStore: EvidenceStore {
             guard try db.execute("DELETE FROM exceptions WHERE id = $1", [id]).affected > 0 else { return false }
             try Self.audit(db, organization, actor: actor, action: "exception.removed", entityType: "exception", entityID: id)
             return true
+        }
+    }
+
+    static let utc = "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'"
+
+    public func previousResults(of organization: OrganizationID, pipeline: String, before run: String) async throws -> PreviousResults? {
+        try await unit(organization) { db -> PreviousResults? in
+            guard let row = try db.execute("""
+                SELECT r.id, to_char(r.as_of AT TIME ZONE 'UTC', \(Self.utc)) FROM runs r
+                WHERE r.pipeline = $1 AND r.id <> $2 AND EXISTS (SELECT 1 FROM check_results c WHERE c.run_id = r.id)
+                ORDER BY r.started_at DESC LIMIT 1
+                """, [pipeline, run]).values.first, let id = row[0], let asOf = row[1].flatMap(Timestamp.parse) else { return nil }
+            var results: [String: (status: CheckStatus, findings: [String])] = [:]
+            for result in try db.execute("SELECT check_id, status, findings::text FROM check_results WHERE run_id = $1", [id]).values {
+                guard let check = result[0], let status = result[1].flatMap(CheckStatus.init(rawValue:)) else { continue }
+                results[check] = (status, result[2].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? [])
+            }
+            let resources = Set(try db.execute("""
+                SELECT DISTINCT e.source, e.resource FROM run_evidence re JOIN evidence e ON e.organization_id = re.organization_id
+                  AND e.id = re.evidence_id WHERE re.run_id = $1
+                """, [id]).values.compactMap { row in row[0].flatMap { source in row[1].map { "\(source) \($0)" } } })
+            return PreviousResults(runID: id, asOf: asOf, results: results, resources: resources)
+        }
+    }
+
+    public func evidenceResources(of organization: OrganizationID, run: String) async throws -> Set<String> {
+        try await unit(organization) { db in
+            Set(try db.execute("""
+                SELECT DISTINCT e.source, e.resource FROM run_evidence re JOIN evidence e ON e.organization_id = re.organization_id
+                  AND e.id = re.evidence_id WHERE re.run_id = $1
+                """, [run]).values.compactMap { row in row[0].flatMap { source in row[1].map { "\(source) \($0)" } } })
+        }
+    }
+
+    public func storeChanges(_ changes: RunChanges, run: RunRecord) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(changes), as: UTF8.self)
+        try await unit(run.organizationID) { db in
+            try db.execute("INSERT INTO run_changes (organization_id, run_id, changes) VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING",
+                           [run.organizationID.rawValue, run.id, json])
+        }
+    }
+
+    public func changes(of organization: OrganizationID, run: String) async throws -> RunChanges? {
+        try await unit(organization) { db in
+            try db.execute("SELECT changes::text FROM run_changes WHERE run_id = $1", [run]).values.first?[0]
+                .flatMap { try? JSONDecoder().decode(RunChanges.self, from: Data($0.utf8)) }
+        }
+    }
+
+    public func scoreHistory(of organization: OrganizationID, runs: Int) async throws -> [ScoreRecord] {
+        try await unit(organization) { db in
+            try db.execute("""
+                SELECT s.run_id, r.pipeline, to_char(r.as_of AT TIME ZONE 'UTC', \(Self.utc)), s.framework, s.points, s.possible,
+                       s.passed, s.failed, s.not_verified
+                FROM scores s JOIN runs r ON r.organization_id = s.organization_id AND r.id = s.run_id
+                WHERE s.run_id IN (SELECT r2.id FROM runs r2 WHERE EXISTS (SELECT 1 FROM scores s2 WHERE s2.run_id = r2.id)
+                                   ORDER BY r2.started_at DESC LIMIT $1)
+                ORDER BY r.started_at DESC, s.framework
+                """, [String(runs)]).values.compactMap { row in
+                guard let run = row[0], let pipeline = row[1], let asOf = row[2].flatMap(Timestamp.parse), let framework = row[3] else { return nil }
+                return ScoreRecord(runID: run, pipeline: pipeline, asOf: asOf, framework: framework, points: row[4].flatMap(Int.init) ?? 0,
+                                   possible: row[5].flatMap(Int.init) ?? 0, passed: row[6].flatMap(Int.init) ?? 0,
+                                   failed: row[7].flatMap(Int.init) ?? 0, notVerified: row[8].flatMap(Int.init) ?? 0)
+            }
         }
     }
 

@@ -273,6 +273,23 @@ public enum PostgresMigrations {
             WITH CHECK (organization_id = current_setting('app.org_id', true));
         GRANT SELECT, INSERT, DELETE ON exceptions TO \(appRole);
         """),
+        (6, "weighted scores and changes since the previous run", """
+        ALTER TABLE scores ADD COLUMN points integer NOT NULL DEFAULT 0;
+        ALTER TABLE scores ADD COLUMN possible integer NOT NULL DEFAULT 0;
+        CREATE TABLE run_changes (
+            organization_id text NOT NULL,
+            run_id text NOT NULL,
+            changes jsonb NOT NULL,
+            PRIMARY KEY (organization_id, run_id)
+        );
+        ALTER TABLE run_changes ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE run_changes FORCE ROW LEVEL SECURITY;
+        CREATE POLICY tenant_isolation ON run_changes
+            USING (organization_id = current_setting('app.org_id', true))
+            WITH CHECK (organization_id = current_setting('app.org_id', true));
+        -- Appended with the run's results; never rewritten.
+        GRANT SELECT, INSERT ON run_changes TO \(appRole);
+        """),
     ]
 
     public static var latest: Int { all.map(\.version).max() ?? 0 }

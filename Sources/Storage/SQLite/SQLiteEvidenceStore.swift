@@ -160,6 +160,17 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             PRIMARY KEY (organization_id, id)
         );
         """),
+        // Scores weighted by severity, and what changed since the previous run, with each run.
+        (6, """
+        ALTER TABLE scores ADD COLUMN points INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE scores ADD COLUMN possible INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE run_changes (
+            organization_id TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            changes TEXT NOT NULL,
+            PRIMARY KEY (organization_id, run_id)
+        );
+        """),
     ]
 
     private func migrate() async throws {
@@ -239,10 +250,12 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             }
             for score in scores.frameworks {
                 try db.query("""
-                    INSERT INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO scores (organization_id, run_id, framework, passed, failed, not_verified, not_applicable, excepted,
+                                        points, possible)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, [org, .text(run.id), .text(score.framework), .integer(Int64(score.passed)), .integer(Int64(score.failed)),
-                          .integer(Int64(score.notVerified)), .integer(Int64(score.notApplicable)), .integer(Int64(score.excepted))])
+                          .integer(Int64(score.notVerified)), .integer(Int64(score.notApplicable)), .integer(Int64(score.excepted)),
+                          .integer(Int64(score.points)), .integer(Int64(score.possible))])
             }
         }
     }
@@ -543,6 +556,78 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             guard db.changes > 0 else { return false }
             try Self.audit(db, organization, actor: actor, action: "exception.removed", entityType: "exception", entityID: id)
             return true
+        }
+    }
+
+    public func previousResults(of organization: OrganizationID, pipeline: String, before run: String) async throws -> PreviousResults? {
+        let resources = try await db.run { db -> (String, Date, [String: (status: CheckStatus, findings: [String])])? in
+            let org = Self.text(organization.rawValue)
+            guard let row = try db.query("""
+                SELECT r.id, r.as_of FROM runs r
+                WHERE r.organization_id = ? AND r.pipeline = ? AND r.id <> ?
+                  AND EXISTS (SELECT 1 FROM check_results c WHERE c.organization_id = r.organization_id AND c.run_id = r.id)
+                ORDER BY r.started_at DESC, r.rowid DESC LIMIT 1
+                """, [org, .text(pipeline), .text(run)]).first,
+                  let id = row[0].string, let asOf = row[1].string.flatMap(Timestamp.parse) else { return nil }
+            var results: [String: (status: CheckStatus, findings: [String])] = [:]
+            for result in try db.query("SELECT check_id, status, findings FROM check_results WHERE organization_id = ? AND run_id = ?",
+                                       [org, .text(id)]) {
+                guard let check = result[0].string, let status = result[1].string.flatMap(CheckStatus.init(rawValue:)) else { continue }
+                let findings = result[2].string.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
+                results[check] = (status, findings)
+            }
+            return (id, asOf, results)
+        }
+        guard let (id, asOf, results) = resources else { return nil }
+        return PreviousResults(runID: id, asOf: asOf, results: results, resources: try await evidenceResources(of: organization, run: id))
+    }
+
+    public func evidenceResources(of organization: OrganizationID, run: String) async throws -> Set<String> {
+        try await db.run { db in
+            Set(try db.query("""
+                SELECT DISTINCT e.source, e.resource FROM run_evidence re
+                JOIN evidence e ON e.organization_id = re.organization_id AND e.id = re.evidence_id
+                WHERE re.organization_id = ? AND re.run_id = ?
+                """, [.text(organization.rawValue), .text(run)]).compactMap { row in
+                guard let source = row[0].string, let resource = row[1].string else { return nil }
+                return "\(source) \(resource)"
+            })
+        }
+    }
+
+    public func storeChanges(_ changes: RunChanges, run: RunRecord) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = String(decoding: try encoder.encode(changes), as: UTF8.self)
+        try await db.transaction { db in
+            try db.query("INSERT OR IGNORE INTO run_changes (organization_id, run_id, changes) VALUES (?, ?, ?)",
+                         [.text(run.organizationID.rawValue), .text(run.id), .text(json)])
+        }
+    }
+
+    public func changes(of organization: OrganizationID, run: String) async throws -> RunChanges? {
+        try await db.run { db in
+            try db.query("SELECT changes FROM run_changes WHERE organization_id = ? AND run_id = ?", [.text(organization.rawValue), .text(run)])
+                .first?.first?.string.flatMap { try? JSONDecoder().decode(RunChanges.self, from: Data($0.utf8)) }
+        }
+    }
+
+    public func scoreHistory(of organization: OrganizationID, runs: Int) async throws -> [ScoreRecord] {
+        try await db.run { db in
+            try db.query("""
+                SELECT s.run_id, r.pipeline, r.as_of, s.framework, s.points, s.possible, s.passed, s.failed, s.not_verified
+                FROM scores s JOIN runs r ON r.organization_id = s.organization_id AND r.id = s.run_id
+                WHERE s.organization_id = ? AND s.run_id IN (
+                    SELECT r2.id FROM runs r2 WHERE r2.organization_id = ?
+                      AND EXISTS (SELECT 1 FROM scores s2 WHERE s2.organization_id = r2.organization_id AND s2.run_id = r2.id)
+                    ORDER BY r2.started_at DESC, r2.rowid DESC LIMIT ?)
+                ORDER BY r.started_at DESC, r.rowid DESC, s.framework
+                """, [.text(organization.rawValue), .text(organization.rawValue), .integer(Int64(runs))]).compactMap { row in
+                guard let run = row[0].string, let pipeline = row[1].string, let asOf = row[2].string.flatMap(Timestamp.parse),
+                      let framework = row[3].string else { return nil }
+                return ScoreRecord(runID: run, pipeline: pipeline, asOf: asOf, framework: framework, points: row[4].int ?? 0,
+                                   possible: row[5].int ?? 0, passed: row[6].int ?? 0, failed: row[7].int ?? 0, notVerified: row[8].int ?? 0)
+            }
         }
     }
 
