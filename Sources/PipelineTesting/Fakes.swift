@@ -48,6 +48,7 @@ public actor InMemoryEvidenceStore: EvidenceStore {
     public func removeMember(_ memberActor: String, from organization: OrganizationID, actor: String) -> Bool { false }
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) {}
     public private(set) var storedChanges: [RunChanges] = []
+    public func uploadedEvidence(of organization: OrganizationID) -> [(evidence: Evidence, controls: [String])] { [] }
     public func previousResults(of organization: OrganizationID, pipeline: String, before run: String) -> PreviousResults? { nil }
     public func evidenceResources(of organization: OrganizationID, run: String) -> Set<String> { [] }
     public func storeChanges(_ changes: RunChanges, run: RunRecord) { storedChanges.append(changes) }

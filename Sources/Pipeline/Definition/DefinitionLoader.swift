@@ -625,6 +625,7 @@ struct Walker {
             return valid ? .collect(options) : nil
         case .validate, .score:
             var frameworks: [String]? = nil
+            var manualControls = false
             for entry in entries {
                 switch entry.key {
                 case "frameworks":
@@ -635,8 +636,16 @@ struct Walker {
                         valid = false
                     }
                     frameworks = list.map(\.0)
+                case "manual_controls" where kind == .validate:
+                    guard let scalar = entry.value.scalar, ["true", "false"].contains(scalar.string) else {
+                        report(entry.value, "manual_controls must be true or false, found \(kindName(entry.value))", "expected-boolean")
+                        valid = false
+                        continue
+                    }
+                    manualControls = scalar.string == "true"
                 default:
-                    unknownKey(entry.key, entry.keyNode, allowed: ["frameworks"], in: "stage '\(kind.rawValue)'")
+                    unknownKey(entry.key, entry.keyNode, allowed: kind == .validate ? ["frameworks", "manual_controls"] : ["frameworks"],
+                               in: "stage '\(kind.rawValue)'")
                     valid = false
                 }
             }
@@ -645,7 +654,8 @@ struct Walker {
                 return nil
             }
             guard valid else { return nil }
-            return kind == .validate ? .validate(ValidateOptions(frameworks: frameworks)) : .score(ScoreOptions(frameworks: frameworks))
+            return kind == .validate ? .validate(ValidateOptions(frameworks: frameworks, manualControls: manualControls))
+                : .score(ScoreOptions(frameworks: frameworks))
         case .store:
             var options = StoreOptions()
             for entry in entries {

@@ -82,7 +82,12 @@ public struct CollectOptions: Sendable, Hashable {
 
 public struct ValidateOptions: Sendable, Hashable {
     public var frameworks: [String]
-    public init(frameworks: [String]) { self.frameworks = frameworks }
+    /// Judge manual controls too (met by uploaded documents); off for a definition about one source.
+    public var manualControls = false
+    public init(frameworks: [String], manualControls: Bool = false) {
+        self.frameworks = frameworks
+        self.manualControls = manualControls
+    }
 }
 
 public struct StoreOptions: Sendable, Hashable {

@@ -179,6 +179,13 @@ public struct PipelineExecutor: Sendable {
         if let validate = definition.validate {
             context.progress(.stageStarted(org.id, .validate))
             let started = clock.now
+            // Manual controls are met by what people uploaded, as of the run's clock.
+            collected.index.setClock(context.run.asOf, manualControls: validate.manualControls)
+            if validate.manualControls {
+                for upload in try await context.store.uploadedEvidence(of: org.id) where upload.evidence.collectedAt <= context.run.asOf {
+                    collected.index.add(upload: upload.evidence, supporting: upload.controls)
+                }
+            }
             results = stages.validator.evaluate(collected.index, frameworks: validate.frameworks, organization: org)
             // Risks the organization accepted, at the run's clock (expired ones say so).
             let exceptions = try await context.store.exceptions(of: org.id)

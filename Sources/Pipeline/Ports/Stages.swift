@@ -148,6 +148,29 @@ public struct EvidenceIndex: Sendable {
         positions[evidence.id].flatMap { facts[$0] }
     }
 
+    /// The run's clock, for checks that judge freshness.
+    public private(set) var clock: Date?
+    private var uploadsByControl: [String: [Int]] = [:]
+
+    /// Whether manual controls are judged in this run (the validate stage's `manual_controls`).
+    public private(set) var manualControls = false
+
+    public mutating func setClock(_ date: Date, manualControls: Bool = false) {
+        clock = date
+        self.manualControls = manualControls
+    }
+
+    /// Adds evidence a person uploaded, supporting `controls` (manual controls read it by control).
+    public mutating func add(upload: Evidence, supporting controls: [String]) {
+        add(upload, facts: nil)
+        for control in controls { uploadsByControl[control, default: []].append(all.count - 1) }
+    }
+
+    /// Uploaded evidence supporting `control`.
+    public func uploads(supporting control: String) -> [Evidence] {
+        (uploadsByControl[control] ?? []).map { all[$0] }
+    }
+
     /// The sources that answered or failed in this run.
     public var sources: Set<String> {
         Set(byOperation.keys.map(\.source)).union(failures.map(\.source))

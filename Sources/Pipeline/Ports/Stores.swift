@@ -79,6 +79,8 @@ public protocol EvidenceStore: Sendable {
     func changes(of organization: OrganizationID, run: String) async throws -> RunChanges?
     /// Framework scores of the organization's latest `runs` runs with scores, newest first.
     func scoreHistory(of organization: OrganizationID, runs: Int) async throws -> [ScoreRecord]
+    /// Evidence people uploaded, with the controls each supports (for manual controls).
+    func uploadedEvidence(of organization: OrganizationID) async throws -> [(evidence: Evidence, controls: [String])]
     /// Links evidence to the controls it supports (uploads name them).
     func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws
     func audit(_ entry: AuditEntry) async throws

@@ -108,6 +108,7 @@ struct Controls: AsyncParsableCommand {
 
     /// What a check reads: source and operation of each answer.
     static func evidence(_ spec: Catalog.CheckSpec, validator: CheckValidator) -> [String] {
+        if spec.source == "upload" { return ["upload evidence/upload (documents uploaded for \(spec.controls.map(\.id).joined(separator: ", ")))"] }
         let reads = validator.checks.first { $0.id == spec.id }?.reads ?? []
         return Array(Set(reads.map { "\($0.source) \($0.operation)" })).sorted()
     }

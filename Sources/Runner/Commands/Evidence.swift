@@ -35,6 +35,15 @@ struct EvidenceCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Media type (default: from the file's extension).")
         var type: String?
 
+        @Option(name: .long, help: "Who reviewed the document (a policy's owner, the access reviewer).")
+        var reviewer: String?
+
+        @Option(name: .long, help: "When it was reviewed: a date (2026-11-01; default today).")
+        var reviewed: String?
+
+        @Option(name: .long, help: "How long the review stays valid (default 365d): then the control it meets is not verified, as stale.")
+        var validFor = "365d"
+
         @OptionGroup var backends: BackendOptions
         @OptionGroup var actorOption: ActorOption
         @OptionGroup var locations: LocationOptions
@@ -63,8 +72,21 @@ struct EvidenceCommand: AsyncParsableCommand {
 
                 let source = URL(fileURLWithPath: file)
                 let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+                guard let validity = parseDuration(validFor), validity > .zero else {
+                    throw PipelineError(.invalidInput, "--valid-for \(quotedForMessage(validFor)) is not a duration (365d, 90d)")
+                }
+                var reviewedAt = now
+                if let reviewed {
+                    guard let date = Timestamp.parse(reviewed), date <= now else {
+                        throw PipelineError(.invalidInput, "--reviewed \(quotedForMessage(reviewed)) is not a date that has passed (2026-11-01)")
+                    }
+                    reviewedAt = date
+                }
+                if let reviewer, !Actor.isValidName(reviewer) {
+                    throw PipelineError(.invalidInput, "--reviewer \(quotedForMessage(reviewer)) is not a valid name")
+                }
                 let evidence = try await UploadedEvidence.describe(file: source, organization: organizationID, mediaType: type,
-                                                             at: now, freshFor: .seconds(365 * 86_400))
+                                                                   at: reviewedAt, freshFor: validity, reviewer: reviewer)
                 let run = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organizationID,
                                     pipeline: "evidence-upload", asOf: now, actor: actor)
                 try await store.beginRun(run)
@@ -82,6 +104,7 @@ struct EvidenceCommand: AsyncParsableCommand {
                     print("\(organizationID): evidence \(evidence.id) \(inserted == 0 ? "already stored" : "stored")")
                     print("  file:     \(source.lastPathComponent) (\(evidence.size) bytes, sha256 \(evidence.sha256))")
                     print("  controls: \(controlList.joined(separator: ", "))")
+                    print("  valid:    reviewed \(Timestamp.day(evidence.collectedAt))\(reviewer.map { " by \($0)" } ?? ""), until \(Timestamp.day(evidence.freshUntil))")
                     print("  object:   \(objects.location(of: evidence.originalKey))")
                 } catch {
                     try? await store.finishRun(run, status: .failed, message: "\(error)")

@@ -13,8 +13,10 @@ public enum UploadedEvidence {
 
     /// Describes `file` as evidence of `organization` without reading it into memory; the file
     /// is read on the blocking executor. A missing or unreadable file is the user's mistake.
+    /// `date` is when the document was reviewed (the evidence's collection time), `freshFor` how
+    /// long the review stays valid; the reviewer is part of how it was obtained.
     public static func describe(file: URL, organization: OrganizationID, mediaType: String?, at date: Date,
-                                freshFor: Duration) async throws -> Evidence {
+                                freshFor: Duration, reviewer: String? = nil) async throws -> Evidence {
         let name = file.lastPathComponent
         guard !name.isEmpty, name.utf8.count <= 255, name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
             throw PipelineError(.invalidInput, "file name \(quotedForMessage(name)) cannot be recorded")
@@ -22,7 +24,8 @@ public enum UploadedEvidence {
         let (contentHash, size) = try await BlockingExecutor.shared.run { try hash(file) }
         let type = mediaType ?? mediaTypes[file.pathExtension.lowercased()] ?? "application/octet-stream"
         return try EvidenceFactory.make(organization: organization, source: "upload", operation: "evidence/upload",
-                                        resource: name, request: "PUT upload \(name)", status: 200, mediaType: type,
+                                        resource: name, request: "PUT upload \(name)" + (reviewer.map { ", reviewed by \($0)" } ?? ""),
+                                        status: 200, mediaType: type,
                                         contentHash: contentHash, size: size, collectedAt: date, freshFor: freshFor)
     }
 

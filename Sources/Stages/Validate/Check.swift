@@ -9,6 +9,8 @@ public struct Check: Sendable {
     public private(set) var title: String
     public private(set) var controls: [ControlRef]
     public private(set) var severity: Catalog.Severity = .medium
+    /// Met by uploaded documents: judged only where the validate stage asks for manual controls.
+    public internal(set) var manual = false
     /// The fields of each kind of answer the check reads; only these are kept from a body.
     public let reads: [Reading]
     public let evaluate: @Sendable (EvidenceIndex, Organization) -> Verdict
@@ -87,6 +89,7 @@ public struct CheckValidator: Validator {
         let logic = Dictionary(builtIns.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         self.init(checks: catalog.checks.compactMap { spec in
             if let rule = spec.rule { return DeclarativeCheck.make(spec, rule) }
+            if spec.source == ManualCheck.source { return ManualCheck.make(spec) }
             return logic[spec.id]?.described(by: spec)
         })
     }
@@ -97,7 +100,7 @@ public struct CheckValidator: Validator {
     /// Catalog entries without logic: no rule, and no built-in check of their id.
     public static func unimplemented(_ catalog: Catalog) -> [Catalog.CheckSpec] {
         let ids = Set(builtIns.map(\.id))
-        return catalog.checks.filter { $0.rule == nil && !ids.contains($0.id) }
+        return catalog.checks.filter { $0.rule == nil && $0.source != ManualCheck.source && !ids.contains($0.id) }
     }
 
     public init(checks: [Check]) {
@@ -135,7 +138,7 @@ public struct CheckValidator: Validator {
         let sources = evidence.sources
         return checks
             .filter { check in check.controls.contains { frameworks.contains($0.framework) } }
-            .filter { check in Set(check.reads.map(\.source)).isSubset(of: sources) }
+            .filter { check in check.manual ? evidence.manualControls : Set(check.reads.map(\.source)).isSubset(of: sources) }
             .map { $0.result(evidence, organization) }
             .sorted { $0.checkID < $1.checkID }
     }

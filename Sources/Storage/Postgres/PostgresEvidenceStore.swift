@@ -556,6 +556,29 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
+    public func uploadedEvidence(of organization: OrganizationID) async throws -> [(evidence: Evidence, controls: [String])] {
+        try await unit(organization) { db in
+            var controls: [String: [String]] = [:]
+            for row in try db.execute("SELECT evidence_id, control FROM evidence_controls").values {
+                if let id = row[0], let control = row[1] { controls[id, default: []].append(control) }
+            }
+            return try db.execute("""
+                SELECT id, source, operation, resource, request, status,
+                       to_char(collected_at AT TIME ZONE 'UTC', \(Self.utc)), to_char(fresh_until AT TIME ZONE 'UTC', \(Self.utc)),
+                       sha256, media_type, size
+                FROM evidence WHERE source = 'upload' ORDER BY collected_at, id
+                """).values.compactMap { row in
+                guard let id = row[0], let source = row[1], let operation = row[2], let resource = row[3], let request = row[4],
+                      let collected = row[6].flatMap(Timestamp.parse), let fresh = row[7].flatMap(Timestamp.parse),
+                      let sha = row[8], let type = row[9] else { return nil }
+                let evidence = Evidence(id: id, organizationID: organization, source: source, operation: operation, resource: resource,
+                                        request: request, status: row[5].flatMap(Int.init) ?? 200, collectedAt: collected, freshUntil: fresh,
+                                        sha256: sha, mediaType: type, size: row[10].flatMap(Int.init) ?? 0)
+                return (evidence, (controls[id] ?? []).sorted())
+            }
+        }
+    }
+
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
         guard !controls.isEmpty else { return }
         let (values, parameters) = Self.values(controls.map { [organization.rawValue, evidenceID, $0] })

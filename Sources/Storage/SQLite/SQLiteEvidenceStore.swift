@@ -631,6 +631,27 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         }
     }
 
+    public func uploadedEvidence(of organization: OrganizationID) async throws -> [(evidence: Evidence, controls: [String])] {
+        try await db.run { db in
+            var controls: [String: [String]] = [:]
+            for row in try db.query("SELECT evidence_id, control FROM evidence_controls WHERE organization_id = ?", [.text(organization.rawValue)]) {
+                if let id = row[0].string, let control = row[1].string { controls[id, default: []].append(control) }
+            }
+            return try db.query("""
+                SELECT id, source, operation, resource, request, status, collected_at, fresh_until, sha256, media_type, size
+                FROM evidence WHERE organization_id = ? AND source = 'upload' ORDER BY collected_at, id
+                """, [.text(organization.rawValue)]).compactMap { row in
+                guard let id = row[0].string, let source = row[1].string, let operation = row[2].string, let resource = row[3].string,
+                      let request = row[4].string, let collected = row[6].string.flatMap(Timestamp.parse),
+                      let fresh = row[7].string.flatMap(Timestamp.parse), let sha = row[8].string, let type = row[9].string else { return nil }
+                let evidence = Evidence(id: id, organizationID: organization, source: source, operation: operation, resource: resource,
+                                        request: request, status: row[5].int ?? 200, collectedAt: collected, freshUntil: fresh,
+                                        sha256: sha, mediaType: type, size: row[10].int ?? 0)
+                return (evidence, (controls[id] ?? []).sorted())
+            }
+        }
+    }
+
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
         try await db.transaction { db in
             for control in controls {
