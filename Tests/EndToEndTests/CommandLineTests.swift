@@ -62,7 +62,7 @@ func line(_ output: String, _ prefix: String) -> String? {
         let cli = try CLI()
         let result = try cli.run(["run", "report", "--org", "acme", "--as-of", "2026-11-28T00:00:00Z"])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.hasPrefix("acme: score 75% (iso27001 77%, soc2 73%)"))
+        #expect(result.stdout.hasPrefix("acme: score 83% (iso27001 82%, soc2 84%)"))
         let pdf = try #require(line(result.stdout, "report:")?.dropFirst("report:".count).trimmingCharacters(in: .whitespaces))
         let zip = try #require(line(result.stdout, "bundle:")?.dropFirst("bundle:".count).trimmingCharacters(in: .whitespaces))
         #expect(pdf.hasPrefix(cli.dataDir.appendingPathComponent("objects/acme/exports/exp-").path))
@@ -72,7 +72,7 @@ func line(_ output: String, _ prefix: String) -> String? {
         #expect(info.status == 0)
         #expect(info.stdout.contains("Title:           Compliance report: Acme Corp"))
         let text = try ExternalTool.run("pdftotext", ["-layout", pdf, "-"]).stdout
-        for expected in ["Acme Corp", "75%", "Default branches require an approving review before merge",
+        for expected in ["Acme Corp", "83%", "Default branches require an approving review before merge",
                          "acme-corp/web: administrators bypass the protection", "acme-corp/infra: Dependabot alerts are off",
                          "A.8.32", "CC8.1", "The AWS root user has multi-factor authentication", "root: AccountMFAEnabled is 0",
                          "Every active Google Workspace user is enrolled in 2-step verification", "A.8.24", "CC7.2", "Page 1 of"] {
@@ -91,7 +91,7 @@ func line(_ output: String, _ prefix: String) -> String? {
         """
         let check = try ExternalTool.run("python3", ["-c", verify, zip])
         #expect(check.status == 0, "\(check.stderr)")
-        #expect(check.stdout == "101 75% ['fail', 'not_applicable', 'not_verified', 'pass']\n")
+        #expect(check.stdout == "107 83% ['fail', 'not_applicable', 'not_verified', 'pass']\n")
     }
 
     @Test func aSecondRunAddsNoEvidenceRows() throws {
@@ -99,15 +99,15 @@ func line(_ output: String, _ prefix: String) -> String? {
         let cli = try CLI()
         #expect(try cli.run(["run", "report", "--org", "acme", "--quiet"]).status == 0)
         let first = try cli.sql("SELECT count(*) FROM evidence")
-        #expect(first == "49")
+        #expect(first == "52")  // 49 collected and the 3 documents imported with acme
         let again = try cli.run(["run", "report", "--org", "acme", "--quiet"])
         #expect(again.status == 0)
         #expect(line(again.stdout, "evidence:") == "evidence: 49 collected, 0 new, 0 not collected")
         #expect(try cli.sql("SELECT count(*) FROM evidence") == first)
-        #expect(try cli.sql("SELECT count(*) FROM runs WHERE status = 'succeeded'") == "2")
+        #expect(try cli.sql("SELECT count(*) FROM runs WHERE status = 'succeeded' AND pipeline = 'report'") == "2")
         #expect(try cli.sql("SELECT count(DISTINCT organization_id) FROM evidence") == "1")
         #expect(try cli.sql("SELECT group_concat(source || ':' || n) FROM (SELECT source, count(*) n FROM evidence GROUP BY source ORDER BY source)")
-                == "aws:29,github:16,google_workspace:4")
+                == "aws:29,github:16,google_workspace:4,upload:3")
     }
 
     @Test func theSameClockGivesByteIdenticalOutputsAcrossDataDirectories() throws {
@@ -158,7 +158,7 @@ func line(_ output: String, _ prefix: String) -> String? {
         #expect(errors["globex"]?["github"]?.contains("\(recording.path):") == true)
         #expect(result.stderr.contains("pipeline: error: globex: the github integration failed: \(recording.path):"))
         #expect(try cli.sql("SELECT DISTINCT status FROM check_results WHERE organization_id = 'globex' AND check_id LIKE 'github.%'") == "not_verified")
-        #expect(try cli.sql("SELECT count(*) FROM evidence WHERE organization_id = 'acme'") == "49")
+        #expect(try cli.sql("SELECT count(*) FROM evidence WHERE organization_id = 'acme'") == "52")
     }
 }
 
@@ -199,7 +199,7 @@ func line(_ output: String, _ prefix: String) -> String? {
         #expect(result.status == 1)
         #expect(result.stderr.contains("broken.yml:5:15: error: unknown source 'gitlab'"))
         #expect(result.stderr.contains("nothing was run"))
-        #expect(!FileManager.default.fileExists(atPath: cli.dataDir.appendingPathComponent("objects").path))
+        #expect(!FileManager.default.fileExists(atPath: cli.dataDir.appendingPathComponent("objects/acme/exports").path))
     }
 
     @Test func aCorruptFixtureFailsNamingTheFileAndLosesNothingStored() throws {
@@ -333,7 +333,7 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         process.waitUntilExit()
         #expect(Date().timeIntervalSince(stopAt) < 10)
         #expect(process.terminationStatus == 130)
-        #expect(try cli.sql("SELECT status FROM runs") == "cancelled")
+        #expect(try cli.sql("SELECT status FROM runs WHERE pipeline <> 'evidence-upload'") == "cancelled")
         #expect(!FileManager.default.fileExists(atPath: cli.dataDir.appendingPathComponent("objects/acme/exports").path))
         // No temporary file is left anywhere in the object store.
         let leftovers = FileManager.default.enumerator(atPath: cli.dataDir.appendingPathComponent("objects").path)?
@@ -342,7 +342,7 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         // Running again completes, with nothing duplicated.
         let again = try cli.run(["run", "report", "--org", "acme", "--quiet"])
         #expect(again.status == 0)
-        #expect(try cli.sql("SELECT count(*) FROM evidence") == "49")
+        #expect(try cli.sql("SELECT count(*) FROM evidence") == "52")
     }
 
     /// acme's infra branch protection answers only after 5 s; with a 100 ms timeout it is not
@@ -390,7 +390,7 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         process.waitUntilExit()
         let scratch = cli.dataDir.appendingPathComponent("scratch")
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).count == 1, "the killed run's folder is left")
-        #expect(try cli.sql("SELECT status FROM runs") == "running")
+        #expect(try cli.sql("SELECT status FROM runs WHERE pipeline <> 'evidence-upload'") == "running")
         // A half-written object, as a writer killed mid-copy leaves one (its name says which process).
         let staging = cli.dataDir.appendingPathComponent("objects/.staging")
         let host = try #require(try FileManager.default.contentsOfDirectory(atPath: scratch.path).first?.split(separator: ".").first)
@@ -400,11 +400,12 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         #expect(again.status == 0, "\(again.stderr)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: staging.path).isEmpty)
-        #expect(try cli.sql("SELECT status FROM runs ORDER BY started_at") == "abandoned\nsucceeded")
+        #expect(try cli.sql("SELECT status FROM runs WHERE pipeline <> 'evidence-upload' ORDER BY started_at") == "abandoned\nsucceeded")
         #expect(try cli.sql("SELECT count(*) FROM audit_log WHERE action = 'run.abandoned'") == "1")
         let list = try cli.run(["runs", "list", "--org", "acme"])
         #expect(list.status == 0)
-        #expect(list.stdout.split(separator: "\n").map { $0.split(separator: "\t")[1] } == ["succeeded", "abandoned"])
+        // Newest first: the two report runs, then the uploads of acme's documents on import.
+        #expect(list.stdout.split(separator: "\n").map { $0.split(separator: "\t")[1] }.prefix(2) == ["succeeded", "abandoned"])
         let json = try cli.run(["runs", "list", "--org", "acme", "--format", "json", "--status", "abandoned"])
         let runs = (try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])?["runs"] as? [[String: Any]]
         #expect(runs?.count == 1)
@@ -636,7 +637,7 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         #expect((changes["vanished_resources"] as? [String])?.contains("github acme-corp/api") == true)
         let text = try cli.run(["score", "--org", "acme"])
         #expect(text.status == 0, "\(text.stderr)")
-        #expect(text.stdout.contains("  trend:   75% → "), "\(text.stdout)")
+        #expect(text.stdout.contains("  trend:   83% → "), "\(text.stdout)")
         #expect(text.stdout.contains("newly failing: github.org-requires-2fa"))
         let json = try JSONSerialization.jsonObject(with: Data(try cli.run(["score", "--org", "acme", "--format", "json"]).stdout.utf8)) as? [String: Any]
         #expect((json?["trend"] as? [[String: Any]])?.count == 2)
@@ -651,22 +652,22 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         let cli = try CLI()
         func policyStatus(_ asOf: String) throws -> String? {
             let run = try cli.run(["run", "report", "--org", "acme", "--json", "--as-of", asOf])
-            return checkStatuses(try runJSON(run))["manual.information-security-policy"]
+            return checkStatuses(try runJSON(run))["manual.incident-response-plan"]
         }
         #expect(try policyStatus("2026-11-28T00:00:00Z") == "not_verified")
-        let file = cli.dataDir.appendingPathComponent("security-policy.pdf")
-        try Data("%PDF-1.4 policy v3".utf8).write(to: file)
-        let upload = try cli.run(["evidence", "upload", "--org", "acme", "--file", file.path, "--controls", "A.5.1",
+        let file = cli.dataDir.appendingPathComponent("incident-response-plan.pdf")
+        try Data("%PDF-1.4 incident response plan v2".utf8).write(to: file)
+        let upload = try cli.run(["evidence", "upload", "--org", "acme", "--file", file.path, "--controls", "A.5.24",
                                   "--reviewer", "olive@acme.example", "--reviewed", "2026-10-01", "--valid-for", "365d",
                                   "--actor", "olive@acme.example"])
         #expect(upload.status == 0, "\(upload.stderr)")
         #expect(upload.stdout.contains("valid:    reviewed 2026-10-01 by olive@acme.example, until 2027-10-01"))
         #expect(try policyStatus("2026-11-28T00:00:00Z") == "pass")
         #expect(try policyStatus("2027-12-01T00:00:00Z") == "not_verified")
-        let reason = try cli.sql("SELECT reason FROM check_results WHERE check_id = 'manual.information-security-policy' ORDER BY rowid DESC LIMIT 1")
+        let reason = try cli.sql("SELECT reason FROM check_results WHERE check_id = 'manual.incident-response-plan' ORDER BY rowid DESC LIMIT 1")
         #expect(reason == "Stale: the latest evidence was reviewed on 2026-10-01 and expired on 2027-10-01.")
         // Reviewed before the run's clock only: a review dated in the future is refused.
-        #expect(try cli.run(["evidence", "upload", "--org", "acme", "--file", file.path, "--controls", "A.5.1",
+        #expect(try cli.run(["evidence", "upload", "--org", "acme", "--file", file.path, "--controls", "A.5.24",
                              "--reviewed", "2999-01-01", "--actor", "olive@acme.example"]).status == 2)
     }
 }

@@ -87,32 +87,59 @@ struct EvidenceCommand: AsyncParsableCommand {
                 }
                 let evidence = try await UploadedEvidence.describe(file: source, organization: organizationID, mediaType: type,
                                                                    at: reviewedAt, freshFor: validity, reviewer: reviewer)
-                let run = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organizationID,
-                                    pipeline: "evidence-upload", asOf: now, actor: actor)
-                try await store.beginRun(run)
-                do {
-                    if try await !objects.exists(evidence.originalKey) {
-                        try await objects.upload(evidence.originalKey, file: source, size: evidence.size,
-                                                 contentType: evidence.mediaType)
-                    }
-                    try await objects.put(evidence.metadataKey, data: evidence.canonicalJSON(),
-                                          contentType: "application/json", ifAbsent: true)
-                    try await objects.sync()  // the objects are durable before the row that points at them
-                    let inserted = try await store.storeEvidence([evidence], run: run)
-                    try await store.linkEvidence(evidence.id, to: controlList, organization: organizationID)
-                    try await store.finishRun(run, status: .succeeded, message: nil)
-                    print("\(organizationID): evidence \(evidence.id) \(inserted == 0 ? "already stored" : "stored")")
-                    print("  file:     \(source.lastPathComponent) (\(evidence.size) bytes, sha256 \(evidence.sha256))")
-                    print("  controls: \(controlList.joined(separator: ", "))")
-                    print("  valid:    reviewed \(Timestamp.day(evidence.collectedAt))\(reviewer.map { " by \($0)" } ?? ""), until \(Timestamp.day(evidence.freshUntil))")
-                    print("  object:   \(objects.location(of: evidence.originalKey))")
-                } catch {
-                    try? await store.finishRun(run, status: .failed, message: "\(error)")
-                    throw error
-                }
+                let inserted = try await DocumentUpload.store(evidence, file: source, controls: controlList, store: store,
+                                                              objects: objects, actor: actor, at: now)
+                print("\(organizationID): evidence \(evidence.id) \(inserted == 0 ? "already stored" : "stored")")
+                print("  file:     \(source.lastPathComponent) (\(evidence.size) bytes, sha256 \(evidence.sha256))")
+                print("  controls: \(controlList.joined(separator: ", "))")
+                print("  valid:    reviewed \(Timestamp.day(evidence.collectedAt))\(reviewer.map { " by \($0)" } ?? ""), until \(Timestamp.day(evidence.freshUntil))")
+                print("  object:   \(objects.location(of: evidence.originalKey))")
             } catch {
                 throw report(error)
             }
+        }
+    }
+}
+
+/// Stores an uploaded document as evidence: the object first (durable), then its row and its links
+/// to controls, in a run of its own (`evidence-upload`), failed if anything fails.
+enum DocumentUpload {
+    @discardableResult
+    /// `presigned`: the product's upload flow (a presigned PUT, then the size checked); otherwise
+    /// the file is written as any object is (streamed, signed), as an import does.
+    static func store(_ evidence: Evidence, file: URL, controls: [String], store: any EvidenceStore, objects: any ObjectStore,
+                      actor: String, at now: Date, presigned: Bool = true) async throws -> Int {
+        let run = RunRecord(id: UUID().uuidString.lowercased(), organizationID: evidence.organizationID,
+                            pipeline: "evidence-upload", asOf: now, actor: actor)
+        try await store.beginRun(run)
+        do {
+            if try await !objects.exists(evidence.originalKey) {
+                if presigned {
+                    try await objects.upload(evidence.originalKey, file: file, size: evidence.size, contentType: evidence.mediaType)
+                } else {
+                    _ = try await objects.put(evidence.originalKey, file: file, contentType: evidence.mediaType, ifAbsent: true)
+                }
+            }
+            try await objects.put(evidence.metadataKey, data: evidence.canonicalJSON(), contentType: "application/json", ifAbsent: true)
+            try await objects.sync()  // the objects are durable before the row that points at them
+            let inserted = try await store.storeEvidence([evidence], run: run)
+            try await store.linkEvidence(evidence.id, to: controls, organization: evidence.organizationID)
+            try await store.finishRun(run, status: .succeeded, message: nil)
+            return inserted
+        } catch {
+            try? await store.finishRun(run, status: .failed, message: "\(error)")
+            throw error
+        }
+    }
+
+    /// Uploads an imported organization's documents (its organization.yml's `documents:`).
+    static func importDocuments(_ documents: [FixtureOrganizations.Document], of organization: OrganizationID,
+                                store: any EvidenceStore, objects: any ObjectStore, actor: String) async throws {
+        for document in documents {
+            let evidence = try await UploadedEvidence.describe(file: document.file, organization: organization, mediaType: nil,
+                                                               at: document.reviewed, freshFor: document.validFor, reviewer: document.reviewer)
+            try await Self.store(evidence, file: document.file, controls: document.controls, store: store, objects: objects,
+                                 actor: actor, at: document.reviewed, presigned: false)
         }
     }
 }

@@ -134,7 +134,7 @@ struct Orgs: AsyncParsableCommand {
                     case .failure(let problem):
                         StandardError.write("pipeline: error: \(problem.description)\n")
                         failed = true
-                    case .success(let (organization, members, integrations)):
+                    case .success(let (organization, members, integrations, documents)):
                         if !restoreRemoved, try await store.organization(organization.id) == nil,
                            let removal = try await store.auditLog(of: organization.id).last(where: { $0.action == "organization.removed" }) {
                             print("\(organization.id): removed by \(removal.actor); not imported again (--restore-removed does)")
@@ -142,8 +142,13 @@ struct Orgs: AsyncParsableCommand {
                         }
                         let added = try await store.addOrganization(organization, members: members, integrations: integrations,
                                                                     actor: actor)
+                        if added, !documents.isEmpty {
+                            try await DocumentUpload.importDocuments(documents, of: organization.id, store: store,
+                                                                     objects: try await backends.openObjects(), actor: actor)
+                        }
                         print(added ? "\(organization.id): imported (\(members.count) members, integrations: "
-                                        + integrations.map(\.kind).sorted().joined(separator: ", ") + ")"
+                                        + integrations.map(\.kind).sorted().joined(separator: ", ")
+                                        + (documents.isEmpty ? "" : ", \(documents.count) documents") + ")"
                                     : "\(organization.id): already in the store; left as it is")
                     }
                 }
@@ -159,7 +164,7 @@ struct Orgs: AsyncParsableCommand {
 
 /// Reads organization folders for `orgs import`.
 enum DemoImport {
-    typealias Found = Result<(Organization, [Member], [Integration]), FixtureOrganizations.Problem>
+    typealias Found = Result<(Organization, [Member], [Integration], [FixtureOrganizations.Document]), FixtureOrganizations.Problem>
 
     static func organizations(in paths: [String]) throws -> [Found] {
         var found: [Found] = []
@@ -199,7 +204,7 @@ enum DemoImport {
                         integrations.append(Integration(kind: kind, settings: settings))
                     }
                     found.append(.success((Organization(id: id, name: organization.name, integrations: [:]),
-                                           organization.members, integrations)))
+                                           organization.members, integrations, try directory.documents(id))))
                 } catch let problem as FixtureOrganizations.Problem {
                     found.append(.failure(problem))
                 }

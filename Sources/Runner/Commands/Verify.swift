@@ -58,7 +58,7 @@ struct Verify: AsyncParsableCommand {
             let folders = paths.isEmpty ? ["fixtures/orgs"] : paths
             var cases: [Case] = []
             for found in try DemoImport.organizations(in: folders) {
-                guard case .success(let (organization, members, integrations)) = found else {
+                guard case .success(let (organization, members, integrations, documents)) = found else {
                     if case .failure(let problem) = found { StandardError.write("pipeline: error: \(problem.description)\n") }
                     throw Exit.problems
                 }
@@ -67,7 +67,7 @@ struct Verify: AsyncParsableCommand {
                     let expected = folder.appendingPathComponent("expected/\(definition.name).json")
                     var item = Case(organization: organization.id.rawValue, pipeline: definition.name, expectedFile: expected)
                     let actual = try await Self.outcome(of: definition, for: organization, members: members, integrations: integrations,
-                                                        catalog: catalog, clock: clock)
+                                                        documents: documents, catalog: catalog, clock: clock)
                     if update {
                         try FileManager.default.createDirectory(at: expected.deletingLastPathComponent(), withIntermediateDirectories: true)
                         try Data(actual.utf8).write(to: expected, options: .atomic)
@@ -113,7 +113,8 @@ struct Verify: AsyncParsableCommand {
 
     /// One pipeline over one organization in a fresh embedded store, as canonical JSON text.
     static func outcome(of definition: PipelineDefinition, for organization: Organization, members: [Member],
-                        integrations: [Integration], catalog: Catalog, clock: Date) async throws -> String {
+                        integrations: [Integration], documents: [FixtureOrganizations.Document], catalog: Catalog,
+                        clock: Date) async throws -> String {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("lightsail-verify-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
         var backends = BackendOptions()
@@ -123,6 +124,7 @@ struct Verify: AsyncParsableCommand {
         let store = try await backends.openStore()
         let objects = try await backends.openObjects()
         _ = try await store.addOrganization(organization, members: members, integrations: integrations, actor: "system")
+        try await DocumentUpload.importDocuments(documents, of: organization.id, store: store, objects: objects, actor: "system")
         guard let stored = try await store.organization(organization.id) else {
             throw PipelineError(.storage, "\(organization.id) was not stored")
         }

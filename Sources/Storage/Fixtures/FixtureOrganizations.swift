@@ -99,4 +99,37 @@ public struct FixtureOrganizations: Sendable {
         }
         return Organization(id: id, name: name, integrations: integrations, members: members)
     }
+
+    /// A document an organization description attaches (`documents:`), uploaded on import as
+    /// evidence for manual controls.
+    public struct Document: Sendable, Hashable {
+        public let file: URL
+        public let controls: [String]
+        public let reviewer: String?
+        public let reviewed: Date
+        public let validFor: Duration
+    }
+
+    /// The description's documents: `{file, controls, reviewer, reviewed, valid_for}` each, the
+    /// file beside organization.yml.
+    public func documents(_ id: OrganizationID) throws -> [Document] {
+        let path = file(of: id).path
+        func problem(_ node: Node?, _ message: String) -> Problem {
+            Problem(id: id, diagnostic: Diagnostic(file: path, line: node?.mark?.line ?? 1, column: node?.mark?.column ?? 1,
+                                                   message: message, code: "invalid-organization"))
+        }
+        guard let text = FileManager.default.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }),
+              let list = (try? Yams.compose(yaml: text))??.mapping?["documents"] else { return [] }
+        guard let entries = list.sequence else { throw problem(list, "'documents' must be a list of {file, controls, reviewer, reviewed, valid_for}") }
+        return try entries.map { entry in
+            guard let fields = entry.mapping, let name = fields["file"]?.string, !name.contains("/"), !name.hasPrefix("."),
+                  let controls = fields["controls"]?.sequence?.compactMap(\.string), !controls.isEmpty,
+                  let reviewed = fields["reviewed"]?.string.flatMap(Timestamp.parse) else {
+                throw problem(entry, "each document needs 'file' (beside organization.yml), 'controls' (a list) and 'reviewed' (a date)")
+            }
+            let validity = fields["valid_for"]?.string.flatMap(parseDuration) ?? .seconds(365 * 86_400)
+            return Document(file: root.appendingPathComponent(id.rawValue).appendingPathComponent(name), controls: controls,
+                            reviewer: fields["reviewer"]?.string, reviewed: reviewed, validFor: validity)
+        }
+    }
 }
