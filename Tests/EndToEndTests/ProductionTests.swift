@@ -30,7 +30,7 @@ struct Production {
             cli: try CLI(demo: false))
         let migrated = try production.cli.run(["db", "migrate", "--database", production.ownerURL])
         guard migrated.status == 0 else { throw ToolFailure("db migrate", migrated) }
-        let imported = try production.run(["orgs", "import", "fixtures/orgs"])
+        let imported = try production.run(["orgs", "import"] + CLI.demo)
         guard imported.status == 0 else { throw ToolFailure("orgs import", imported) }
         return production
     }

@@ -58,7 +58,7 @@ import Testing
 
         // Importing the demo again adds nothing back: acme and initech are left as they are, and
         // globex stays removed unless asked for.
-        let again = try cli.run(["orgs", "import", "fixtures/orgs"])
+        let again = try cli.run(["orgs", "import"] + CLI.demo)
         #expect(again.status == 0)
         #expect(again.stdout.contains("acme: already in the store; left as it is"))
         #expect(again.stdout.contains("globex: removed by system; not imported again"))

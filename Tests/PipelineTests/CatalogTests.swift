@@ -117,3 +117,25 @@ import Testing
         #expect(CatalogLoader(sources: ["github"]).load(folder: path).catalog.check("github.x")?.title == "Ours")
     }
 }
+
+/// The fixture organizations exercise the whole catalog: every check passes on one of them and
+/// fails on another (a manual control's failing outcome is not verified: nothing can prove it
+/// wrong, only missing or stale), as their committed expected results (pipeline verify) say.
+@Suite struct FixtureCoverageTests {
+    @Test func everyCheckPassesOnOneFixtureOrganizationAndFailsOnAnother() throws {
+        let orgs = RepositoryCatalog.root.appendingPathComponent("fixtures/orgs")
+        var statuses: [String: [String: String]] = [:]
+        for org in try FileManager.default.contentsOfDirectory(atPath: orgs.path).sorted() {
+            let file = orgs.appendingPathComponent("\(org)/expected/report.json")
+            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
+            let checks = (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["checks"] as? [String: [String: Any]] ?? [:]
+            for (check, result) in checks { statuses[check, default: [:]][org] = result["status"] as? String }
+        }
+        #expect(statuses.count == RepositoryCatalog.shared.checks.count)
+        for check in RepositoryCatalog.shared.checks {
+            let seen = Set((statuses[check.id] ?? [:]).values)
+            let failing = check.source == "upload" ? "not_verified" : "fail"
+            #expect(seen.contains("pass") && seen.contains(failing), "\(check.id): \(statuses[check.id] ?? [:])")
+        }
+    }
+}
