@@ -49,6 +49,8 @@ public actor InMemoryEvidenceStore: EvidenceStore {
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) {}
     public private(set) var storedChanges: [RunChanges] = []
     public func uploadedEvidence(of organization: OrganizationID) -> [(evidence: Evidence, controls: [String])] { [] }
+    public func lastCollected(of organization: OrganizationID, source: String, operation: String, resource: String,
+                              before clock: Date) -> (asOf: Date, evidence: [Evidence])? { nil }
     public func previousResults(of organization: OrganizationID, pipeline: String, before run: String) -> PreviousResults? { nil }
     public func evidenceResources(of organization: OrganizationID, run: String) -> Set<String> { [] }
     public func storeChanges(_ changes: RunChanges, run: RunRecord) { storedChanges.append(changes) }

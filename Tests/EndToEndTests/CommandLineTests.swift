@@ -676,3 +676,44 @@ func startStuckRun(_ cli: CLI) throws -> Process {
                              "--reviewed", "2999-01-01", "--actor", "olive@acme.example"]).status == 2)
     }
 }
+
+/// An answer a run cannot collect is taken from the last run that did while it is fresh; once
+/// stale, the checks on it are not verified and say when it was collected.
+@Suite struct FreshnessTests {
+    @Test func aFailedAnswerIsReusedWhileFreshThenGoesStale() throws {
+        let cli = try CLI()
+        let definition = cli.dataDir.appendingPathComponent("quick.yml")
+        try """
+        name: quick
+        description: Short timeouts; evidence fresh for a day.
+        stages:
+          - type: collect
+            sources: [github]
+            timeout: 200ms
+            fresh_for: 24h
+            retry: {attempts: 2, backoff: 10ms, max_backoff: 10ms}
+          - type: validate
+            frameworks: [soc2]
+          - type: store
+        """.write(to: definition, atomically: true, encoding: .utf8)
+        func review(_ asOf: String) throws -> (status: String?, run: [String: Any]) {
+            let result = try cli.run(["run", definition.path, "--org", "acme", "--json", "--as-of", asOf])
+            let run = try runJSON(result)
+            return (checkStatuses(run)["github.default-branch-requires-review"], run)
+        }
+        #expect(try review("2026-11-27T00:00:00Z").status == "pass")
+        // infra's protection now answers too late: the day-old answer stands in for it.
+        try cli.replay("acme", account: "acme-corp",
+                       recording: try slowRecording(org: "acme", path: "/repos/acme-corp/infra/branches/master/protection", delayMS: 3_000))
+        let fresh = try review("2026-11-27T12:00:00Z")
+        #expect(fresh.status == "pass")
+        #expect((fresh.run["reused"] as? [String])?.first?.hasPrefix("github repos/get-branch-protection acme-corp/infra@master: collected at 2026-11-27T00:00:00Z, fresh until 2026-11-28T00:00:00Z") == true,
+                "\(fresh.run["reused"] ?? "")")
+        #expect(fresh.run["not_collected"] as? Int == 1)  // still said: this run did not collect it
+        // A day and more later it is stale: not verified, saying when it was collected.
+        let stale = try review("2026-11-28T06:00:00Z")
+        #expect(stale.status == "not_verified")
+        let findings = try cli.sql("SELECT findings FROM check_results WHERE check_id = 'github.default-branch-requires-review' ORDER BY rowid DESC LIMIT 1")
+        #expect(findings.contains("the last evidence, collected at 2026-11-27T00:00:00Z, went stale at 2026-11-28T00:00:00Z"), "\(findings)")
+    }
+}

@@ -66,6 +66,8 @@ public struct RunOutcome: Sendable {
     public let timings: [(stage: StageKind, duration: Duration)]
     /// What changed since the previous run of the pipeline (nil without a validate stage).
     public var changes: RunChanges?
+    /// Answers this run could not collect, taken from an earlier run while still fresh.
+    public var reused: [String] = []
     /// Shared download links by object key, where the storage makes them.
     public var links: [String: URL] = [:]
 
@@ -174,6 +176,14 @@ public struct PipelineExecutor: Sendable {
             }
         }
 
+        // What this run could not collect, taken from the latest earlier run that did while that
+        // evidence is fresh; once stale, the failure says when it was collected.
+        let failures = collected.index.failures
+        var reused: [String] = []
+        if definition.validate != nil, failures.contains(where: { $0.operation != "*" }) {
+            reused = try await reuseLastCollected(&collected, context: context)
+        }
+
         var results: [CheckResult] = []
         var changes: RunChanges?
         if let validate = definition.validate {
@@ -246,9 +256,54 @@ public struct PipelineExecutor: Sendable {
         }
 
         return RunOutcome(run: context.run, evidenceCollected: collected.received, evidenceNew: collected.new,
-                          failures: collected.index.failures, results: results, scores: scores, export: export,
+                          failures: failures, results: results, scores: scores, export: export,
                           sourceErrors: sources.errors, unconnected: sources.unconnected.sorted(), timings: timings,
-                          changes: changes)
+                          changes: changes, reused: reused)
+    }
+
+    /// Replaces each failure (of one operation about one resource, not of a whole source) for which
+    /// nothing was collected by what the latest earlier run collected of it, read back from the
+    /// object store, while it is fresh (that run's clock plus the evidence's time to live); a
+    /// stale or unreadable one leaves the failure, saying when the evidence was collected.
+    /// Returns what was reused.
+    private func reuseLastCollected(_ collected: inout Collected, context: RunContext) async throws -> [String] {
+        let index = collected.index
+        var rebuilt = EvidenceIndex()
+        for (position, evidence) in index.all.enumerated() { rebuilt.add(evidence, facts: index.facts(at: position)) }
+        var reused: [String] = []
+        var replaced = Set<String>()
+        for failure in index.failures {
+            let key = "\(failure.source) \(failure.operation) \(failure.resource)"
+            if replaced.contains(key) { continue }
+            guard failure.operation != "*", index.evidence(source: failure.source, operation: failure.operation, resource: failure.resource).isEmpty,
+                  let last = try await context.store.lastCollected(of: context.organization.id, source: failure.source,
+                                                                    operation: failure.operation, resource: failure.resource,
+                                                                    before: context.run.asOf),
+                  !last.evidence.isEmpty else {
+                rebuilt.add(failure)
+                continue
+            }
+            let window = last.evidence.map { $0.freshUntil.timeIntervalSince($0.collectedAt) }.min() ?? 0
+            let freshUntil = last.asOf.addingTimeInterval(window)
+            if freshUntil > context.run.asOf {
+                var items: [(Evidence, EvidenceFacts?)] = []
+                for evidence in last.evidence {
+                    guard let body = try? await context.objects.get(evidence.originalKey) else { break }
+                    items.append((evidence, stages.validator.facts(of: evidence, body: body)))
+                }
+                if items.count == last.evidence.count {
+                    for (evidence, facts) in items { rebuilt.add(evidence, facts: facts) }
+                    replaced.insert(key)
+                    reused.append("\(key): collected at \(Timestamp.iso8601(last.asOf)), fresh until \(Timestamp.iso8601(freshUntil)) (\(failure.reason))")
+                    continue
+                }
+            }
+            let state = freshUntil > context.run.asOf ? "could not be read back" : "went stale at \(Timestamp.iso8601(freshUntil))"
+            rebuilt.add(CollectionFailure(source: failure.source, operation: failure.operation, resource: failure.resource,
+                                          reason: "\(failure.reason); the last evidence, collected at \(Timestamp.iso8601(last.asOf)), \(state)"))
+        }
+        collected.index = rebuilt
+        return reused
     }
 
     /// Takes events as they come: every answer once through the checks' reading, then to the

@@ -79,6 +79,10 @@ public protocol EvidenceStore: Sendable {
     func changes(of organization: OrganizationID, run: String) async throws -> RunChanges?
     /// Framework scores of the organization's latest `runs` runs with scores, newest first.
     func scoreHistory(of organization: OrganizationID, runs: Int) async throws -> [ScoreRecord]
+    /// What the latest run before `clock` collected of `operation` (about `resource`): that
+    /// run's clock and the evidence, for a run whose own collection of it failed.
+    func lastCollected(of organization: OrganizationID, source: String, operation: String, resource: String,
+                       before clock: Date) async throws -> (asOf: Date, evidence: [Evidence])?
     /// Evidence people uploaded, with the controls each supports (for manual controls).
     func uploadedEvidence(of organization: OrganizationID) async throws -> [(evidence: Evidence, controls: [String])]
     /// Links evidence to the controls it supports (uploads name them).

@@ -258,6 +258,9 @@ struct Run: AsyncParsableCommand {
             print(line)
             print("  checks:   \(outcome.results.count) (\(checkLine))")
             print("  evidence: \(outcome.evidenceCollected) collected, \(outcome.evidenceNew) new, \(outcome.notCollected) not collected")
+            if !outcome.reused.isEmpty {
+                print("  reused:   \(outcome.reused.count) answer\(outcome.reused.count == 1 ? "" : "s") not collected now, from an earlier run while still fresh")
+            }
             if let changes = outcome.changes, changes.previousRun != nil {
                 print("  changes:  \(changes.summary) since run \(changes.previousRun ?? "")")
                 for check in changes.newlyFailing { print("            newly failing: \(check)") }
@@ -300,6 +303,7 @@ struct Run: AsyncParsableCommand {
                      "possible": $0.possible, "score": $0.ratio ?? NSNull()] as [String: Any]
                 }
                 entry["export_id"] = outcome.export?.id ?? NSNull()
+                entry["reused"] = outcome.reused
                 if let changes = outcome.changes, let data = try? JSONEncoder().encode(changes) {
                     entry["changes"] = try? JSONSerialization.jsonObject(with: data)
                 }

@@ -265,7 +265,7 @@ public enum GitHubChecks {
                     }
                 }
             } else {
-                classic = .unreadable("the branch protection was not collected")
+                classic = .unreadable(missing(index, Op.getBranchProtection, "the branch protection", resource: resource))
             }
             switch (classic, rulesets) {
             case (.unprotected, .none):

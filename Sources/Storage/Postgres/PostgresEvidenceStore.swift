@@ -579,6 +579,35 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
+    public func lastCollected(of organization: OrganizationID, source: String, operation: String, resource: String,
+                              before clock: Date) async throws -> (asOf: Date, evidence: [Evidence])? {
+        try await unit(organization) { db -> (asOf: Date, evidence: [Evidence])? in
+            guard let row = try db.execute("""
+                SELECT r.id, to_char(r.as_of AT TIME ZONE 'UTC', \(Self.utc)) FROM runs r
+                JOIN run_evidence re ON re.organization_id = r.organization_id AND re.run_id = r.id
+                JOIN evidence e ON e.organization_id = re.organization_id AND e.id = re.evidence_id
+                WHERE e.source = $1 AND e.operation = $2 AND e.resource = $3 AND r.as_of < $4::timestamptz
+                ORDER BY r.as_of DESC, r.started_at DESC LIMIT 1
+                """, [source, operation, resource, Timestamp.iso8601(clock)]).values.first,
+                  let run = row[0], let asOf = row[1].flatMap(Timestamp.parse) else { return nil }
+            let evidence = try db.execute("""
+                SELECT e.id, e.source, e.operation, e.resource, e.request, e.status,
+                       to_char(e.collected_at AT TIME ZONE 'UTC', \(Self.utc)), to_char(e.fresh_until AT TIME ZONE 'UTC', \(Self.utc)),
+                       e.sha256, e.media_type, e.size
+                FROM run_evidence re JOIN evidence e ON e.organization_id = re.organization_id AND e.id = re.evidence_id
+                WHERE re.run_id = $1 AND e.source = $2 AND e.operation = $3 AND e.resource = $4 ORDER BY e.id
+                """, [run, source, operation, resource]).values.compactMap { row -> Evidence? in
+                guard let id = row[0], let source = row[1], let operation = row[2], let resource = row[3], let request = row[4],
+                      let collected = row[6].flatMap(Timestamp.parse), let fresh = row[7].flatMap(Timestamp.parse),
+                      let sha = row[8], let type = row[9] else { return nil }
+                return Evidence(id: id, organizationID: organization, source: source, operation: operation, resource: resource,
+                                request: request, status: row[5].flatMap(Int.init) ?? 200, collectedAt: collected, freshUntil: fresh,
+                                sha256: sha, mediaType: type, size: row[10].flatMap(Int.init) ?? 0)
+            }
+            return (asOf, evidence)
+        }
+    }
+
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
         guard !controls.isEmpty else { return }
         let (values, parameters) = Self.values(controls.map { [organization.rawValue, evidenceID, $0] })

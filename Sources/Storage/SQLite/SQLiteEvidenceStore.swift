@@ -652,6 +652,36 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         }
     }
 
+    public func lastCollected(of organization: OrganizationID, source: String, operation: String, resource: String,
+                              before clock: Date) async throws -> (asOf: Date, evidence: [Evidence])? {
+        try await db.run { db -> (asOf: Date, evidence: [Evidence])? in
+            let org = Self.text(organization.rawValue)
+            guard let row = try db.query("""
+                SELECT r.id, r.as_of FROM runs r
+                JOIN run_evidence re ON re.organization_id = r.organization_id AND re.run_id = r.id
+                JOIN evidence e ON e.organization_id = re.organization_id AND e.id = re.evidence_id
+                WHERE r.organization_id = ? AND e.source = ? AND e.operation = ? AND e.resource = ? AND r.as_of < ?
+                ORDER BY r.as_of DESC, r.started_at DESC LIMIT 1
+                """, [org, .text(source), .text(operation), .text(resource), .text(Timestamp.iso8601(clock))]).first,
+                  let run = row[0].string, let asOf = row[1].string.flatMap(Timestamp.parse) else { return nil }
+            let evidence = try db.query("""
+                SELECT e.id, e.source, e.operation, e.resource, e.request, e.status, e.collected_at, e.fresh_until, e.sha256,
+                       e.media_type, e.size
+                FROM run_evidence re JOIN evidence e ON e.organization_id = re.organization_id AND e.id = re.evidence_id
+                WHERE re.organization_id = ? AND re.run_id = ? AND e.source = ? AND e.operation = ? AND e.resource = ?
+                ORDER BY e.id
+                """, [org, .text(run), .text(source), .text(operation), .text(resource)]).compactMap { row -> Evidence? in
+                guard let id = row[0].string, let source = row[1].string, let operation = row[2].string, let resource = row[3].string,
+                      let request = row[4].string, let collected = row[6].string.flatMap(Timestamp.parse),
+                      let fresh = row[7].string.flatMap(Timestamp.parse), let sha = row[8].string, let type = row[9].string else { return nil }
+                return Evidence(id: id, organizationID: organization, source: source, operation: operation, resource: resource,
+                                request: request, status: row[5].int ?? 200, collectedAt: collected, freshUntil: fresh,
+                                sha256: sha, mediaType: type, size: row[10].int ?? 0)
+            }
+            return (asOf, evidence)
+        }
+    }
+
     public func linkEvidence(_ evidenceID: String, to controls: [String], organization: OrganizationID) async throws {
         try await db.transaction { db in
             for control in controls {
