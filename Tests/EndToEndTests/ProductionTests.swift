@@ -72,19 +72,19 @@ struct Production {
         let bundle = try #require(line(first.stdout, "bundle:")?.split(separator: " ").last.map(String.init))
         #expect(bundle.hasPrefix("s3://lightsail-test/e2e-"))
         #expect(line(first.stdout, "link:")?.contains("X-Amz-Signature=") == true)
-        #expect(try p.sql("SELECT count(*) FROM evidence") == "52")
-        #expect(try p.sql("SELECT count(DISTINCT organization_id) FROM evidence") == "1")
+        #expect(try p.sql("SELECT count(*) FROM evidence WHERE organization_id = 'acme'") == "52")
+        #expect(try p.sql("SELECT count(DISTINCT organization_id) FROM evidence WHERE source <> 'upload'") == "1")
 
         let second = try p.run(["run", "report", "--org", "acme", "--quiet"])
         #expect(second.status == 0)
         #expect(line(second.stdout, "evidence:") == "evidence: 49 collected, 0 new, 0 not collected")
-        #expect(try p.sql("SELECT count(*) FROM evidence") == "52")
+        #expect(try p.sql("SELECT count(*) FROM evidence WHERE organization_id = 'acme'") == "52")
         #expect(try p.sql("SELECT count(*) FROM runs WHERE status = 'succeeded' AND pipeline = 'report'") == "2")
         let audit = try p.sql("SELECT action || ':' || count(*) FROM audit_log GROUP BY action ORDER BY action")
-        #expect(audit.contains("evidence.stored:4"))  // the report's, and each of acme's 3 imported documents
+        #expect(audit.contains("evidence.stored:5"))  // the report's, and each of the 4 imported documents (acme 3, globex 1)
         #expect(audit.contains("export.created:2"))
         #expect(audit.contains("export.shared:2"))
-        #expect(audit.contains("run.started:5"))  // two report runs, three document uploads
+        #expect(audit.contains("run.started:6"))  // two report runs, four document uploads
 
         // The bundle in S3 is the one the report names, whole and verifiable.
         let zip = p.cli.dataDir.appendingPathComponent("bundle.zip")
@@ -208,10 +208,10 @@ struct Production {
         #expect(Int(ended) ?? 0 >= 1)
         #expect(process.terminationStatus == 0, "\(message)")
         #expect(try p.sql("SELECT status FROM runs WHERE pipeline <> 'evidence-upload'") == "succeeded")
-        #expect(try p.sql("SELECT count(*) FROM evidence") == "52")
+        #expect(try p.sql("SELECT count(*) FROM evidence WHERE organization_id = 'acme'") == "52")
         let rerun = try p.run(["run", "report", "--org", "acme", "--quiet"])
         #expect(rerun.status == 0, "\(rerun.stderr)")
-        #expect(try p.sql("SELECT count(*) FROM evidence") == "52")
+        #expect(try p.sql("SELECT count(*) FROM evidence WHERE organization_id = 'acme'") == "52")
     }
 
     /// An organization added by hand, with live GitHub (the fixture server), AWS (moto, through

@@ -64,7 +64,7 @@ import Testing
         #expect(again.stdout.contains("globex: removed by system; not imported again"))
         #expect(try !cli.run(["members", "list", "--org", "acme"]).stdout.contains("vic@acme.example"))
         #expect(try cli.run(["orgs", "list"]).stdout.split(separator: "\n").map { $0.split(separator: "\t")[0] } == ["acme", "initech"])
-        #expect(try cli.run(["orgs", "import", "fixtures/orgs/globex", "--restore-removed"]).stdout == "globex: imported (4 members, integrations: aws, github, google_workspace)\n")
+        #expect(try cli.run(["orgs", "import", "fixtures/orgs/globex", "--restore-removed"]).stdout == "globex: imported (4 members, integrations: aws, github, google_workspace, 1 document, 3 exceptions)\n")
         // The removed organization's history stayed.
         #expect(try cli.sql("SELECT count(*) FROM audit_log WHERE organization_id = 'globex' AND action = 'organization.removed'") == "1")
     }

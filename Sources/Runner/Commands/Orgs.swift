@@ -134,7 +134,7 @@ struct Orgs: AsyncParsableCommand {
                     case .failure(let problem):
                         StandardError.write("pipeline: error: \(problem.description)\n")
                         failed = true
-                    case .success(let (organization, members, integrations, documents)):
+                    case .success(let (organization, members, integrations, documents, exceptions)):
                         if !restoreRemoved, try await store.organization(organization.id) == nil,
                            let removal = try await store.auditLog(of: organization.id).last(where: { $0.action == "organization.removed" }) {
                             print("\(organization.id): removed by \(removal.actor); not imported again (--restore-removed does)")
@@ -146,9 +146,13 @@ struct Orgs: AsyncParsableCommand {
                             try await DocumentUpload.importDocuments(documents, of: organization.id, store: store,
                                                                      objects: try await backends.openObjects(), actor: actor)
                         }
+                        if added {
+                            for exception in exceptions { try await store.addException(exception, to: organization.id, actor: actor) }
+                        }
                         print(added ? "\(organization.id): imported (\(members.count) members, integrations: "
                                         + integrations.map(\.kind).sorted().joined(separator: ", ")
-                                        + (documents.isEmpty ? "" : ", \(documents.count) documents") + ")"
+                                        + (documents.isEmpty ? "" : ", \(documents.count) document\(documents.count == 1 ? "" : "s")")
+                                        + (exceptions.isEmpty ? "" : ", \(exceptions.count) exception\(exceptions.count == 1 ? "" : "s")") + ")"
                                     : "\(organization.id): already in the store; left as it is")
                     }
                 }
@@ -164,7 +168,8 @@ struct Orgs: AsyncParsableCommand {
 
 /// Reads organization folders for `orgs import`.
 enum DemoImport {
-    typealias Found = Result<(Organization, [Member], [Integration], [FixtureOrganizations.Document]), FixtureOrganizations.Problem>
+    typealias Found = Result<(Organization, [Member], [Integration], [FixtureOrganizations.Document], [RiskException]),
+                             FixtureOrganizations.Problem>
 
     static func organizations(in paths: [String]) throws -> [Found] {
         var found: [Found] = []
@@ -204,7 +209,8 @@ enum DemoImport {
                         integrations.append(Integration(kind: kind, settings: settings))
                     }
                     found.append(.success((Organization(id: id, name: organization.name, integrations: [:]),
-                                           organization.members, integrations, try directory.documents(id))))
+                                           organization.members, integrations, try directory.documents(id),
+                                           try directory.exceptions(id, createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))))))
                 } catch let problem as FixtureOrganizations.Problem {
                     found.append(.failure(problem))
                 }

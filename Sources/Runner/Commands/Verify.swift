@@ -58,7 +58,7 @@ struct Verify: AsyncParsableCommand {
             let folders = paths.isEmpty ? ["fixtures/orgs"] : paths
             var cases: [Case] = []
             for found in try DemoImport.organizations(in: folders) {
-                guard case .success(let (organization, members, integrations, documents)) = found else {
+                guard case .success(let (organization, members, integrations, documents, exceptions)) = found else {
                     if case .failure(let problem) = found { StandardError.write("pipeline: error: \(problem.description)\n") }
                     throw Exit.problems
                 }
@@ -67,7 +67,7 @@ struct Verify: AsyncParsableCommand {
                     let expected = folder.appendingPathComponent("expected/\(definition.name).json")
                     var item = Case(organization: organization.id.rawValue, pipeline: definition.name, expectedFile: expected)
                     let actual = try await Self.outcome(of: definition, for: organization, members: members, integrations: integrations,
-                                                        documents: documents, catalog: catalog, clock: clock)
+                                                        documents: documents, exceptions: exceptions, catalog: catalog, clock: clock)
                     if update {
                         try FileManager.default.createDirectory(at: expected.deletingLastPathComponent(), withIntermediateDirectories: true)
                         try Data(actual.utf8).write(to: expected, options: .atomic)
@@ -113,8 +113,8 @@ struct Verify: AsyncParsableCommand {
 
     /// One pipeline over one organization in a fresh embedded store, as canonical JSON text.
     static func outcome(of definition: PipelineDefinition, for organization: Organization, members: [Member],
-                        integrations: [Integration], documents: [FixtureOrganizations.Document], catalog: Catalog,
-                        clock: Date) async throws -> String {
+                        integrations: [Integration], documents: [FixtureOrganizations.Document], exceptions: [RiskException],
+                        catalog: Catalog, clock: Date) async throws -> String {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("lightsail-verify-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
         var backends = BackendOptions()
@@ -125,6 +125,7 @@ struct Verify: AsyncParsableCommand {
         let objects = try await backends.openObjects()
         _ = try await store.addOrganization(organization, members: members, integrations: integrations, actor: "system")
         try await DocumentUpload.importDocuments(documents, of: organization.id, store: store, objects: objects, actor: "system")
+        for exception in exceptions { try await store.addException(exception, to: organization.id, actor: "system") }
         guard let stored = try await store.organization(organization.id) else {
             throw PipelineError(.storage, "\(organization.id) was not stored")
         }
@@ -143,12 +144,12 @@ struct Verify: AsyncParsableCommand {
         return try document(outcome, organization: organization.id.rawValue, pipeline: definition.name, clock: clock)
     }
 
-    /// What is compared: statuses with their findings, scores, what was not collected, and the
+    /// What is compared: statuses with their reasons and findings, scores, what was not collected, and the
     /// bundle manifest's entries (the PDF by name: its bytes follow the fonts of the machine).
     static func document(_ outcome: RunOutcome, organization: String, pipeline: String, clock: Date) throws -> String {
         var document: [String: Any] = ["organization": organization, "pipeline": pipeline, "as_of": Timestamp.iso8601(clock)]
         document["checks"] = Dictionary(outcome.results.map { result in
-            (result.checkID, ["status": result.status.rawValue, "findings": result.findings] as [String: Any])
+            (result.checkID, ["status": result.status.rawValue, "reason": result.reason, "findings": result.findings] as [String: Any])
         }, uniquingKeysWith: { first, _ in first })
         var scores: [String: Any] = [:]
         if let summary = outcome.scores {

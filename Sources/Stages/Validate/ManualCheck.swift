@@ -26,8 +26,9 @@ enum ManualCheck {
             return .init(.notVerified, "No evidence uploaded: attach it with `pipeline evidence upload --controls \(controls) --reviewer …`.")
         }
         let fresh = uploads.filter { $0.freshUntil > clock }
-        let describe = { (e: Evidence) in
-            "\(e.resource): \(e.request.replacingOccurrences(of: "PUT upload \(e.resource)", with: "uploaded")), reviewed \(Timestamp.day(e.collectedAt)), valid until \(Timestamp.day(e.freshUntil))"
+        let describe = { (e: Evidence) -> String in
+            let reviewer = e.request.range(of: ", reviewed by ").map { " by " + e.request[$0.upperBound...] } ?? ""
+            return "\(e.resource): reviewed \(Timestamp.day(e.collectedAt))\(reviewer), valid until \(Timestamp.day(e.freshUntil))"
         }
         if !fresh.isEmpty {
             return .init(.pass, "Met by \(fresh.count) uploaded document\(fresh.count == 1 ? "" : "s") reviewed within their validity.",

@@ -100,6 +100,29 @@ public struct FixtureOrganizations: Sendable {
         return Organization(id: id, name: name, integrations: integrations, members: members)
     }
 
+    /// The risk exceptions a description records (`exceptions:`), added on import:
+    /// `{check, resource?, approver, justification, expires}` each.
+    public func exceptions(_ id: OrganizationID, createdAt: Date) throws -> [RiskException] {
+        let path = file(of: id).path
+        guard let text = FileManager.default.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }),
+              let list = (try? Yams.compose(yaml: text))??.mapping?["exceptions"] else { return [] }
+        guard let entries = list.sequence else {
+            throw Problem(id: id, diagnostic: Diagnostic(file: path, line: list.mark?.line ?? 1, column: list.mark?.column ?? 1,
+                                                         message: "'exceptions' must be a list", code: "invalid-organization"))
+        }
+        return try entries.enumerated().map { number, entry in
+            guard let fields = entry.mapping, let check = fields["check"]?.string, let approver = fields["approver"]?.string,
+                  let why = fields["justification"]?.string, let expires = fields["expires"]?.string.flatMap(Timestamp.parse) else {
+                throw Problem(id: id, diagnostic: Diagnostic(file: path, line: entry.mark?.line ?? 1, column: entry.mark?.column ?? 1,
+                                                             message: "each exception needs 'check', 'approver', 'justification' and 'expires' (a date)",
+                                                             code: "invalid-organization"))
+            }
+            // Ids fixed by position, so that an import is the same everywhere.
+            return RiskException(id: "exc-\(id.rawValue)-\(number + 1)", checkID: check, resource: fields["resource"]?.string,
+                                 approver: approver, justification: why, expires: expires, createdBy: "import", createdAt: createdAt)
+        }
+    }
+
     /// A document an organization description attaches (`documents:`), uploaded on import as
     /// evidence for manual controls.
     public struct Document: Sendable, Hashable {

@@ -343,6 +343,7 @@ public final class PostgresEvidenceStore: EvidenceStore {
         try await unit(id, actor: actor) { db in
             try db.execute("DELETE FROM members")
             try db.execute("DELETE FROM integrations")
+            try db.execute("DELETE FROM exceptions")  // decisions about it, not its history
             guard try db.execute("DELETE FROM organizations WHERE organization_id = $1", [id.rawValue]).affected > 0 else {
                 return false
             }

@@ -390,6 +390,7 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             let org = Self.text(id.rawValue)
             try db.query("DELETE FROM members WHERE organization_id = ?", [org])
             try db.query("DELETE FROM integrations WHERE organization_id = ?", [org])
+            try db.query("DELETE FROM exceptions WHERE organization_id = ?", [org])  // decisions about it, not its history
             try db.query("DELETE FROM organizations WHERE organization_id = ?", [org])
             guard db.changes > 0 else { return false }
             try Self.audit(db, id, actor: actor, action: "organization.removed", entityType: "organization", entityID: id.rawValue)
