@@ -20,6 +20,8 @@ public struct BundleRenderer: ReportRenderer {
     /// Where an entry's bytes come from when it is written.
     enum Source {
         case readme
+        /// Bytes already in memory (the report's text).
+        case text(Data)
         /// `metadata.json` of the input's evidence at this index, made again when written.
         case metadata(Int)
         /// The original of the input's evidence at this index, streamed from the object store.
@@ -39,11 +41,15 @@ public struct BundleRenderer: ReportRenderer {
         let (pdf, zip, results, manifestFile, sumsFile) = (names[0], names[1], names[2], names[3], names[4])
         let executor = self.executor
         do {
-            try await executor.run { try PDFReport(input: input, options: options).render(to: pdf) }
+            let transcript = try await executor.run { try PDFReport(input: input, options: options).render(to: pdf) }
             let pdfHash = try await executor.run { try Self.hash(file: pdf) }
+            // The report's text, unwrapped: for auditors' tools, and for `pipeline verify` (the
+            // PDF's bytes and line breaks follow the machine's fonts; its words do not).
+            let text = Data((transcript.joined(separator: "\n") + "\n").utf8)
 
             // Every entry's hash and size, before the first is written: SHA256SUMS sorts first.
-            var entries = [Entry(source: .file(pdf), file: .init(path: "report.pdf", sha256: pdfHash.sha256, size: pdfHash.size))]
+            var entries = [Entry(source: .file(pdf), file: .init(path: "report.pdf", sha256: pdfHash.sha256, size: pdfHash.size)),
+                           Entry(source: .text(text), file: .init(path: "report.txt", sha256: try Digest.sha256Hex(text), size: text.count))]
             let originals = try await executor.run { try Self.evidenceEntries(input.evidence) }
             entries += originals
             // results.json lists every evidence id of every check: written once, in pieces, to a file.
@@ -134,6 +140,7 @@ public struct BundleRenderer: ReportRenderer {
             let documents = batch.map { entry -> Data? in
                 switch entry.source {
                 case .readme: return Data(readme(input).utf8)
+                case .text(let data): return data
                 case .metadata(let item): return input.evidence[item].canonicalJSON()
                 case .original, .file: return nil
                 }
@@ -174,7 +181,7 @@ public struct BundleRenderer: ReportRenderer {
         let executor = self.executor
         let path = entry.file.path
         switch entry.source {
-        case .readme, .metadata:
+        case .readme, .metadata, .text:
             throw PipelineError(.render, "\(path) is written with the small entries")
         case .file(let file):
             try await executor.run { try writer.beginEntry(path: path, size: entry.file.size) }
@@ -232,6 +239,7 @@ public struct BundleRenderer: ReportRenderer {
 
         Contents
           report.pdf                         the compliance report
+          report.txt                         its text: paragraphs and table rows, one per line
           results.json                       every check result, control status and score
           evidence/<id>/original.<ext>       each piece of evidence exactly as the API answered
           evidence/<id>/metadata.json        where it came from, when, and its SHA-256

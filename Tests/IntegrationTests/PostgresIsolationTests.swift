@@ -145,7 +145,8 @@ import Testing
         let start = ContinuousClock.now
         task.cancel()
         await #expect(throws: (any Error).self) { _ = try await task.value }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // Well before the statement's 30 s: the server stopped it (generous, for a loaded machine).
+        #expect(ContinuousClock.now - start < .seconds(15))
         // The connection is usable again.
         #expect(try await db.run { db in try db.execute("SELECT 1").scalar() } == "1")
     }
@@ -367,7 +368,8 @@ extension PostgresPoolTests {
         } catch let error as PipelineError {
             #expect(error[.sqlState] == "57014")
         }
-        #expect(ContinuousClock.now - start < .seconds(5))
+        // Well before the statement's 30 s: the server stopped it (generous, for a loaded machine).
+        #expect(ContinuousClock.now - start < .seconds(15))
         // The connection is usable afterwards.
         #expect(try await connection.run { db in try db.execute("SELECT 2").scalar() } == "2")
     }

@@ -150,7 +150,7 @@ func render(_ input: ReportInput, outputs: [RenderOptions.Output] = [.pdf, .bund
         """
         let result = try ExternalTool.run("python3", ["-c", script, file.path])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout == "13 acme 2026-11-28T00:00:00Z\n")
+        #expect(result.stdout == "14 acme 2026-11-28T00:00:00Z\n")
     }
 
     @Test(.needs("unzip", "sha256sum")) func sha256sumChecksTheUnzippedBundle() async throws {
@@ -159,7 +159,7 @@ func render(_ input: ReportInput, outputs: [RenderOptions.Output] = [.pdf, .bund
         #expect(try ExternalTool.run("unzip", ["-q", file.path, "-d", folder.path]).status == 0)
         let check = try ExternalTool.run("sha256sum", ["-c", "SHA256SUMS"], directory: folder)
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
-        #expect(check.stdout.split(separator: "\n").count == 14)
+        #expect(check.stdout.split(separator: "\n").count == 15)
         // Tampering is caught.
         try Data("{}".utf8).write(to: folder.appendingPathComponent("results.json"))
         #expect(try ExternalTool.run("sha256sum", ["-c", "--quiet", "SHA256SUMS"], directory: folder).status != 0)

@@ -236,7 +236,11 @@ public struct PipelineExecutor: Sendable {
             let periodStart = context.run.asOf.addingTimeInterval(-Double(render.periodDays) * 86_400)
             let input = ReportInput(organization: org, pipeline: definition.name, asOf: context.run.asOf,
                                     periodStart: periodStart, results: results, scores: scores,
-                                    evidence: collected.index.all, failures: collected.index.failures)
+                                    evidence: collected.index.all,
+                                    // In a fixed order: sources fail concurrently, the report must not vary with it.
+                                    failures: collected.index.failures.sorted {
+                                        ($0.source, $0.operation, $0.resource, $0.reason) < ($1.source, $1.operation, $1.resource, $1.reason)
+                                    })
             let rendered = try await stages.renderer.render(input, options: render, objects: context.objects,
                                                             scratch: context.scratch)
             try Task.checkCancellation()

@@ -13,8 +13,10 @@ struct PDFReport {
     static let bottom = PDFCanvas.pageHeight - 60
 
 
-    /// Draws the report into `file`.
-    func render(to file: URL) throws {
+    /// Draws the report into `file`; returns its text: each paragraph, field and table row once,
+    /// unwrapped (so it does not depend on the fonts' widths), without page furniture.
+    @discardableResult
+    func render(to file: URL) throws -> [String] {
         let canvas = try PDFCanvas(file: file, title: "\(options.title): \(input.organization.name)",
                                    author: "Lightsail", createdAt: input.asOf)
         // Pass one counts pages without drawing, so every footer can say "Page n of N".
@@ -24,6 +26,7 @@ struct PDFReport {
         layout(&writer)
         writer.finishPage()
         try canvas.finish()
+        return writer.transcript
     }
 
     var footer: String {
@@ -63,7 +66,7 @@ struct PDFReport {
             w.space(8)
         }
         w.space(16)
-        w.paragraph("A score is controls passing over controls evaluated (passed, failed and not verified). "
+        w.paragraph("A score weighs each evaluated check (passed, failed or not verified) by its severity, from low (1) to critical (4), over the criteria it supports; not applicable and excepted checks are left out. A check never passes on missing, stale or unreadable evidence: such a check is not verified, with the reason. Evidence ids are SHA-256 digests; the export bundle carries every evidence file with its hash, and report.txt the text of this report."
                     + "A check never passes on missing or unreadable evidence: such a check is not verified, "
                     + "with the reason. Evidence ids are SHA-256 digests; the export bundle carries every "
                     + "evidence file with its hash.", font: .regular, size: 9, color: (0.3, 0.3, 0.3))
@@ -155,6 +158,8 @@ struct Writer {
     var page = 1
     var y = PDFReport.margin
     var pageHasContent = false
+    /// The text drawn (when drawing): paragraphs and fields whole, table rows as `a | b | c`.
+    var transcript: [String] = []
 
     init(canvas: PDFCanvas, draw: Bool, totalPages: Int, footer: String) {
         self.canvas = canvas
@@ -207,6 +212,7 @@ struct Writer {
     }
 
     mutating func field(_ name: String, _ value: String) {
+        if draw { transcript.append("\(name): \(value)") }
         canvas.setFont(.bold, size: 10)
         ensure(15)
         if draw {
@@ -228,6 +234,7 @@ struct Writer {
 
     mutating func paragraph(_ text: String, font: PDFCanvas.Font, size: Double, indent: Double = 0,
                             color: (Double, Double, Double) = (0, 0, 0)) {
+        if draw { transcript.append(text) }
         canvas.setFont(font, size: size)
         let lineHeight = size * 1.35
         for line in canvas.wrap(text, maxWidth: PDFReport.contentWidth - indent) {
@@ -242,7 +249,8 @@ struct Writer {
         }
     }
 
-    mutating func tableHeader(_ columns: [(String, Double)]) {
+    mutating func tableHeader(_ columns: [(String, Double)], repeated: Bool = false) {
+        if draw, !repeated { transcript.append(columns.map(\.0).joined(separator: " | ")) }
         ensure(40)
         canvas.setFont(.bold, size: 9)
         if draw {
@@ -262,13 +270,14 @@ struct Writer {
     mutating func tableRow(_ columns: [(String, Double)], _ cells: [String], font: PDFCanvas.Font = .regular,
                            statusColumn: Int? = nil, status: CheckStatus? = nil) {
         let size = 8.5
+        if draw { transcript.append(cells.joined(separator: " | ")) }
         canvas.setFont(font, size: size)
         let wrapped = zip(columns, cells).map { canvas.wrap($1, maxWidth: $0.1 - 6) }
         let lineHeight = size * 1.35
         let height = Double(wrapped.map(\.count).max() ?? 1) * lineHeight + 5
         if y + height > PDFReport.bottom, pageHasContent {
             pageBreak()
-            tableHeader(columns)
+            tableHeader(columns, repeated: true)
             canvas.setFont(font, size: size)
         }
         var x = PDFReport.margin + 3

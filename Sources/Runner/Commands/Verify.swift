@@ -144,8 +144,9 @@ struct Verify: AsyncParsableCommand {
         return try document(outcome, organization: organization.id.rawValue, pipeline: definition.name, clock: clock)
     }
 
-    /// What is compared: statuses with their reasons and findings, scores, what was not collected, and the
-    /// bundle manifest's entries (the PDF by name: its bytes follow the fonts of the machine).
+    /// What is compared: statuses with their reasons and findings, scores, what was not collected,
+    /// the report's text, and the bundle manifest's entries (the PDF by name: its bytes follow the
+    /// fonts of the machine).
     static func document(_ outcome: RunOutcome, organization: String, pipeline: String, clock: Date) throws -> String {
         var document: [String: Any] = ["organization": organization, "pipeline": pipeline, "as_of": Timestamp.iso8601(clock)]
         document["checks"] = Dictionary(outcome.results.map { result in
@@ -165,6 +166,10 @@ struct Verify: AsyncParsableCommand {
         document["evidence"] = outcome.evidenceCollected
         if let bundle = outcome.export?.artifacts.first(where: { $0.kind == .bundle }) {
             let (names, manifest) = try ZipReader.read(bundle.location, entry: "manifest.json")
+            // The report's words, line by line (its PDF bytes follow the machine's fonts).
+            if let text = try ZipReader.read(bundle.location, entry: "report.txt").data {
+                document["report_text"] = String(decoding: text, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            }
             var entries: [String] = names.filter { $0 == "report.pdf" }
             if let manifest, let object = try JSONSerialization.jsonObject(with: manifest) as? [String: Any],
                let files = object["files"] as? [[String: Any]] {
