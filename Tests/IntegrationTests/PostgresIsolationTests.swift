@@ -325,8 +325,11 @@ extension PostgresPoolTests {
         try await connection.run { db in try db.execute("SELECT 1") }
         let stale = try #require(connection.lastTicketForTests)
         // Unit B (another organization's, say) runs a statement of a second; A's cancel arrives meanwhile.
-        let b = Task { try await connection.run { db in _ = try db.execute("SELECT pg_sleep(1)") } }
-        while connection.runningTicket == nil { try await Task.sleep(for: .milliseconds(5)) }
+        let b = Task { try await connection.run { db in _ = try db.execute("SELECT pg_sleep(2)") } }
+        // Until B is seen running; on a loaded machine B may even be done first, so the wait ends
+        // (it once spun forever there, waiting for a ticket that had come and gone).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while connection.runningTicket == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         connection.cancel(ticket: stale)
         try await b.value  // not cancelled
     }
@@ -359,7 +362,9 @@ extension PostgresPoolTests {
         let database = try await TestDatabase.make()
         let connection = try await PostgresConnection.connect(.init(url: database.appURL))
         let unit = Task { try await connection.run { db in _ = try db.execute("SELECT pg_sleep(30)") } }
-        while connection.runningTicket == nil { try await Task.sleep(for: .milliseconds(5)) }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while connection.runningTicket == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(connection.runningTicket != nil, "the statement never started")
         let start = ContinuousClock.now
         unit.cancel()
         do {
