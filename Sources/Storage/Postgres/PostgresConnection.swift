@@ -129,10 +129,20 @@ public final class PostgresConnection: @unchecked Sendable {
     func cancel(ticket: UInt64) {
         guard cancelHandle != nil else { return }
         executor.submit {
-            self.ticketLock.withLock {
-                guard self.current == ticket, let cancelHandle = self.cancelHandle else { return }
-                var buffer = [CChar](repeating: 0, count: 256)
-                _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+            // A cancel only stops a statement the server is running: one sent in the instant
+            // between the unit starting and its statement reaching the server is lost (and one can
+            // fail to be sent to a busy server). So it is sent again, a little later each time,
+            // for as long as this unit holds the connection; each under the lock the unit takes to
+            // let go, so none can reach the next unit's statement.
+            var buffer = [CChar](repeating: 0, count: 256)
+            for attempt in 0..<20 {
+                let sent: Bool = self.ticketLock.withLock {
+                    guard self.current == ticket, let cancelHandle = self.cancelHandle else { return false }
+                    _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+                    return true
+                }
+                guard sent else { return }
+                usleep(UInt32(min(50_000 << attempt, 500_000)))
             }
         }
     }
