@@ -69,17 +69,7 @@ public struct Keyring: Sendable {
     /// Reads a key file: one key per line (base64 or hex), `#` comments; the last key is the
     /// current one. The file must be readable by its owner only.
     public static func read(file: URL) throws -> Keyring {
-        var info = stat()
-        guard stat(file.path, &info) == 0 else {
-            throw PipelineError(.configuration, "cannot read the key file \(file.path): \(String(cString: strerror(errno)))")
-        }
-        guard info.st_mode & 0o077 == 0 else {
-            throw PipelineError(.configuration, String(format: "the key file %@ may be read by others (mode %o): chmod 600 it", file.path,
-                                                       Int(info.st_mode & 0o777)))
-        }
-        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
-            throw PipelineError(.configuration, "cannot read the key file \(file.path)")
-        }
+        let text = try SecretFile.read(file)
         var keys: [SecretKey] = []
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
@@ -100,6 +90,31 @@ public struct Keyring: Sendable {
         let text = "# Lightsail credential encryption keys (AES-256-GCM), one per line; the last one seals.\n"
             + "# Keep this file secret and backed up: credentials sealed with a lost key cannot be opened.\n"
             + keys.map { "\($0.encoded)\n" }.joined()
+        try SecretFile.write(text, to: file)
+    }
+}
+
+/// Files that hold keys: readable by their owner only, written atomically (a crash leaves the old
+/// file or the new one).
+public enum SecretFile {
+    /// The file's text; refused when others may read it.
+    public static func read(_ file: URL) throws -> String {
+        var info = stat()
+        guard stat(file.path, &info) == 0 else {
+            throw PipelineError(.configuration, "cannot read the key file \(file.path): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw PipelineError(.configuration, String(format: "the key file %@ may be read by others (mode %o): chmod 600 it", file.path,
+                                                       Int(info.st_mode & 0o777)))
+        }
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
+            throw PipelineError(.configuration, "cannot read the key file \(file.path)")
+        }
+        return text
+    }
+
+    /// Writes `text` with mode 0600, through a temporary file renamed into place.
+    public static func write(_ text: String, to file: URL) throws {
         let temporary = file.deletingLastPathComponent().appendingPathComponent(".\(file.lastPathComponent).\(getpid()).tmp")
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else {

@@ -36,6 +36,27 @@ public struct SigningKey: Sendable, CustomStringConvertible {
 
     /// The seed as base64, for a key file.
     public var encoded: String { Data(seed).base64EncodedString() }
+
+    /// Reads a signing key file (the seed on its one line that is not a `#` comment), readable by
+    /// its owner only.
+    public static func read(file: URL) throws -> SigningKey {
+        let text = try SecretFile.read(file)
+        guard let line = text.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) })
+            .first(where: { !$0.isEmpty && !$0.hasPrefix("#") }) else {
+            throw PipelineError(.configuration, "the signing key file \(file.path) holds no key")
+        }
+        do {
+            return try SigningKey(encoded: line)
+        } catch let error as PipelineError {
+            throw PipelineError(.configuration, "\(file.path): \(error.message)")
+        }
+    }
+
+    /// Writes the key to `file` (mode 0600).
+    public func write(to file: URL) throws {
+        try SecretFile.write("# Lightsail export signing key (Ed25519 seed). Keep it secret; publish the public key\n"
+                             + "# (pipeline keys export-public) for auditors.\n\(encoded)\n", to: file)
+    }
     /// Only the public key's fingerprint: a key printed by mistake shows nothing of itself.
     public var description: String { publicKey.fingerprint }
 

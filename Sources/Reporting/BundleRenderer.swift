@@ -12,7 +12,11 @@ public struct BundleRenderer: ReportRenderer {
     let chunkSize: Int
     let executor: BlockingExecutor
 
-    public init(chunkSize: Int = 1 << 20, executor: BlockingExecutor = .shared) {
+    /// Signs each bundle's manifest (`manifest.json.sig`), when given.
+    let signingKey: SigningKey?
+
+    public init(chunkSize: Int = 1 << 20, executor: BlockingExecutor = .shared, signingKey: SigningKey? = nil) {
+        self.signingKey = signingKey
         self.chunkSize = chunkSize
         self.executor = executor
     }
@@ -63,9 +67,16 @@ public struct BundleRenderer: ReportRenderer {
             let readme = Data(self.readme(input).utf8)
             entries.append(Entry(source: .readme, file: .init(path: "README.txt", sha256: try Digest.sha256Hex(readme),
                                                               size: readme.count)))
-            let manifest = BundleManifest(input: input, files: entries.map(\.file))
+            let manifest = BundleManifest(input: input, files: entries.map(\.file), signer: signingKey?.publicKey.fingerprint)
             let manifestHash = try await executor.run { try HashingFile.write(manifestFile) { try manifest.write($0) } }
             let manifestEntry = BundleManifest.File(path: "manifest.json", sha256: manifestHash.sha256, size: manifestHash.size)
+            // The manifest's Ed25519 signature: `openssl pkeyutl -verify -pubin -inkey public.pem -rawin
+            // -in manifest.json -sigfile manifest.json.sig` checks it with the exported public key.
+            if let signingKey {
+                let signature = try await executor.run { Data(try signingKey.sign(Array(try Data(contentsOf: manifestFile)))) }
+                entries.append(Entry(source: .text(signature), file: .init(path: "manifest.json.sig", sha256: try Digest.sha256Hex(signature),
+                                                                           size: signature.count)))
+            }
             let sumsHash = try await executor.run {
                 try HashingFile.write(sumsFile) { try manifest.writeSHA256SUMS(including: [manifestEntry], $0) }
             }
@@ -244,6 +255,7 @@ public struct BundleRenderer: ReportRenderer {
           evidence/<id>/original.<ext>       each piece of evidence exactly as the API answered
           evidence/<id>/metadata.json        where it came from, when, and its SHA-256
           manifest.json                      every file above with its SHA-256 and size
+          manifest.json.sig                  its Ed25519 signature (the signer's fingerprint is in the manifest)
           SHA256SUMS                         the same hashes, for sha256sum
 
         Checking the bundle needs nothing but standard tools. In the unzipped folder:

@@ -118,8 +118,10 @@ func line(_ output: String, _ prefix: String) -> String? {
         let a = try CLI()
         let b = try CLI()
         let args = ["run", "report", "--org", "globex", "--as-of", "2026-11-28T00:00:00Z", "--quiet"]
-        let first = try a.run(args, environment: ["TZ": "Asia/Tokyo"])
-        let second = try b.run(args, environment: ["TZ": "America/Los_Angeles"])
+        // The same signing key (Ed25519 signs deterministically); different time zones.
+        let key = Data(repeating: 7, count: 32).base64EncodedString()
+        let first = try a.run(args, environment: ["TZ": "Asia/Tokyo", "LIGHTSAIL_SIGNING_KEY": key])
+        let second = try b.run(args, environment: ["TZ": "America/Los_Angeles", "LIGHTSAIL_SIGNING_KEY": key])
         let firstZip = try #require(line(first.stdout, "bundle:")?.split(separator: " ").last.map(String.init))
         let secondZip = try #require(line(second.stdout, "bundle:")?.split(separator: " ").last.map(String.init))
         #expect((firstZip as NSString).lastPathComponent == (secondZip as NSString).lastPathComponent)
@@ -282,6 +284,8 @@ func line(_ output: String, _ prefix: String) -> String? {
         #expect(lines.count >= 3)
         for entry in lines {
             let object = try JSONSerialization.jsonObject(with: Data(entry.utf8)) as? [String: String]
+            // The one line about the process (the signing key made on first use) belongs to no run.
+            if object?["message"]?.hasPrefix("made the export signing key") == true { continue }
             #expect(object?["org.id"] == "globex")
             #expect(object?["run.id"] != nil)
         }
@@ -717,5 +721,39 @@ func startStuckRun(_ cli: CLI) throws -> Process {
         #expect(stale.status == "not_verified")
         let findings = try cli.sql("SELECT findings FROM check_results WHERE check_id = 'github.default-branch-requires-review' ORDER BY rowid DESC LIMIT 1")
         #expect(findings.contains("the last evidence, collected at 2026-11-27T00:00:00Z, went stale at 2026-11-28T00:00:00Z"), "\(findings)")
+    }
+}
+
+/// Exports are signed: the manifest's Ed25519 signature checks with the exported public key and
+/// openssl alone, and fails once the manifest is edited.
+@Suite struct SignedBundleTests {
+    @Test func theManifestSignatureChecksWithTheExportedPublicKeyAndOpensslAlone() throws {
+        try ExternalTool.require("openssl")
+        try ExternalTool.require("unzip")
+        let cli = try CLI()
+        let run = try cli.run(["run", "report", "--org", "acme", "--json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("made the export signing key ed25519:"))
+        let keyFile = cli.dataDir.appendingPathComponent("signing.key")
+        #expect(try FileManager.default.attributesOfItem(atPath: keyFile.path)[.posixPermissions] as? Int == 0o600)
+        let artifacts = try #require(try runJSON(run)["artifacts"] as? [[String: Any]])
+        let zip = try #require(artifacts.first { $0["kind"] as? String == "bundle" }?["location"] as? String)
+        let folder = try ExternalTool.temporaryDirectory()
+        #expect(try ExternalTool.run("unzip", ["-q", zip, "-d", folder.path]).status == 0)
+        let pem = try cli.run(["keys", "export-public"])
+        #expect(pem.stdout.hasPrefix("-----BEGIN PUBLIC KEY-----"))
+        try pem.stdout.write(to: folder.appendingPathComponent("public.pem"), atomically: true, encoding: .utf8)
+        let fingerprint = try cli.run(["keys", "export-public", "--format", "fingerprint"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try String(contentsOf: folder.appendingPathComponent("manifest.json"), encoding: .utf8).contains("\"signer\" : \"\(fingerprint)\""))
+        let args = ["pkeyutl", "-verify", "-pubin", "-inkey", "public.pem", "-rawin", "-in", "manifest.json", "-sigfile", "manifest.json.sig"]
+        #expect(try ExternalTool.run("openssl", args, directory: folder).stdout.contains("Signature Verified Successfully"))
+        // An edited manifest no longer checks, even with SHA256SUMS recomputed to match.
+        let manifest = folder.appendingPathComponent("manifest.json")
+        try (try String(contentsOf: manifest, encoding: .utf8)).replacingOccurrences(of: "Acme Corp", with: "Acme Corp.")
+            .write(to: manifest, atomically: true, encoding: .utf8)
+        #expect(try ExternalTool.run("openssl", args, directory: folder).status != 0)
+        // The same key signs the next export: it is read, not made again.
+        let again = try cli.run(["run", "report", "--org", "acme", "--quiet"])
+        #expect(again.status == 0 && !again.stderr.contains("made the export signing key"))
     }
 }

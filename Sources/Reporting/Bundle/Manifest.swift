@@ -17,6 +17,8 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     public let asOf: String
     public let periodStart: String
     public let files: [File]
+    /// The fingerprint of the key whose signature is `manifest.json.sig`, when signed.
+    public let signer: String?
 
     enum CodingKeys: String, CodingKey {
         case format, pipeline, files
@@ -24,11 +26,13 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         case organizationName = "organization_name"
         case asOf = "as_of"
         case periodStart = "period_start"
+        case signer
     }
 
     static let formatName = "lightsail-bundle/1"
 
-    init(input: ReportInput, files: [File]) {
+    init(input: ReportInput, files: [File], signer: String? = nil) {
+        self.signer = signer
         format = Self.formatName
         organizationID = input.organization.id.rawValue
         organizationName = input.organization.name
@@ -70,7 +74,8 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         member("organization_id", organizationID)
         member("organization_name", organizationName)
         member("period_start", periodStart)
-        member("pipeline", pipeline, last: true)
+        member("pipeline", pipeline, last: signer == nil)
+        if let signer { member("signer", signer, last: true) }
         out.append(contentsOf: "}\n".utf8)
         try flush(force: true)
     }

@@ -5,8 +5,30 @@ import Pipeline
 
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The keys that seal integration credentials: show them, rotate them.",
-        subcommands: [ShowKeys.self, RotateKeys.self])
+        abstract: "The keys that seal integration credentials (show, rotate) and sign exports (export-public).",
+        subcommands: [ShowKeys.self, RotateKeys.self, ExportPublicKey.self])
+
+    struct ExportPublicKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export-public",
+            abstract: "Print the public half of the export signing key, for auditors (PEM, as openssl reads it).")
+        enum Format: String, ExpressibleByArgument, CaseIterable { case pem, base64, fingerprint }
+        @Option(name: .long, help: "pem (default), base64 (the raw 32 bytes) or fingerprint.") var format: Format = .pem
+        @OptionGroup var backends: BackendOptions
+
+        func run() async throws {
+            do {
+                let key = try backends.signingKey(creating: false).publicKey
+                switch format {
+                case .pem: print(key.pem, terminator: "")
+                case .base64: print(Data(key.raw).base64EncodedString())
+                case .fingerprint: print(key.fingerprint)
+                }
+            } catch {
+                throw report(error)
+            }
+        }
+    }
 
     struct ShowKeys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -124,7 +124,9 @@ struct Run: AsyncParsableCommand {
         let stages = StageSet(
             collectors: BuiltIn.collectors + definition.httpSources.map { HTTPSourceCollector($0) },
             transport: { source, organization in try await integrations.transport(for: source, of: organization) },
-            validator: CheckValidator(catalog: catalog), scorer: ControlScorer(catalog: catalog), renderer: BundleRenderer())
+            validator: CheckValidator(catalog: catalog), scorer: ControlScorer(catalog: catalog),
+            renderer: BundleRenderer(signingKey: definition.render?.outputs.contains(.bundle) == true
+                                        ? try backends.signingKey(creating: true) : nil))
         let executor = PipelineExecutor(definition: definition, stages: stages)
         let progress = ProgressDisplay(enabled: !quiet)
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cryptography
 import Foundation
 import Logging
 import Pipeline
@@ -111,6 +112,10 @@ struct Verify: AsyncParsableCommand {
         throw PipelineError(.invalidInput, "cannot find the folder of \(organization.id)")
     }
 
+    /// A fixed key for the fresh stores of `verify` (Ed25519 signs deterministically, so bundles,
+    /// and what is compared of them, are the same on every machine). It signs nothing real.
+    static func verifyKey() throws -> SigningKey { try SigningKey(seed: Array(repeating: 0x5A, count: 32)) }
+
     /// One pipeline over one organization in a fresh embedded store, as canonical JSON text.
     static func outcome(of definition: PipelineDefinition, for organization: Organization, members: [Member],
                         integrations: [Integration], documents: [FixtureOrganizations.Document], exceptions: [RiskException],
@@ -133,7 +138,8 @@ struct Verify: AsyncParsableCommand {
         let stages = StageSet(
             collectors: BuiltIn.collectors + definition.httpSources.map { HTTPSourceCollector($0) },
             transport: { source, organization in try await transports.transport(for: source, of: organization) },
-            validator: CheckValidator(catalog: catalog), scorer: ControlScorer(catalog: catalog), renderer: BundleRenderer())
+            validator: CheckValidator(catalog: catalog), scorer: ControlScorer(catalog: catalog),
+            renderer: BundleRenderer(signingKey: try Self.verifyKey()))
         let record = RunRecord(id: "verify", organizationID: organization.id, pipeline: definition.name, asOf: clock, actor: "system")
         let scratch = root.appendingPathComponent("scratch")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

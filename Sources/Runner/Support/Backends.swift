@@ -30,6 +30,13 @@ struct BackendOptions: ParsableArguments {
         """, valueName: "file"))
     var keyFile: String?
 
+    @Option(name: .long, help: ArgumentHelp("""
+        File of the Ed25519 key that signs export manifests (env LIGHTSAIL_SIGNING_KEY_FILE). Otherwise \
+        LIGHTSAIL_SIGNING_KEY (the 32-byte seed as base64), or the data directory's signing.key, made on \
+        first use (mode 0600).
+        """, valueName: "file"))
+    var signingKeyFile: String?
+
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     var dataRoot: URL {

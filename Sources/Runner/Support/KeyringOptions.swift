@@ -1,5 +1,6 @@
 import Cryptography
 import Foundation
+import Logging
 import Pipeline
 
 extension BackendOptions {
@@ -47,6 +48,35 @@ extension BackendOptions {
     }
 
     var embeddedKeyFile: URL { dataRoot.appendingPathComponent("encryption.key") }
+
+    /// The key that signs export manifests: `--signing-key-file`/LIGHTSAIL_SIGNING_KEY_FILE,
+    /// LIGHTSAIL_SIGNING_KEY, or the data directory's signing.key (made on first use when
+    /// `creating`, mode 0600).
+    func signingKey(creating: Bool) throws -> SigningKey {
+        if let file = signingKeyFile ?? environment["LIGHTSAIL_SIGNING_KEY_FILE"] {
+            return try SigningKey.read(file: URL(fileURLWithPath: file))
+        }
+        if let encoded = environment["LIGHTSAIL_SIGNING_KEY"], !encoded.isEmpty {
+            do {
+                return try SigningKey(encoded: encoded)
+            } catch let error as PipelineError {
+                throw PipelineError(.configuration, "LIGHTSAIL_SIGNING_KEY: \(error.message)")
+            }
+        }
+        let file = dataRoot.appendingPathComponent("signing.key")
+        if FileManager.default.fileExists(atPath: file.path) || !creating {
+            guard FileManager.default.fileExists(atPath: file.path) else {
+                throw PipelineError(.configuration, "no signing key: \(file.path) is not there (it is made by the first export), and neither LIGHTSAIL_SIGNING_KEY nor --signing-key-file is set")
+            }
+            return try SigningKey.read(file: file)
+        }
+        try ensureDataRoot()
+        let key = try SigningKey.generate()
+        try key.write(to: file)
+        // Through the log (JSON lines under --log-format json): someone must publish and keep it.
+        Logger(label: "lightsail.pipeline").warning("made the export signing key \(key.publicKey.fingerprint) in \(file.path) (mode 0600); give auditors its public half: pipeline keys export-public")
+        return key
+    }
 }
 
 /// Integration credentials: a small JSON object of strings (a token, a private key, a service
