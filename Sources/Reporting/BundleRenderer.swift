@@ -268,7 +268,21 @@ public struct BundleRenderer: ReportRenderer {
 
           sha256sum evidence/<id>/original.*
 
-        """
+        """ + (signingKey.map { key in
+            """
+
+            SHA256SUMS shows the files match the manifest; the signature shows the manifest is the
+            one Lightsail signed, so a file edited with its hashes recomputed is still caught. With
+            the organization's public key (`pipeline keys export-public`, fingerprint
+            \(key.publicKey.fingerprint)) saved as lightsail.pem:
+
+              openssl pkeyutl -verify -pubin -inkey lightsail.pem -rawin -in manifest.json -sigfile manifest.json.sig
+
+            It must say "Signature Verified Successfully", and the manifest's "signer" must be the
+            fingerprint above.
+
+            """
+        } ?? "")
     }
 }
 
