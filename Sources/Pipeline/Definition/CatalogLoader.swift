@@ -230,9 +230,7 @@ extension Walker {
                     valid = false
                 }
             case "resource":
-                guard let value = string(entry.value, "resource") else { valid = false; continue }
-                if case .failure(let problem) = HTTPSourceDefinition.placeholders(value) {
-                    report(entry.value, "resource '\(value)': \(problem.message)", "invalid-template")
+                guard let value = string(entry.value, "resource"), validTemplate(value, entry.value, "resource") else {
                     valid = false
                     continue
                 }

@@ -201,6 +201,13 @@ struct Walker {
         }
     }
 
+    /// Whether `value` is a well-formed `{placeholder}` template; reports it at `node` when not.
+    mutating func validTemplate(_ value: String, _ node: Node, _ what: String) -> Bool {
+        guard case .failure(let problem) = HTTPSourceDefinition.placeholders(value) else { return true }
+        report(node, "\(what) '\(value)': \(problem.message)", "invalid-template")
+        return false
+    }
+
     mutating func unknownKey(_ key: String, _ node: Node, allowed: [String], in what: String) {
         let hint = closest(key, in: allowed).map { "; did you mean '\($0)'?" } ?? ""
         report(node, "unknown key '\(key)' in \(what)\(hint) (allowed: \(allowed.joined(separator: ", ")))", "unknown-key")
@@ -415,11 +422,7 @@ struct Walker {
                     valid = false
                     continue
                 }
-                if case .failure(let problem) = HTTPSourceDefinition.placeholders(value) {
-                    report(entry.value, "path '\(value)': \(problem.message)", "invalid-template")
-                    valid = false
-                    continue
-                }
+                guard validTemplate(value, entry.value, "path") else { valid = false; continue }
                 path = value
             case "pagination":
                 if let value = httpPagination(entry.value) { pagination = value } else { valid = false }
@@ -427,9 +430,7 @@ struct Walker {
                 guard let value = string(entry.value, "each") else { valid = false; continue }
                 items = FieldPath(value)
             case "resource":
-                guard let value = string(entry.value, "resource") else { valid = false; continue }
-                if case .failure(let problem) = HTTPSourceDefinition.placeholders(value) {
-                    report(entry.value, "resource '\(value)': \(problem.message)", "invalid-template")
+                guard let value = string(entry.value, "resource"), validTemplate(value, entry.value, "resource") else {
                     valid = false
                     continue
                 }

@@ -84,9 +84,9 @@ struct Run: AsyncParsableCommand {
     }
 
     func execute() async throws -> ExitCode {
-        let definition = try loadDefinition()
         // The checks and frameworks: data beside the definitions, checked before anything runs.
         let catalog = try CatalogFiles.load(locations.pipelines)
+        let definition = try loadDefinition(catalog)
         let requested = try org.map { try OrganizationID($0) }
         let store = try await backends.openStore()
         // The store is the one source of truth: --all-orgs is every organization in it.
@@ -210,7 +210,7 @@ struct Run: AsyncParsableCommand {
     /// The definition named (a file of the pipelines folder, which must stay inside it) or given by
     /// path. A definition given by path is never echoed: its problems are printed without the
     /// offending line, as the file may be anything the caller can name.
-    func loadDefinition() throws -> PipelineDefinition {
+    func loadDefinition(_ catalog: Catalog) throws -> PipelineDefinition {
         let file: String
         var folder: String?
         let byPath = pipeline.contains("/") || pipeline.hasSuffix(".yml") || pipeline.hasSuffix(".yaml")
@@ -231,7 +231,7 @@ struct Run: AsyncParsableCommand {
             file = found
             folder = locations.pipelines
         }
-        let result = DefinitionLoader(vocabulary: BuiltIn.vocabulary(locations.pipelines)).load(file: file, within: folder)
+        let result = DefinitionLoader(vocabulary: BuiltIn.vocabulary(catalog)).load(file: file, within: folder)
         for diagnostic in result.diagnostics {
             StandardError.write((byPath ? diagnostic.description : diagnostic.rendered(source: result.source)) + "\n")
         }

@@ -43,7 +43,7 @@ struct Verify: AsyncParsableCommand {
         }
         do {
             let catalog = try CatalogFiles.load(locations.pipelines)
-            let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary(locations.pipelines))
+            let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary(catalog))
             var definitions: [PipelineDefinition] = []
             for file in try DefinitionFiles.expand([locations.pipelines]) {
                 let result = loader.load(file: file, within: locations.pipelines)
@@ -147,13 +147,13 @@ struct Verify: AsyncParsableCommand {
         logger.logLevel = .critical
         let outcome = try await PipelineExecutor(definition: definition, stages: stages).run(
             RunContext(run: record, organization: stored, logger: logger, store: store, objects: objects, scratch: scratch))
-        return try document(outcome, organization: organization.id.rawValue, pipeline: definition.name, clock: clock)
+        return try await document(outcome, organization: organization.id.rawValue, pipeline: definition.name, clock: clock)
     }
 
     /// What is compared: statuses with their reasons and findings, scores, what was not collected,
     /// the report's text, and the bundle manifest's entries (the PDF by name: its bytes follow the
     /// fonts of the machine).
-    static func document(_ outcome: RunOutcome, organization: String, pipeline: String, clock: Date) throws -> String {
+    static func document(_ outcome: RunOutcome, organization: String, pipeline: String, clock: Date) async throws -> String {
         var document: [String: Any] = ["organization": organization, "pipeline": pipeline, "as_of": Timestamp.iso8601(clock)]
         document["checks"] = Dictionary(outcome.results.map { result in
             (result.checkID, ["status": result.status.rawValue, "reason": result.reason, "findings": result.findings] as [String: Any])
@@ -171,9 +171,11 @@ struct Verify: AsyncParsableCommand {
         document["source_errors"] = outcome.sourceErrors
         document["evidence"] = outcome.evidenceCollected
         if let bundle = outcome.export?.artifacts.first(where: { $0.kind == .bundle }) {
-            let (names, manifest) = try ZipReader.read(bundle.location, entry: "manifest.json")
+            // libarchive blocks: on the executor, not the cooperative pool.
+            let location = bundle.location
+            let (names, manifest) = try await BlockingExecutor.shared.run { try ZipReader.read(location, entry: "manifest.json") }
             // The report's words, line by line (its PDF bytes follow the machine's fonts).
-            if let text = try ZipReader.read(bundle.location, entry: "report.txt").data {
+            if let text = try await BlockingExecutor.shared.run({ try ZipReader.read(location, entry: "report.txt").data }) {
                 document["report_text"] = String(decoding: text, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             }
             var entries: [String] = names.filter { $0 == "report.pdf" }

@@ -46,7 +46,11 @@ enum BuiltIn {
     static var sources: Set<String> { Set(collectors.map(\.source)) }
 
     static func vocabulary(_ folder: String) -> Vocabulary {
-        Vocabulary(sources: sources, frameworks: Set(CatalogLoader(sources: sources).load(folder: folder).catalog.frameworks.keys))
+        vocabulary(CatalogLoader(sources: sources).load(folder: folder).catalog)
+    }
+
+    static func vocabulary(_ catalog: Catalog) -> Vocabulary {
+        Vocabulary(sources: sources, frameworks: Set(catalog.frameworks.keys))
     }
 }
 
