@@ -24,6 +24,27 @@ public enum Digest {
         hex(try sha256(data))
     }
 
+    /// SHA-1 of `data`: only for names that standards define with it (RFC 9562 UUIDv5), never for
+    /// integrity.
+    public static func sha1(_ data: [UInt8]) throws -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        let rc = data.withUnsafeBytes { raw in EVP_Digest(raw.baseAddress, raw.count, &output, &length, EVP_sha1(), nil) }
+        try OpenSSL.check(rc == 1, "SHA-1 digest")
+        return Array(output.prefix(Int(length)))
+    }
+
+    /// The name-based UUID (version 5, RFC 9562 §5.5) of `name` in `namespace`: the same name
+    /// always gives the same UUID.
+    public static func uuidV5(namespace: UUID, name: String) throws -> UUID {
+        let space = withUnsafeBytes(of: namespace.uuid) { Array($0) }
+        var bytes = Array(try sha1(space + Array(name.utf8)).prefix(16))
+        bytes[6] = (bytes[6] & 0x0F) | 0x50
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+    }
+
     /// HMAC-SHA256 of `data` under `key`.
     public static func hmacSHA256(key: some DataProtocol, data: some DataProtocol) throws -> [UInt8] {
         var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))

@@ -23,8 +23,7 @@ public struct BundleRenderer: ReportRenderer {
 
     /// Where an entry's bytes come from when it is written.
     enum Source {
-        case readme
-        /// Bytes already in memory (the report's text).
+        /// Bytes already in memory (the report's text, the documents).
         case text(Data)
         /// `metadata.json` of the input's evidence at this index, made again when written.
         case metadata(Int)
@@ -64,9 +63,11 @@ public struct BundleRenderer: ReportRenderer {
             }
             entries.append(Entry(source: .file(results), file: .init(path: "results.json", sha256: resultsHash.sha256,
                                                                      size: resultsHash.size)))
-            let readme = Data(self.readme(input).utf8)
-            entries.append(Entry(source: .readme, file: .init(path: "README.txt", sha256: try Digest.sha256Hex(readme),
-                                                              size: readme.count)))
+            for (path, data) in [("VERIFY.md", BundleDocuments.verify(input, signer: signingKey?.publicKey)),
+                                 ("controls.csv", BundleDocuments.controlsCSV(input)),
+                                 ("assessment-results.json", try BundleDocuments.oscal(input))] {
+                entries.append(Entry(source: .text(data), file: .init(path: path, sha256: try Digest.sha256Hex(data), size: data.count)))
+            }
             let manifest = BundleManifest(input: input, files: entries.map(\.file), signer: signingKey?.publicKey.fingerprint)
             let manifestHash = try await executor.run { try HashingFile.write(manifestFile) { try manifest.write($0) } }
             let manifestEntry = BundleManifest.File(path: "manifest.json", sha256: manifestHash.sha256, size: manifestHash.size)
@@ -83,7 +84,7 @@ public struct BundleRenderer: ReportRenderer {
             entries.append(Entry(source: .file(manifestFile), file: manifestEntry))
             entries.append(Entry(source: .file(sumsFile), file: .init(path: "SHA256SUMS", sha256: sumsHash.sha256,
                                                                       size: sumsHash.size)))
-            let exportID = "exp-" + String(manifestHash.sha256.prefix(24))
+            let exportID = BundleManifest.exportID(manifestSHA256: manifestHash.sha256)
 
             var out: [RenderedExport.File] = []
             if options.outputs.contains(.pdf) {
@@ -97,9 +98,13 @@ public struct BundleRenderer: ReportRenderer {
                 let zipHash = try await executor.run { try Self.hash(file: zip) }
                 out.append(.init(kind: .bundle, key: "\(org)/exports/\(exportID).zip", file: zip,
                                  contentType: "application/zip", sha256: zipHash.sha256, size: zipHash.size))
+                // Kept beside the bundle: the next export's manifest links to this one by its hash.
+                out.append(.init(kind: .manifest, key: "\(org)/exports/\(exportID).manifest.json", file: manifestFile,
+                                 contentType: "application/json", sha256: manifestHash.sha256, size: manifestHash.size))
             }
             try await executor.run {
-                for file in [results, manifestFile, sumsFile] { try? FileManager.default.removeItem(at: file) }
+                for file in [results, sumsFile] { try? FileManager.default.removeItem(at: file) }
+                if !options.outputs.contains(.bundle) { try? FileManager.default.removeItem(at: manifestFile) }
             }
             return RenderedExport(id: exportID, files: out)
         } catch {
@@ -150,7 +155,6 @@ public struct BundleRenderer: ReportRenderer {
             }
             let documents = batch.map { entry -> Data? in
                 switch entry.source {
-                case .readme: return Data(readme(input).utf8)
                 case .text(let data): return data
                 case .metadata(let item): return input.evidence[item].canonicalJSON()
                 case .original, .file: return nil
@@ -192,7 +196,7 @@ public struct BundleRenderer: ReportRenderer {
         let executor = self.executor
         let path = entry.file.path
         switch entry.source {
-        case .readme, .metadata, .text:
+        case .metadata, .text:
             throw PipelineError(.render, "\(path) is written with the small entries")
         case .file(let file):
             try await executor.run { try writer.beginEntry(path: path, size: entry.file.size) }
@@ -237,52 +241,6 @@ public struct BundleRenderer: ReportRenderer {
     static func hash(file: URL) throws -> (sha256: String, size: Int) {
         let (digest, size) = try Digest.sha256(file: file, code: .render)
         return (Digest.hex(digest), size)
-    }
-
-    func readme(_ input: ReportInput) -> String {
-        """
-        Lightsail evidence bundle
-        =========================
-
-        Organization: \(input.organization.name) (\(input.organization.id))
-        Pipeline:     \(input.pipeline)
-        Evidence as of \(Timestamp.iso8601(input.asOf)); period from \(Timestamp.day(input.periodStart)).
-
-        Contents
-          report.pdf                         the compliance report
-          report.txt                         its text: paragraphs and table rows, one per line
-          results.json                       every check result, control status and score
-          evidence/<id>/original.<ext>       each piece of evidence exactly as the API answered
-          evidence/<id>/metadata.json        where it came from, when, and its SHA-256
-          manifest.json                      every file above with its SHA-256 and size
-          manifest.json.sig                  its Ed25519 signature (the signer's fingerprint is in the manifest)
-          SHA256SUMS                         the same hashes, for sha256sum
-
-        Checking the bundle needs nothing but standard tools. In the unzipped folder:
-
-          sha256sum -c SHA256SUMS
-
-        Every line must say OK. Each evidence id is the SHA-256 of the evidence's identity
-        (organization, source, operation, resource, request, status and content hash); the
-        `sha256` in metadata.json is the hash of original.<ext>:
-
-          sha256sum evidence/<id>/original.*
-
-        """ + (signingKey.map { key in
-            """
-
-            SHA256SUMS shows the files match the manifest; the signature shows the manifest is the
-            one Lightsail signed, so a file edited with its hashes recomputed is still caught. With
-            the organization's public key (`pipeline keys export-public`, fingerprint
-            \(key.publicKey.fingerprint)) saved as lightsail.pem:
-
-              openssl pkeyutl -verify -pubin -inkey lightsail.pem -rawin -in manifest.json -sigfile manifest.json.sig
-
-            It must say "Signature Verified Successfully", and the manifest's "signer" must be the
-            fingerprint above.
-
-            """
-        } ?? "")
     }
 }
 

@@ -20,4 +20,12 @@ struct ResultColumns {
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try encoder.encode(export.artifacts), as: UTF8.self)
     }
+
+    static func artifacts(_ text: String?, export: String) throws -> [Artifact] {
+        do {
+            return try JSONDecoder().decode([Artifact].self, from: Data((text ?? "").utf8))
+        } catch {
+            throw PipelineError(.database, "export \(export): its artifacts column is not readable: \(error)")
+        }
+    }
 }

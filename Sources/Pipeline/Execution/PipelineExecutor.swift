@@ -97,10 +97,16 @@ public struct PipelineExecutor: Sendable {
     /// Bytes of answers waiting between collectors and storage, and being written, at most (one
     /// larger answer still passes, alone).
     public var bodyBudget = 16 << 20
+    /// What the report names as its origin (the runner reads the files).
+    public var provenance: Provenance
+    /// The catalog's words for each check (severity, remediation), for the report.
+    public var catalog: Catalog?
 
-    public init(definition: PipelineDefinition, stages: StageSet) {
+    public init(definition: PipelineDefinition, stages: StageSet, catalog: Catalog? = nil, provenance: Provenance = .unknown) {
         self.definition = definition
         self.stages = stages
+        self.catalog = catalog
+        self.provenance = provenance
     }
 
     public func run(_ context: RunContext) async throws -> RunOutcome {
@@ -186,6 +192,7 @@ public struct PipelineExecutor: Sendable {
 
         var results: [CheckResult] = []
         var changes: RunChanges?
+        var exceptions: [RiskException] = []
         if let validate = definition.validate {
             context.progress(.stageStarted(org.id, .validate))
             let started = clock.now
@@ -198,7 +205,7 @@ public struct PipelineExecutor: Sendable {
             }
             results = stages.validator.evaluate(collected.index, frameworks: validate.frameworks, organization: org)
             // Risks the organization accepted, at the run's clock (expired ones say so).
-            let exceptions = try await context.store.exceptions(of: org.id)
+            exceptions = try await context.store.exceptions(of: org.id)
             results = RiskException.apply(exceptions, to: results, at: context.run.asOf)
             // What changed since the organization's previous run of this pipeline.
             let previous = try await context.store.previousResults(of: org.id, pipeline: definition.name, before: context.run.id)
@@ -234,13 +241,14 @@ public struct PipelineExecutor: Sendable {
             context.progress(.stageStarted(org.id, .render))
             let started = clock.now
             let periodStart = context.run.asOf.addingTimeInterval(-Double(render.periodDays) * 86_400)
+            let report = try await reportContext(context, exceptions: exceptions, changes: changes, scores: scores)
             let input = ReportInput(organization: org, pipeline: definition.name, asOf: context.run.asOf,
                                     periodStart: periodStart, results: results, scores: scores,
                                     evidence: collected.index.all,
                                     // In a fixed order: sources fail concurrently, the report must not vary with it.
                                     failures: collected.index.failures.sorted {
                                         ($0.source, $0.operation, $0.resource, $0.reason) < ($1.source, $1.operation, $1.resource, $1.reason)
-                                    })
+                                    }, context: report)
             let rendered = try await stages.renderer.render(input, options: render, objects: context.objects,
                                                             scratch: context.scratch)
             try Task.checkCancellation()
@@ -263,6 +271,33 @@ public struct PipelineExecutor: Sendable {
                           failures: failures, results: results, scores: scores, export: export,
                           sourceErrors: sources.errors, unconnected: sources.unconnected.sorted(), timings: timings,
                           changes: changes, reused: reused)
+    }
+
+    /// What the report shows beside the results. Only what came before the run's clock counts (the
+    /// export it follows, the score's trend), so running again with the same `--as-of` makes the
+    /// same report.
+    private func reportContext(_ context: RunContext, exceptions: [RiskException], changes: RunChanges?,
+                               scores: ScoreSummary) async throws -> ReportContext {
+        let org = context.organization.id
+        let asOf = context.run.asOf
+        let previous = try await context.store.exports(of: org, before: asOf, limit: 1).first?.link
+        var history: [ScoreRecord] = []
+        var runAt: [Date: String] = [:]
+        for record in try await context.store.scoreHistory(of: org, runs: 60)
+        where record.pipeline == definition.name && record.asOf < asOf {
+            // One run per clock: the newest of those that ran at the same `--as-of`.
+            let run = runAt[record.asOf, default: record.runID]
+            runAt[record.asOf] = run
+            if run == record.runID { history.append(record) }
+        }
+        history = scores.frameworks.map { score in
+            ScoreRecord(runID: context.run.id, pipeline: definition.name, asOf: asOf, framework: score.framework,
+                        points: score.points, possible: score.possible, passed: score.passed, failed: score.failed,
+                        notVerified: score.notVerified)
+        } + history
+        let checks = Dictionary((catalog?.checks ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        return ReportContext(provenance: provenance, previousExport: previous, history: history,
+                             exceptions: exceptions, changes: changes, checks: checks)
     }
 
     /// Replaces each failure (of one operation about one resource, not of a whole source) for which

@@ -2,7 +2,7 @@ import Foundation
 
 /// Something a run produced and put in the object store.
 public struct Artifact: Sendable, Hashable, Codable {
-    public enum Kind: String, Sendable, Codable { case pdf, bundle }
+    public enum Kind: String, Sendable, Codable { case pdf, bundle, manifest }
     public let kind: Kind
     public let key: String
     public let sha256: String

@@ -214,9 +214,11 @@ public struct ReportInput: Sendable {
     /// is written.
     public let evidence: [Evidence]
     public let failures: [CollectionFailure]
+    public let context: ReportContext
 
     public init(organization: Organization, pipeline: String, asOf: Date, periodStart: Date, results: [CheckResult],
-                scores: ScoreSummary, evidence: [Evidence], failures: [CollectionFailure]) {
+                scores: ScoreSummary, evidence: [Evidence], failures: [CollectionFailure], context: ReportContext = ReportContext()) {
+        self.context = context
         self.organization = organization
         self.pipeline = pipeline
         self.asOf = asOf

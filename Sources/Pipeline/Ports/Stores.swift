@@ -12,6 +12,10 @@ public protocol EvidenceStore: Sendable {
     /// Stores a run's check results and scores (one transaction).
     func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) async throws
     func storeExport(_ export: ExportRecord, run: RunRecord) async throws
+    /// The organization's exports, newest first by their run's clock (only those whose run's clock
+    /// is before `before`, when given): `pipeline exports list`, and the link a new export's
+    /// manifest carries to the one before it.
+    func exports(of organization: OrganizationID, before: Date?, limit: Int) async throws -> [ExportSummary]
     func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) async throws
     /// The organization's runs, newest first (only those with `status` when given).
     func runs(of organization: OrganizationID, status: RunRecord.Status?, limit: Int) async throws -> [RunSummary]

@@ -2,7 +2,9 @@ import Cryptography
 import Foundation
 import Pipeline
 
-/// The bundle's table of contents: every file with its SHA-256 and size, sorted by path.
+/// The bundle's table of contents, signed: every file with its SHA-256 and size; every evidence
+/// item with where and when it was collected; what made the bundle (program, definition, catalog,
+/// framework versions); and the link to the organization's export before it.
 public struct BundleManifest: Codable, Sendable, Equatable {
     public struct File: Codable, Sendable, Equatable {
         public let path: String
@@ -10,40 +12,88 @@ public struct BundleManifest: Codable, Sendable, Equatable {
         public let size: Int
     }
 
+    /// One evidence item: its identity, its clock, and its original's path and hash in the bundle.
+    public struct EvidenceItem: Codable, Sendable, Equatable {
+        public let id: String
+        public let source: String
+        public let operation: String
+        public let resource: String
+        public let collectedAt: String
+        public let freshUntil: String
+        public let original: String
+        public let sha256: String
+        public let size: Int
+
+        enum CodingKeys: String, CodingKey {
+            case id, source, operation, resource, original, sha256, size
+            case collectedAt = "collected_at"
+            case freshUntil = "fresh_until"
+        }
+    }
+
+    public struct Catalog: Codable, Sendable, Equatable {
+        public let sha256: String?
+        public let files: [Provenance.FileDigest]
+    }
+
     public let format: String
+    public let generator: String
     public let organizationID: String
     public let organizationName: String
     public let pipeline: String
     public let asOf: String
     public let periodStart: String
+    public let definition: Provenance.FileDigest?
+    public let catalog: Catalog
+    public let frameworks: [Provenance.FrameworkVersion]
+    public let evidence: [EvidenceItem]
     public let files: [File]
+    /// The organization's export before this one: its id and its manifest's SHA-256.
+    public let previous: ExportLink?
     /// The fingerprint of the key whose signature is `manifest.json.sig`, when signed.
     public let signer: String?
 
     enum CodingKeys: String, CodingKey {
-        case format, pipeline, files
+        case format, generator, pipeline, definition, catalog, frameworks, evidence, files, previous, signer
         case organizationID = "organization_id"
         case organizationName = "organization_name"
         case asOf = "as_of"
         case periodStart = "period_start"
-        case signer
     }
 
-    static let formatName = "lightsail-bundle/1"
+    static let formatName = "lightsail-bundle/2"
+    /// Files a bundle holds beside those the manifest lists: the manifest itself, its signature and
+    /// `SHA256SUMS` (which lists the manifest too).
+    public static let unlisted: Set<String> = ["manifest.json", "manifest.json.sig", "SHA256SUMS"]
 
     init(input: ReportInput, files: [File], signer: String? = nil) {
+        let provenance = input.context.provenance
         self.signer = signer
         format = Self.formatName
+        generator = provenance.generator
         organizationID = input.organization.id.rawValue
         organizationName = input.organization.name
         pipeline = input.pipeline
         asOf = Timestamp.iso8601(input.asOf)
         periodStart = Timestamp.iso8601(input.periodStart)
+        definition = provenance.definition
+        catalog = Catalog(sha256: provenance.catalogSHA256, files: provenance.catalogFiles)
+        frameworks = provenance.frameworks
+        previous = input.context.previousExport
+        var seen = Set<String>()
+        evidence = input.evidence.filter { seen.insert($0.id).inserted }.sorted { $0.id < $1.id }.map { item in
+            EvidenceItem(id: item.id, source: item.source, operation: item.operation, resource: item.resource,
+                         collectedAt: Timestamp.iso8601(item.collectedAt), freshUntil: Timestamp.iso8601(item.freshUntil),
+                         original: "evidence/\(item.id)/original.\(item.fileExtension)", sha256: item.sha256, size: item.size)
+        }
         self.files = files.sorted { $0.path < $1.path }
     }
 
-    /// Canonical JSON, written entry by entry in pieces (a bundle can list tens of thousands of
-    /// files).
+    /// The export id a manifest of this SHA-256 gives its bundle.
+    public static func exportID(manifestSHA256: String) -> String { "exp-" + String(manifestSHA256.prefix(24)) }
+
+    /// Canonical JSON (keys sorted, two-space indent), written member by member in pieces: a bundle
+    /// can list tens of thousands of files and evidence items.
     func write(_ piece: ([UInt8]) throws -> Void) throws {
         var out: [UInt8] = []
         out.reserveCapacity(1 << 16)
@@ -53,30 +103,55 @@ public struct BundleManifest: Codable, Sendable, Equatable {
                 out.removeAll(keepingCapacity: true)
             }
         }
-        func member(_ key: String, _ value: String, last: Bool = false) {
-            out.append(contentsOf: "  ".utf8)
-            JSONValue.writeString(key, into: &out)
+        var first = true
+        func key(_ name: String) {
+            out.append(contentsOf: (first ? "{\n  " : ",\n  ").utf8)
+            first = false
+            JSONValue.writeString(name, into: &out)
             out.append(contentsOf: " : ".utf8)
-            JSONValue.writeString(value, into: &out)
-            out.append(contentsOf: (last ? "\n" : ",\n").utf8)
         }
-        out.append(contentsOf: "{\n".utf8)
-        member("as_of", asOf)
-        out.append(contentsOf: "  \"files\" : [".utf8)
-        for (index, file) in files.enumerated() {
-            out.append(contentsOf: (index == 0 ? "\n    " : ",\n    ").utf8)
-            JSONValue.object(["path": .string(file.path), "sha256": .string(file.sha256), "size": .number(Double(file.size))])
-                .write(into: &out, indent: 2)
-            try flush()
+        func member(_ name: String, _ value: JSONValue) {
+            key(name)
+            value.write(into: &out, indent: 1)
         }
-        out.append(contentsOf: (files.isEmpty ? "],\n" : "\n  ],\n").utf8)
-        member("format", format)
-        member("organization_id", organizationID)
-        member("organization_name", organizationName)
-        member("period_start", periodStart)
-        member("pipeline", pipeline, last: signer == nil)
-        if let signer { member("signer", signer, last: true) }
-        out.append(contentsOf: "}\n".utf8)
+        func list<T>(_ name: String, _ items: [T], _ value: (T) -> JSONValue) throws {
+            key(name)
+            out.append(contentsOf: "[".utf8)
+            for (index, item) in items.enumerated() {
+                out.append(contentsOf: (index == 0 ? "\n    " : ",\n    ").utf8)
+                value(item).write(into: &out, indent: 2)
+                try flush()
+            }
+            out.append(contentsOf: (items.isEmpty ? "]" : "\n  ]").utf8)
+        }
+        func digest(_ file: Provenance.FileDigest) -> JSONValue {
+            .object(["path": .string(file.path), "sha256": .string(file.sha256)])
+        }
+        member("as_of", .string(asOf))
+        member("catalog", .object(["sha256": catalog.sha256.map(JSONValue.string) ?? .null,
+                                   "files": .array(catalog.files.map(digest))]))
+        member("definition", definition.map(digest) ?? .null)
+        try list("evidence", evidence) { item in
+            .object(["id": .string(item.id), "source": .string(item.source), "operation": .string(item.operation),
+                     "resource": .string(item.resource), "collected_at": .string(item.collectedAt),
+                     "fresh_until": .string(item.freshUntil), "original": .string(item.original),
+                     "sha256": .string(item.sha256), "size": .number(Double(item.size))])
+        }
+        try list("files", files) { file in
+            .object(["path": .string(file.path), "sha256": .string(file.sha256), "size": .number(Double(file.size))])
+        }
+        member("format", .string(format))
+        try list("frameworks", frameworks) { framework in
+            .object(["id": .string(framework.id), "title": .string(framework.title), "version": .string(framework.version)])
+        }
+        member("generator", .string(generator))
+        member("organization_id", .string(organizationID))
+        member("organization_name", .string(organizationName))
+        member("period_start", .string(periodStart))
+        member("pipeline", .string(pipeline))
+        member("previous", previous.map { .object(["id": .string($0.id), "manifest_sha256": .string($0.manifestSHA256)]) } ?? .null)
+        member("signer", signer.map(JSONValue.string) ?? .null)
+        out.append(contentsOf: "\n}\n".utf8)
         try flush(force: true)
     }
 

@@ -85,8 +85,9 @@ struct Run: AsyncParsableCommand {
 
     func execute() async throws -> ExitCode {
         // The checks and frameworks: data beside the definitions, checked before anything runs.
-        let catalog = try CatalogFiles.load(locations.pipelines)
+        let (catalog, catalogFiles) = try CatalogFiles.loadWithDigests(locations.pipelines)
         let definition = try loadDefinition(catalog)
+        let provenance = try CatalogFiles.provenance(catalog, files: catalogFiles, definition: definition, folder: locations.pipelines)
         let requested = try org.map { try OrganizationID($0) }
         let store = try await backends.openStore()
         // The store is the one source of truth: --all-orgs is every organization in it.
@@ -127,7 +128,7 @@ struct Run: AsyncParsableCommand {
             validator: CheckValidator(catalog: catalog), scorer: ControlScorer(catalog: catalog),
             renderer: BundleRenderer(signingKey: definition.render?.outputs.contains(.bundle) == true
                                         ? try backends.signingKey(creating: true) : nil))
-        let executor = PipelineExecutor(definition: definition, stages: stages)
+        let executor = PipelineExecutor(definition: definition, stages: stages, catalog: catalog, provenance: provenance)
         let progress = ProgressDisplay(enabled: !quiet)
 
         let outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
@@ -274,7 +275,7 @@ struct Run: AsyncParsableCommand {
                 print("  not connected: \(outcome.unconnected.joined(separator: ", ")) (their checks are not verified)")
             }
             for artifact in outcome.export?.artifacts ?? [] {
-                let name = artifact.kind == .pdf ? "report: " : "bundle: "
+                let name = artifact.kind == .pdf ? "report: " : artifact.kind == .bundle ? "bundle: " : "manifest:"
                 print("  \(name)  \(artifact.location)")
                 if let link = outcome.links[artifact.key] { print("  link:     \(link.absoluteString)") }
             }

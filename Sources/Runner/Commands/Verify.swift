@@ -42,7 +42,7 @@ struct Verify: AsyncParsableCommand {
             throw ValidationError("--as-of \(asOf) is not a timestamp (2026-11-28T00:00:00Z)")
         }
         do {
-            let catalog = try CatalogFiles.load(locations.pipelines)
+            let (catalog, catalogFiles) = try CatalogFiles.loadWithDigests(locations.pipelines)
             let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary(catalog))
             var definitions: [PipelineDefinition] = []
             for file in try DefinitionFiles.expand([locations.pipelines]) {
@@ -68,7 +68,10 @@ struct Verify: AsyncParsableCommand {
                     let expected = folder.appendingPathComponent("expected/\(definition.name).json")
                     var item = Case(organization: organization.id.rawValue, pipeline: definition.name, expectedFile: expected)
                     let actual = try await Self.outcome(of: definition, for: organization, members: members, integrations: integrations,
-                                                        documents: documents, exceptions: exceptions, catalog: catalog, clock: clock)
+                                                        documents: documents, exceptions: exceptions, catalog: catalog,
+                                                        provenance: try CatalogFiles.provenance(catalog, files: catalogFiles, definition: definition,
+                                                                                                folder: locations.pipelines),
+                                                        clock: clock)
                     if update {
                         try FileManager.default.createDirectory(at: expected.deletingLastPathComponent(), withIntermediateDirectories: true)
                         try Data(actual.utf8).write(to: expected, options: .atomic)
@@ -119,7 +122,7 @@ struct Verify: AsyncParsableCommand {
     /// One pipeline over one organization in a fresh embedded store, as canonical JSON text.
     static func outcome(of definition: PipelineDefinition, for organization: Organization, members: [Member],
                         integrations: [Integration], documents: [FixtureOrganizations.Document], exceptions: [RiskException],
-                        catalog: Catalog, clock: Date) async throws -> String {
+                        catalog: Catalog, provenance: Provenance, clock: Date) async throws -> String {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("lightsail-verify-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: root) }
         var backends = BackendOptions()
@@ -145,7 +148,7 @@ struct Verify: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         var logger = Logger(label: "lightsail.verify")
         logger.logLevel = .critical
-        let outcome = try await PipelineExecutor(definition: definition, stages: stages).run(
+        let outcome = try await PipelineExecutor(definition: definition, stages: stages, catalog: catalog, provenance: provenance).run(
             RunContext(run: record, organization: stored, logger: logger, store: store, objects: objects, scratch: scratch))
         return try await document(outcome, organization: organization.id.rawValue, pipeline: definition.name, clock: clock)
     }

@@ -1,3 +1,4 @@
+import Cryptography
 import ArgumentParser
 import Foundation
 import Logging
@@ -58,6 +59,11 @@ enum BuiltIn {
 enum CatalogFiles {
     /// The catalog of `folder`; its problems are printed, and errors stop the command (exit 2).
     static func load(_ folder: String) throws -> Catalog {
+        try loadWithDigests(folder).catalog
+    }
+
+    /// The catalog and each of its files' SHA-256 (by path in the folder), for a bundle's manifest.
+    static func loadWithDigests(_ folder: String) throws -> (catalog: Catalog, files: [Provenance.FileDigest]) {
         let result = CatalogLoader(sources: BuiltIn.sources).load(folder: folder)
         for diagnostic in result.diagnostics {
             StandardError.write(diagnostic.rendered(source: result.sources[diagnostic.file]) + "\n")
@@ -68,6 +74,29 @@ enum CatalogFiles {
         if let missing = CheckValidator.unimplemented(result.catalog).first {
             throw PipelineError(.invalidDefinition, "\(missing.file): check \(missing.id) has neither 'pass' nor built-in logic")
         }
-        return result.catalog
+        let files = try result.sources.map { path, text in
+            Provenance.FileDigest(path: relative(path, to: folder), sha256: try Digest.sha256Hex(Data(text.utf8)))
+        }
+        return (result.catalog, files)
+    }
+
+    /// What a run's bundle names as its origin: this program, the definition's bytes, the catalog.
+    static func provenance(_ catalog: Catalog, files: [Provenance.FileDigest], definition: PipelineDefinition,
+                           folder: String) throws -> Provenance {
+        guard let bytes = FileManager.default.contents(atPath: definition.file) else {
+            throw PipelineError(.invalidDefinition, "cannot read \(definition.file) again to hash it")
+        }
+        let listing = Provenance.catalogListing(files)
+        return Provenance(definition: .init(path: relative(definition.file, to: folder), sha256: try Digest.sha256Hex(bytes)),
+                          catalogSHA256: try Digest.sha256Hex(Data(listing.utf8)), catalogFiles: files,
+                          frameworks: catalog.frameworks.values.map { .init(id: $0.id, title: $0.title, version: $0.version) })
+    }
+
+    /// `checks/aws.yml` for a file of the folder; the file's name for one elsewhere.
+    static func relative(_ path: String, to folder: String) -> String {
+        let file = URL(fileURLWithPath: path).standardizedFileURL.path
+        let root = URL(fileURLWithPath: folder).standardizedFileURL.path
+        let prefix = root.hasSuffix("/") ? root : root + "/"
+        return file.hasPrefix(prefix) ? String(file.dropFirst(prefix.count)) : (file as NSString).lastPathComponent
     }
 }

@@ -275,6 +275,24 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         }
     }
 
+    public func exports(of organization: OrganizationID, before: Date?, limit: Int) async throws -> [ExportSummary] {
+        try await db.run { db in
+            try db.query("""
+                SELECT e.id, e.run_id, r.pipeline, r.as_of, e.created_at, e.artifacts
+                FROM exports e JOIN runs r ON r.organization_id = e.organization_id AND r.id = e.run_id
+                WHERE e.organization_id = ? AND (? IS NULL OR r.as_of < ?)
+                ORDER BY r.as_of DESC, e.created_at DESC, e.rowid DESC LIMIT ?
+                """, [.text(organization.rawValue), before.map { .text(Timestamp.iso8601($0)) } ?? .null,
+                      before.map { .text(Timestamp.iso8601($0)) } ?? .null, .integer(Int64(limit))]).map { row in
+                let id = row[0].string ?? ""
+                return ExportSummary(id: id, runID: row[1].string ?? "", pipeline: row[2].string ?? "",
+                                     asOf: row[3].string.flatMap(Timestamp.parse) ?? .distantPast,
+                                     createdAt: row[4].string.flatMap(Timestamp.parse) ?? .distantPast,
+                                     artifacts: try ResultColumns.artifacts(row[5].string, export: id))
+            }
+        }
+    }
+
     public func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) async throws {
         try await db.transaction { db in
             try db.query("UPDATE runs SET status = ?, finished_at = ?, message = ? WHERE organization_id = ? AND id = ?",
@@ -601,7 +619,7 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try encoder.encode(changes), as: UTF8.self)
         try await db.transaction { db in
-            try db.query("INSERT OR IGNORE INTO run_changes (organization_id, run_id, changes) VALUES (?, ?, ?)",
+            _ = try db.query("INSERT OR IGNORE INTO run_changes (organization_id, run_id, changes) VALUES (?, ?, ?)",
                          [.text(run.organizationID.rawValue), .text(run.id), .text(json)])
         }
     }
