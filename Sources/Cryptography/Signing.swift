@@ -112,10 +112,28 @@ public struct PublicSigningKey: Sendable, Hashable, CustomStringConvertible {
         try self.init(raw: try SigningKey.decode(text, what: "an Ed25519 public key"))
     }
 
+    /// The fixed DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), before the raw key.
+    static let spkiPrefix: [UInt8] = [0x30, 0x2A, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x03, 0x21, 0x00]
+
+    /// A key as `pipeline keys export-public` prints it: PEM (SubjectPublicKeyInfo), or the raw
+    /// 32 bytes in base64 or hex.
+    public init(text: String) throws {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.hasPrefix("-----BEGIN PUBLIC KEY-----") else {
+            try self.init(encoded: trimmed)
+            return
+        }
+        let body = trimmed.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.hasPrefix("-----") }.joined()
+        guard let der = Data(base64Encoded: body).map(Array.init), der.count == 44, Array(der.prefix(12)) == Self.spkiPrefix else {
+            throw PipelineError(.invalidInput, "the PEM public key is not an Ed25519 key (SubjectPublicKeyInfo of 44 bytes)")
+        }
+        try self.init(raw: Array(der.suffix(32)))
+    }
+
     /// The key in the PEM form `openssl pkey -pubin` reads (SubjectPublicKeyInfo).
     public var pem: String {
-        // The fixed DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), then the raw key.
-        let der: [UInt8] = [0x30, 0x2A, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x03, 0x21, 0x00] + raw
+        let der: [UInt8] = Self.spkiPrefix + raw
         return "-----BEGIN PUBLIC KEY-----\n" + Data(der).base64EncodedString() + "\n-----END PUBLIC KEY-----\n"
     }
 

@@ -230,11 +230,12 @@ public struct BundleRenderer: ReportRenderer {
 
     static func missing(_ evidence: Evidence, _ error: PipelineError) -> PipelineError {
         PipelineError(.storage, "evidence object \(evidence.originalKey) is missing from storage; the export was not made",
-                      fields: error.fields)
+                      fields: error.fields.merging([.evidenceID: evidence.id, .integrity: "missing"]) { _, new in new })
     }
 
     static func changed(_ evidence: Evidence) -> PipelineError {
-        PipelineError(.storage, "evidence object \(evidence.originalKey) does not match its recorded SHA-256 (\(evidence.sha256.prefix(12))…, \(evidence.size) bytes): it was changed in storage; the export was not made")
+        PipelineError(.storage, "evidence object \(evidence.originalKey) does not match its recorded SHA-256 (\(evidence.sha256.prefix(12))…, \(evidence.size) bytes): it was changed in storage; the export was not made",
+                      fields: [.evidenceID: evidence.id, .integrity: "changed"])
     }
 
     /// Hash and size of a file, read in pieces.

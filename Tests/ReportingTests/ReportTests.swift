@@ -105,8 +105,9 @@ func render(_ input: ReportInput, outputs: [RenderOptions.Output] = [.pdf, .bund
 
     @Test func outputsAreStoredUnderTheOrganizationsExports() async throws {
         let export = try await render(try sampleInput(), outputs: [.bundle])
-        #expect(export.files.map(\.key) == ["acme/exports/\(export.id).zip"])
-        #expect(export.id.hasPrefix("exp-"))
+        // The manifest is kept beside the bundle: the next export links to it by its hash.
+        #expect(export.files.map(\.key) == ["acme/exports/\(export.id).zip", "acme/exports/\(export.id).manifest.json"])
+        #expect(export.id == "exp-" + String(export.files[1].sha256.prefix(24)))
         let file = export.files[0]
         #expect(try Digest.sha256Hex(try Data(contentsOf: file.file)) == file.sha256)
         #expect(try Data(contentsOf: file.file).count == file.size)
@@ -150,7 +151,7 @@ func render(_ input: ReportInput, outputs: [RenderOptions.Output] = [.pdf, .bund
         """
         let result = try ExternalTool.run("python3", ["-c", script, file.path])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout == "14 acme 2026-11-28T00:00:00Z\n")
+        #expect(result.stdout == "16 acme 2026-11-28T00:00:00Z\n")
     }
 
     @Test(.needs("unzip", "sha256sum")) func sha256sumChecksTheUnzippedBundle() async throws {
@@ -159,7 +160,7 @@ func render(_ input: ReportInput, outputs: [RenderOptions.Output] = [.pdf, .bund
         #expect(try ExternalTool.run("unzip", ["-q", file.path, "-d", folder.path]).status == 0)
         let check = try ExternalTool.run("sha256sum", ["-c", "SHA256SUMS"], directory: folder)
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
-        #expect(check.stdout.split(separator: "\n").count == 15)
+        #expect(check.stdout.split(separator: "\n").count == 17)
         // Tampering is caught.
         try Data("{}".utf8).write(to: folder.appendingPathComponent("results.json"))
         #expect(try ExternalTool.run("sha256sum", ["-c", "--quiet", "SHA256SUMS"], directory: folder).status != 0)

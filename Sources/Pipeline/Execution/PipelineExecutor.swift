@@ -249,8 +249,16 @@ public struct PipelineExecutor: Sendable {
                                     failures: collected.index.failures.sorted {
                                         ($0.source, $0.operation, $0.resource, $0.reason) < ($1.source, $1.operation, $1.resource, $1.reason)
                                     }, context: report)
-            let rendered = try await stages.renderer.render(input, options: render, objects: context.objects,
-                                                            scratch: context.scratch)
+            let rendered: RenderedExport
+            do {
+                rendered = try await stages.renderer.render(input, options: render, objects: context.objects, scratch: context.scratch)
+            } catch let error as PipelineError where error[.integrity] != nil {
+                // Stored evidence that no longer matches its hash is a security event, kept in the audit log.
+                try await context.store.audit(AuditEntry(organizationID: org.id, actor: context.run.actor,
+                                                         action: "evidence.integrity_failed", entityType: "evidence",
+                                                         entityID: error[.evidenceID] ?? "", detail: error.message))
+                throw error
+            }
             try Task.checkCancellation()
             var artifacts: [Artifact] = []
             for file in rendered.files {

@@ -47,6 +47,10 @@ public struct PipelineError: Error, CustomStringConvertible, CustomDebugStringCo
         public static let s3Code = Field("s3.code")
         /// libcurl's result code.
         public static let curlCode = Field("curl.code")
+        /// The evidence an integrity failure is about, and what was wrong with its stored object
+        /// (`changed`, `missing`).
+        public static let evidenceID = Field("evidence.id")
+        public static let integrity = Field("evidence.integrity")
     }
 
     public let code: Code
