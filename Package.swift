@@ -27,8 +27,10 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
+        // cairo draws the PDF; pango lays out the text cairo's own API cannot (CJK fallback fonts,
+        // right-to-left scripts).
         .systemLibrary(name: "CCairo", path: "Sources/CCairo", pkgConfig: "cairo-pdf",
-                       providers: [.apt(["libcairo2-dev"])]),
+                       providers: [.apt(["libcairo2-dev", "libpango1.0-dev"])]),
         .systemLibrary(name: "CPostgres", path: "Sources/CPostgres", pkgConfig: "libpq",
                        providers: [.apt(["libpq-dev"])]),
         // glibc calls Swift's Glibc module leaves out (syncfs, mallopt).

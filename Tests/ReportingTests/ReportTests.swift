@@ -73,7 +73,7 @@ func render(_ input: ReportInput, outputs: [RenderOptions.Output] = [.pdf, .bund
         #expect(text.contains("Acme Corp"))
         #expect(text.contains("2026-08-30 to 2026-11-28 (UTC)"))
         #expect(text.contains("33%"))  // 1 passing of 3 evaluated (pass, fail, not verified; n/a left out)
-        #expect(text.contains("1 of 3 evaluated controls passing"))
+        #expect(text.contains("1 of 3 evaluated criteria passing"))
         #expect(text.contains("NOT VERIFIED"))
         #expect(text.contains("CC1.2"))
         #expect(text.contains("Page 1 of \(count)"))

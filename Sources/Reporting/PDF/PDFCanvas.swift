@@ -22,7 +22,14 @@ final class PDFCanvas {
 
     enum Font { case regular, bold, mono }
 
-    init(file: URL, title: String, author: String, createdAt: Date) throws {
+    /// Lays out the text cairo's own text calls cannot: scripts outside DejaVu Sans (CJK through
+    /// fontconfig's fallback fonts) and right-to-left ones (pango reorders and shapes them).
+    private let layout: OpaquePointer
+    private var descriptions: [String: OpaquePointer] = [:]
+    private var font: Font = .regular
+    private var size = 10.0
+
+    init(file: URL, title: String, author: String, subject: String = "", keywords: String = "", createdAt: Date) throws {
         guard FileManager.default.createFile(atPath: file.path, contents: nil),
               let handle = try? FileHandle(forWritingTo: file) else {
             throw PipelineError(.render, "cannot write the report at \(file.path)")
@@ -49,10 +56,18 @@ final class PDFCanvas {
             throw PipelineError(.render, "cairo could not create a drawing context")
         }
         self.cr = cr
+        guard let layout = pango_cairo_create_layout(cr) else {
+            cairo_destroy(cr)
+            cairo_surface_destroy(surface)
+            throw PipelineError(.render, "pango could not create a text layout")
+        }
+        self.layout = layout
         // Fixed dates: the same run clock gives the same bytes.
         let date = Timestamp.iso8601(createdAt)
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_TITLE, title)
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_AUTHOR, author)
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_SUBJECT, subject)
+        cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_KEYWORDS, keywords)
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATOR, "Lightsail pipeline")
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_CREATE_DATE, date)
         cairo_pdf_surface_set_metadata(surface, CAIRO_PDF_METADATA_MOD_DATE, date)
@@ -60,6 +75,8 @@ final class PDFCanvas {
     }
 
     deinit {
+        g_object_unref(UnsafeMutableRawPointer(layout))
+        for description in descriptions.values { pango_font_description_free(description) }
         cairo_destroy(cr)
         cairo_surface_destroy(surface)
         try? sink.handle.close()
@@ -72,6 +89,8 @@ final class PDFCanvas {
 
     func setFont(_ font: Font, size: Double) {
         fontKey = "\(font)-\(size)"
+        self.font = font
+        self.size = size
         switch font {
         case .regular: cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL)
         case .bold: cairo_select_font_face(cr, "DejaVu Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD)
@@ -81,6 +100,7 @@ final class PDFCanvas {
     }
 
     func width(of text: String) -> Double {
+        guard Self.isSimple(text) else { return shaped(text).width }
         var total = 0.0
         for character in text { total += advance(of: character) }
         return total
@@ -88,19 +108,96 @@ final class PDFCanvas {
 
     private func advance(of character: Character) -> Double {
         if let known = advances[fontKey]?[character] { return known }
-        var extents = cairo_text_extents_t()
-        cairo_text_extents(cr, String(character), &extents)
-        advances[fontKey, default: [:]][character] = extents.x_advance
-        return extents.x_advance
+        let advance: Double
+        if Self.isSimple(String(character)) {
+            var extents = cairo_text_extents_t()
+            cairo_text_extents(cr, String(character), &extents)
+            advance = extents.x_advance
+        } else {
+            advance = shaped(String(character)).width
+        }
+        advances[fontKey, default: [:]][character] = advance
+        return advance
+    }
+
+    /// Text DejaVu Sans draws left to right through cairo's own calls: every scalar before Hebrew
+    /// (Latin, Greek, Cyrillic, punctuation). Anything else goes through pango.
+    static func isSimple(_ text: String) -> Bool {
+        text.unicodeScalars.allSatisfy { $0.value < 0x0590 || (0x2000..<0x2070).contains($0.value) && $0.value != 0x200F && $0.value != 0x200E }
+    }
+
+    /// The layout holding `text` in the current font: its width and baseline.
+    private func shaped(_ text: String) -> (width: Double, baseline: Double) {
+        let key = fontKey
+        let description: OpaquePointer
+        if let known = descriptions[key] {
+            description = known
+        } else {
+            description = pango_font_description_new()
+            pango_font_description_set_family(description, font == .mono ? "DejaVu Sans Mono" : "DejaVu Sans")
+            pango_font_description_set_weight(description, font == .bold ? Int32(LIGHTSAIL_PANGO_WEIGHT_BOLD) : Int32(LIGHTSAIL_PANGO_WEIGHT_NORMAL))
+            pango_font_description_set_absolute_size(description, size * Double(LIGHTSAIL_PANGO_SCALE))
+            descriptions[key] = description
+        }
+        pango_layout_set_font_description(layout, description)
+        pango_layout_set_text(layout, text, -1)
+        var logical = PangoRectangle()
+        pango_layout_get_extents(layout, nil, &logical)
+        return (Double(logical.width) / Double(LIGHTSAIL_PANGO_SCALE), Double(pango_layout_get_baseline(layout)) / Double(LIGHTSAIL_PANGO_SCALE))
     }
 
     func setColor(_ r: Double, _ g: Double, _ b: Double) {
         cairo_set_source_rgb(cr, r, g, b)
     }
 
+    /// Draws `text` with its baseline at `y`.
     func text(_ text: String, x: Double, y: Double) {
-        cairo_move_to(cr, x, y)
-        cairo_show_text(cr, text)
+        if Self.isSimple(text) {
+            cairo_move_to(cr, x, y)
+            cairo_show_text(cr, text)
+        } else {
+            let baseline = shaped(text).baseline
+            cairo_move_to(cr, x, y - baseline)
+            pango_cairo_show_layout(cr, layout)
+        }
+    }
+
+    func strokeRect(x: Double, y: Double, width: Double, height: Double, lineWidth: Double = 0.5) {
+        cairo_set_line_width(cr, lineWidth)
+        cairo_rectangle(cr, x, y, width, height)
+        cairo_stroke(cr)
+    }
+
+    func circle(x: Double, y: Double, radius: Double) {
+        cairo_new_sub_path(cr)
+        cairo_arc(cr, x, y, radius, 0, 2 * Double.pi)
+        cairo_fill(cr)
+    }
+
+    func polyline(_ points: [(Double, Double)], width: Double) {
+        guard let first = points.first else { return }
+        cairo_set_line_width(cr, width)
+        cairo_move_to(cr, first.0, first.1)
+        for point in points.dropFirst() { cairo_line_to(cr, point.0, point.1) }
+        cairo_stroke(cr)
+    }
+
+    /// A named place on the current page (links and the outline go to it).
+    func destination(_ name: String, y: Double) {
+        cairo_tag_begin(cr, "cairo.dest", "name='\(name)' x=0 y=\(y)")
+        cairo_tag_end(cr, "cairo.dest")
+    }
+
+    /// Makes the rectangle a link to a destination.
+    func link(to name: String, x: Double, y: Double, width: Double, height: Double) {
+        cairo_tag_begin(cr, "Link", "dest='\(name)' rect=[\(x) \(y) \(width) \(height)]")
+        cairo_tag_end(cr, "Link")
+    }
+
+    /// Adds a bookmark to the PDF's outline under `parent` (0 for the top); returns its id.
+    @discardableResult
+    func outline(_ title: String, destination: String, parent: Int32) -> Int32 {
+        Int32(cairo_pdf_surface_add_outline(surface, parent, title, "dest='\(destination)'", cairo_pdf_outline_flags_t(rawValue: 0)))
     }
 
     func fillRect(x: Double, y: Double, width: Double, height: Double) {
@@ -117,6 +214,20 @@ final class PDFCanvas {
 
     func newPage() {
         cairo_show_page(cr)
+    }
+
+    /// `text` cut to `width` with an ellipsis when it is wider.
+    func fit(_ text: String, width maxWidth: Double) -> String {
+        guard width(of: text) > maxWidth else { return text }
+        var kept = ""
+        var used = width(of: "…")
+        for character in text {
+            let advance = advance(of: character)
+            if used + advance > maxWidth { break }
+            kept.append(character)
+            used += advance
+        }
+        return kept + "…"
     }
 
     /// Breaks `text` into lines no wider than `maxWidth` in the current font, at spaces where
