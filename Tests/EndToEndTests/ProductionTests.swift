@@ -98,6 +98,52 @@ struct Production {
         #expect(try ExternalTool.run("unzip", ["-t", zip.path]).stdout.contains("No errors detected"))
     }
 
+    /// An admin shares an export: the auditor downloads it through the presigned link and checks
+    /// it offline; the share is in the audit log and the export list; a member may not share.
+    @Test func anExportIsSharedWithAnAuditorWhoDownloadsAndVerifiesIt() throws {
+        let p = try Production.make()
+        let run = try p.run(["run", "report", "--org", "acme", "--quiet", "--as-of", "2026-11-28T00:00:00Z"])
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        let list = try p.run(["exports", "list", "--org", "acme", "--format", "json"])
+        let exports = try #require((try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])?["exports"] as? [[String: Any]])
+        let id = try #require(exports.first?["id"] as? String)
+        // moto answers a presigned GET with 500 while it checks signatures, so the bundle is copied
+        // to the second server (the same bucket, without signature checking), which the link names.
+        guard let open = p.openStorage, let openEndpoint = Peers.s3?.openEndpoint else {
+            try Peers.missing("the second moto_server (without signature checking)")
+        }
+        let prefix = String(p.storage.dropFirst("s3://lightsail-test/".count).prefix { $0 != "?" })
+        let copy = try ExternalTool.run("python3", ["-c", """
+            import boto3, sys
+            def client(url): return boto3.session.Session(region_name="us-east-1").client("s3", endpoint_url=url)
+            body = client(sys.argv[1]).get_object(Bucket="lightsail-test", Key=sys.argv[3])["Body"].read()
+            client(sys.argv[2]).put_object(Bucket="lightsail-test", Key=sys.argv[3], Body=body)
+            """, Peers.s3!.endpoint, openEndpoint, "\(prefix)/acme/exports/\(id).zip"], environment: p.environment)
+        #expect(copy.status == 0, "\(copy.stderr)")
+        #expect((exports.first?["artifacts"] as? [[String: Any]])?.compactMap { $0["kind"] as? String }.sorted() == ["bundle", "manifest", "pdf"])
+        let share = ["export", "share", "--org", "acme", "--export", id, "--expires", "2d", "--to", "auditor@firm.example"]
+        let byMember = try p.run(share + ["--actor", "mel@acme.example"], storage: open)
+        #expect(byMember.status == 1)
+        #expect(byMember.stderr.contains("may not share exports (needs reports:manage)"), "\(byMember.stderr)")
+        let shared = try p.run(share + ["--actor", "ada@acme.example"], storage: open)
+        #expect(shared.status == 0, "\(shared.stderr)")
+        let link = shared.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(link.contains("X-Amz-Expires=172800") && link.contains("X-Amz-Signature="))
+        let zip = p.cli.dataDir.appendingPathComponent("downloaded.zip")
+        #expect(try ExternalTool.run("curl", ["-sSf", "-o", zip.path, link]).status == 0)
+        let key = p.cli.dataDir.appendingPathComponent("lightsail.pem")
+        try p.run(["keys", "export-public"], storage: open).stdout.write(to: key, atomically: true, encoding: .utf8)
+        let verify = try ExternalTool.run(CLI.binary, ["bundle", "verify", zip.path, "--public-key", key.path])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        #expect(verify.stdout.contains("signature: valid"))
+        #expect(try p.sql("SELECT actor || ' ' || entity_id || ' ' || detail FROM audit_log WHERE action = 'export.shared' AND actor <> 'system'")
+                    .hasPrefix("ada@acme.example \(id) with auditor@firm.example until "))
+        #expect(try p.run(["exports", "list", "--org", "acme"], storage: open).stdout.contains("shared by ada@acme.example: with auditor@firm.example until"))
+        // An unknown export is named.
+        let unknown = try p.run(["export", "share", "--org", "acme", "--export", "exp-000000", "--to", "auditor@firm.example"], storage: open)
+        #expect(unknown.status == 2 && unknown.stderr.contains("acme has no export exp-000000"))
+    }
+
     @Test func aViewerCannotRunAndTheRefusalIsAudited() throws {
         let p = try Production.make()
         let result = try p.run(["run", "report", "--org", "acme", "--actor", "vic@acme.example", "--quiet"])

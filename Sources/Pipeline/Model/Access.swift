@@ -28,6 +28,9 @@ public struct Permission: Hashable, Sendable, CustomStringConvertible, Expressib
     public static let runPipeline: Permission = "evidence:create"
     public static let readEvidence: Permission = "evidence:read"
     public static let createExport: Permission = "reports:create"
+    public static let readReports: Permission = "reports:read"
+    /// Sharing an export outside the organization: admins and owners (`reports:*`).
+    public static let manageReports: Permission = "reports:manage"
     public static let manageMembers: Permission = "users:manage"
     public static let manageIntegrations: Permission = "integrations:manage"
     /// Risk exceptions are control decisions: admins and owners (`controls:*`) make them.
