@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""The report and the bundle, measured on whole `pipeline run report` runs (release build, the
+shipped report pipeline, the embedded default store) against baselines taken in the same run:
+
+  - a bundle of 2,000 evidence originals totalling 500 MB: the run's render stage (the PDF and the
+    zip, every original streamed from the object store and checked against its hash) against
+    `zip -r -6` of the same evidence folder (the goal: at most 1.1 times its time), and the run's
+    peak memory (the goal: under 150 MB);
+  - reports of about 200 and 400 pages (organizations of two sizes): the render stage of the larger
+    against the smaller (the goal: at most 2.2 times), with the pages counted by pdfinfo.
+
+Usage: scripts/bench-report.py PIPELINE_BINARY [--rounds N] [--work DIR]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUNDLE = ("bench-bundle", ["--repos", "2000", "--large-bodies", "2000", "--body-mb", "0.25"])
+PAGES = [("bench-pages-a", ["--repos", "500"]), ("bench-pages-b", ["--repos", "1000"])]
+
+
+def generate(work, orgs):
+    folder = os.path.join(work, "orgs")
+    for name, args in orgs:
+        if not os.path.exists(os.path.join(folder, name, "github.jsonl")):
+            subprocess.run([sys.executable, os.path.join(ROOT, "fixtures/tools/make_github_recordings.py"),
+                            "--synthetic", name, "--out", folder] + args, check=True, stdout=subprocess.DEVNULL)
+
+
+def run(binary, org, work):
+    """One whole run in a fresh data directory: (wall, peak MiB, the run's JSON, the data directory)."""
+    data = tempfile.mkdtemp(prefix="bench-data-", dir=work)
+    subprocess.run([binary, "orgs", "import", os.path.join(work, "orgs", org), "--data-dir", data], cwd=ROOT,
+                   stdout=subprocess.DEVNULL, check=True)
+    out = os.path.join(data, "run.json")
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.chdir(ROOT)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT)
+        os.dup2(fd, 1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.execv(binary, [binary, "run", "report", "--org", org, "--data-dir", data, "--quiet", "--json"])
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.monotonic() - start
+    if status != 0:
+        sys.exit(f"bench: {org} failed ({status})")
+    with open(out) as f:
+        document = json.load(f)["runs"][0]
+    return wall, usage.ru_maxrss / 1024, document, data
+
+
+def zip_baseline(data, org, work):
+    """`zip -r -6` of the run's evidence folder (originals and metadata), timed."""
+    target = os.path.join(work, "baseline.zip")
+    if os.path.exists(target):
+        os.remove(target)
+    start = time.monotonic()
+    subprocess.run(["zip", "-q", "-r", "-6", target, "evidence"], cwd=os.path.join(data, "objects", org), check=True)
+    elapsed = time.monotonic() - start
+    os.remove(target)
+    return elapsed
+
+
+def pages(data, document):
+    pdf = next(a["location"] for a in document["artifacts"] if a["kind"] == "pdf")
+    info = subprocess.run(["pdfinfo", pdf], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("binary")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "lightsail-bench"))
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    generate(args.work, [BUNDLE] + PAGES)
+
+    # 1. The bundle against zip -r -6, alternating so both see the same machine.
+    name = BUNDLE[0]
+    renders, zips, memory, walls = [], [], [], []
+    for _ in range(args.rounds):
+        wall, peak, document, data = run(args.binary, name, args.work)
+        renders.append(document["timings_ms"]["render"] / 1000)
+        walls.append(wall)
+        memory.append(peak)
+        zips.append(zip_baseline(data, name, args.work))
+        bundle = next(a for a in document["artifacts"] if a["kind"] == "bundle")
+        evidence_mb = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in
+                          os.walk(os.path.join(data, "objects", name, "evidence")) for f in files) / 1e6
+        shutil.rmtree(data, ignore_errors=True)
+    render, base = statistics.median(renders), statistics.median(zips)
+    print(f"bundle: {document['evidence_collected']} evidence items, {evidence_mb:.0f} MB of evidence files, a "
+          f"{bundle['size'] / 1e6:.0f} MB zip; render stage {render:.2f}s against zip -r -6 {base:.2f}s "
+          f"(ratio {render / base:.2f}, goal <= 1.1; medians of {args.rounds}); whole run {statistics.median(walls):.2f}s; "
+          f"peak memory {max(memory):.0f} MiB (goal < 150)")
+
+    # 2. Reports of two sizes.
+    measured = []
+    for org, _ in PAGES:
+        times, counts = [], []
+        for _ in range(args.rounds):
+            _, _, document, data = run(args.binary, org, args.work)
+            times.append(document["timings_ms"]["render"] / 1000)
+            counts.append(pages(data, document))
+            shutil.rmtree(data, ignore_errors=True)
+        measured.append((statistics.median(times), counts[0]))
+    (small, small_pages), (large, large_pages) = measured
+    print(f"report pages: {small_pages} pages render in {small:.2f}s, {large_pages} pages in {large:.2f}s "
+          f"(ratio {large / small:.2f} for {large_pages / small_pages:.2f}x the pages; goal <= 2.2)")
+
+
+if __name__ == "__main__":
+    main()
