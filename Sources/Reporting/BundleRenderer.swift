@@ -40,8 +40,8 @@ public struct BundleRenderer: ReportRenderer {
     public func render(_ input: ReportInput, options: RenderOptions, objects: any ObjectStore, scratch: URL) async throws
         -> RenderedExport {
         let org = input.organization.id
-        let names = ["pdf", "zip", "results", "manifest", "sums"].map { scratch.appendingPathComponent(Residue.temporaryName($0)) }
-        let (pdf, zip, results, manifestFile, sumsFile) = (names[0], names[1], names[2], names[3], names[4])
+        let names = ["pdf", "zip", "results", "manifest", "sums", "oscal"].map { scratch.appendingPathComponent(Residue.temporaryName($0)) }
+        let (pdf, zip, results, manifestFile, sumsFile, oscal) = (names[0], names[1], names[2], names[3], names[4], names[5])
         let executor = self.executor
         do {
             let transcript = try await executor.run { try PDFReport(input: input, options: options).render(to: pdf) }
@@ -64,10 +64,12 @@ public struct BundleRenderer: ReportRenderer {
             entries.append(Entry(source: .file(results), file: .init(path: "results.json", sha256: resultsHash.sha256,
                                                                      size: resultsHash.size)))
             for (path, data) in [("VERIFY.md", BundleDocuments.verify(input, signer: signingKey?.publicKey)),
-                                 ("controls.csv", BundleDocuments.controlsCSV(input)),
-                                 ("assessment-results.json", try BundleDocuments.oscal(input))] {
+                                 ("controls.csv", BundleDocuments.controlsCSV(input))] {
                 entries.append(Entry(source: .text(data), file: .init(path: path, sha256: try Digest.sha256Hex(data), size: data.count)))
             }
+            let oscalHash = try await executor.run { try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, $0) } }
+            entries.append(Entry(source: .file(oscal), file: .init(path: "assessment-results.json", sha256: oscalHash.sha256,
+                                                                   size: oscalHash.size)))
             let manifest = BundleManifest(input: input, files: entries.map(\.file), signer: signingKey?.publicKey.fingerprint)
             let manifestHash = try await executor.run { try HashingFile.write(manifestFile) { try manifest.write($0) } }
             let manifestEntry = BundleManifest.File(path: "manifest.json", sha256: manifestHash.sha256, size: manifestHash.size)
@@ -103,7 +105,7 @@ public struct BundleRenderer: ReportRenderer {
                                  contentType: "application/json", sha256: manifestHash.sha256, size: manifestHash.size))
             }
             try await executor.run {
-                for file in [results, sumsFile] { try? FileManager.default.removeItem(at: file) }
+                for file in [results, sumsFile, oscal] { try? FileManager.default.removeItem(at: file) }
                 if !options.outputs.contains(.bundle) { try? FileManager.default.removeItem(at: manifestFile) }
             }
             return RenderedExport(id: exportID, files: out)

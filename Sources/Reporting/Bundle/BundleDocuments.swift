@@ -35,8 +35,9 @@ enum BundleDocuments {
     /// The run as an OSCAL 1.1 assessment-results document: one result per framework, an
     /// observation per check (its evidence as relevant evidence in the bundle), a finding per
     /// evaluated criterion. UUIDs are name-based (v5) on the organization, run clock and names, so
-    /// the same run gives the same document.
-    static func oscal(_ input: ReportInput) throws -> Data {
+    /// the same run gives the same document. Written observation by observation: a check over
+    /// thousands of repositories lists thousands of evidence items.
+    static func writeOSCAL(_ input: ReportInput, _ piece: ([UInt8]) throws -> Void) throws {
         let namespace = UUID(uuidString: "6ba7b811-9dad-11d1-80b4-00c04fd430c8")!  // RFC 9562's URL namespace
         let base = "https://lightsail.example/\(input.organization.id)/\(input.pipeline)/\(Timestamp.iso8601(input.asOf))"
         func uuid(_ name: String) throws -> JSONValue {
@@ -46,86 +47,98 @@ enum BundleDocuments {
         func prop(_ name: String, _ value: String) -> JSONValue {
             .object(["name": .string(name), "value": .string(value), "ns": .string("https://lightsail.example/ns/oscal")])
         }
+        func words(_ status: CheckStatus) -> String { status.rawValue.replacingOccurrences(of: "_", with: " ") }
         let resultsByCheck = Dictionary(input.results.map { ($0.checkID, $0) }, uniquingKeysWith: { a, _ in a })
         let evidenceByID = Dictionary(input.evidence.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        var results: [JSONValue] = []
-        for score in input.scores.frameworks {
-            var observations: [JSONValue] = []
-            var observed = Set<String>()
-            var findings: [JSONValue] = []
-            var reviewed: [JSONValue] = []
-            for control in score.controls where control.status != .notApplicable {
-                reviewed.append(.object(["control-id": .string(control.control.id)]))
-                var related: [JSONValue] = []
-                for checkID in control.checkIDs {
-                    guard let result = resultsByCheck[checkID] else { continue }
-                    let observation = try uuid("\(score.framework)/observation/\(checkID)")
-                    related.append(.object(["observation-uuid": observation]))
-                    guard observed.insert(checkID).inserted else { continue }
-                    var fields: [String: JSONValue] = [
-                        "uuid": observation,
-                        "title": .string(result.title),
-                        "description": .string(result.reason.isEmpty ? "Passed." : result.reason),
-                        "methods": .array([.string("TEST")]),
-                        "types": .array([.string(result.status == .fail ? "finding" : "control-objective")]),
-                        "collected": asOf,
-                        "props": .array([prop("check-id", checkID), prop("status", result.status.rawValue)]),
-                    ]
-                    if !result.findings.isEmpty { fields["remarks"] = .string(result.findings.joined(separator: "\n")) }
-                    let evidence = result.evidenceIDs.compactMap { evidenceByID[$0] }
-                    if !evidence.isEmpty {
-                        fields["relevant-evidence"] = .array(evidence.map { item in
-                            .object(["href": .string("evidence/\(item.id)/original.\(item.fileExtension)"),
-                                     "description": .string("\(item.source) \(item.operation) \(item.resource), collected \(Timestamp.iso8601(item.collectedAt)), SHA-256 \(item.sha256)")])
-                        })
-                    }
-                    observations.append(.object(fields))
-                }
-                let satisfied = control.status == .pass
-                var status: [String: JSONValue] = ["state": .string(satisfied ? "satisfied" : "not-satisfied"),
-                                                   "reason": .string(control.status == .pass ? "pass" : control.status == .fail ? "fail" : "other")]
-                if control.status != .pass, control.status != .fail { status["remarks"] = .string(control.status.rawValue.replacingOccurrences(of: "_", with: " ")) }
-                var finding: [String: JSONValue] = [
-                    "uuid": try uuid("\(score.framework)/finding/\(control.control.id)"),
-                    "title": .string("\(control.control.id) \(control.title)"),
-                    "description": .string("\(score.title) \(control.control.id): \(control.status.rawValue.replacingOccurrences(of: "_", with: " ")) (checks: \(control.checkIDs.joined(separator: ", ")))."),
-                    "target": .object(["type": .string("objective-id"), "target-id": .string(control.control.id),
-                                       "status": .object(status)]),
-                ]
-                if !related.isEmpty { finding["related-observations"] = .array(related) }
-                findings.append(.object(finding))
-            }
-            var result: [String: JSONValue] = [
-                "uuid": try uuid("\(score.framework)/result"),
-                "title": .string(score.title),
-                "description": .string("Automated assessment of \(input.organization.name) against \(score.title): score \(score.percentText) (\(score.passed) passed, \(score.failed) failed, \(score.notVerified) not verified)."),
-                "start": .string(Timestamp.iso8601(input.periodStart)),
-                "end": asOf,
-                "props": .array([prop("framework", score.framework), prop("score", score.percentText)]),
-                "reviewed-controls": .object(["control-selections": .array([
-                    reviewed.isEmpty ? .object(["include-all": .object([:])]) : .object(["include-controls": .array(reviewed)])])]),
-            ]
-            if !observations.isEmpty { result["observations"] = .array(observations) }
-            if !findings.isEmpty { result["findings"] = .array(findings) }
-            results.append(.object(result))
-        }
         let provenance = input.context.provenance
-        let document = JSONValue.object(["assessment-results": .object([
-            "uuid": try uuid("assessment-results"),
-            "metadata": .object([
+        try withoutActuallyEscaping(piece) { piece in
+            var json = JSONStream(piece)
+            json.beginObject()
+            json.key("assessment-results")
+            json.beginObject()
+            try json.member("import-ap", .object(["href": .string("manifest.json")]))
+            try json.member("metadata", .object([
                 "title": .string("Assessment results: \(input.organization.name), \(input.pipeline)"),
                 "last-modified": asOf,
                 "version": .string(Timestamp.iso8601(input.asOf)),
                 "oscal-version": .string("1.1.2"),
                 "props": .array([prop("generator", provenance.generator), prop("organization-id", input.organization.id.rawValue)]),
                 "remarks": .string("Made by \(provenance.generator). The assessment plan is the pipeline definition and the catalog named, with their SHA-256, in manifest.json."),
-            ]),
-            "import-ap": .object(["href": .string("manifest.json")]),
-            "results": .array(results),
-        ])])
-        var out: [UInt8] = []
-        try document.writeCanonical { out += $0 }
-        return Data(out)
+            ]))
+            json.key("results")
+            json.beginArray()
+            for score in input.scores.frameworks {
+                let assessed = score.controls.filter { $0.status != .notApplicable }
+                var checks: [CheckResult] = []
+                var seen = Set<String>()
+                for control in assessed {
+                    for id in control.checkIDs where seen.insert(id).inserted { if let result = resultsByCheck[id] { checks.append(result) } }
+                }
+                json.beginObject()
+                try json.member("description", .string("Automated assessment of \(input.organization.name) against \(score.title): score \(score.percentText) (\(score.passed) passed, \(score.failed) failed, \(score.notVerified) not verified)."))
+                try json.member("end", asOf)
+                if !assessed.isEmpty {
+                    json.key("findings")
+                    json.beginArray()
+                    for control in assessed {
+                        var status: [String: JSONValue] = ["state": .string(control.status == .pass ? "satisfied" : "not-satisfied"),
+                                                           "reason": .string(control.status == .pass ? "pass" : control.status == .fail ? "fail" : "other")]
+                        if control.status != .pass, control.status != .fail { status["remarks"] = .string(words(control.status)) }
+                        var finding: [String: JSONValue] = [
+                            "uuid": try uuid("\(score.framework)/finding/\(control.control.id)"),
+                            "title": .string("\(control.control.id) \(control.title)"),
+                            "description": .string("\(score.title) \(control.control.id): \(words(control.status)) (checks: \(control.checkIDs.joined(separator: ", ")))."),
+                            "target": .object(["type": .string("objective-id"), "target-id": .string(control.control.id),
+                                               "status": .object(status)]),
+                        ]
+                        let related = try control.checkIDs.filter { resultsByCheck[$0] != nil }.map { id in
+                            JSONValue.object(["observation-uuid": try uuid("\(score.framework)/observation/\(id)")])
+                        }
+                        if !related.isEmpty { finding["related-observations"] = .array(related) }
+                        try json.value(.object(finding))
+                    }
+                    json.endArray()
+                }
+                if !checks.isEmpty {
+                    json.key("observations")
+                    json.beginArray()
+                    for result in checks {
+                        var fields: [String: JSONValue] = [
+                            "uuid": try uuid("\(score.framework)/observation/\(result.checkID)"),
+                            "title": .string(result.title),
+                            "description": .string(result.reason.isEmpty ? "Passed." : result.reason),
+                            "methods": .array([.string("TEST")]),
+                            "types": .array([.string(result.status == .fail ? "finding" : "control-objective")]),
+                            "collected": asOf,
+                            "props": .array([prop("check-id", result.checkID), prop("status", result.status.rawValue)]),
+                        ]
+                        if !result.findings.isEmpty { fields["remarks"] = .string(result.findings.joined(separator: "\n")) }
+                        let evidence = result.evidenceIDs.compactMap { evidenceByID[$0] }
+                        if !evidence.isEmpty {
+                            fields["relevant-evidence"] = .array(evidence.map { item in
+                                .object(["href": .string("evidence/\(item.id)/original.\(item.fileExtension)"),
+                                         "description": .string("\(item.source) \(item.operation) \(item.resource), collected \(Timestamp.iso8601(item.collectedAt)), SHA-256 \(item.sha256)")])
+                            })
+                        }
+                        try json.value(.object(fields))
+                    }
+                    json.endArray()
+                }
+                try json.member("props", .array([prop("framework", score.framework), prop("score", score.percentText)]))
+                try json.member("reviewed-controls", .object(["control-selections": .array([
+                    assessed.isEmpty ? .object(["include-all": .object([:])])
+                        : .object(["include-controls": .array(assessed.map { .object(["control-id": .string($0.control.id)]) })])])]))
+                try json.member("start", .string(Timestamp.iso8601(input.periodStart)))
+                try json.member("title", .string(score.title))
+                try json.member("uuid", try uuid("\(score.framework)/result"))
+                json.endObject()
+            }
+            json.endArray()
+            try json.member("uuid", try uuid("assessment-results"))
+            json.endObject()
+            json.endObject()
+            try json.finish()
+        }
     }
 
     // MARK: VERIFY.md

@@ -95,64 +95,45 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     /// Canonical JSON (keys sorted, two-space indent), written member by member in pieces: a bundle
     /// can list tens of thousands of files and evidence items.
     func write(_ piece: ([UInt8]) throws -> Void) throws {
-        var out: [UInt8] = []
-        out.reserveCapacity(1 << 16)
-        func flush(force: Bool = false) throws {
-            if force || out.count >= 1 << 16 {
-                try piece(out)
-                out.removeAll(keepingCapacity: true)
+        try withoutActuallyEscaping(piece) { piece in
+            var json = JSONStream(piece)
+            func digest(_ file: Provenance.FileDigest) -> JSONValue {
+                .object(["path": .string(file.path), "sha256": .string(file.sha256)])
             }
-        }
-        var first = true
-        func key(_ name: String) {
-            out.append(contentsOf: (first ? "{\n  " : ",\n  ").utf8)
-            first = false
-            JSONValue.writeString(name, into: &out)
-            out.append(contentsOf: " : ".utf8)
-        }
-        func member(_ name: String, _ value: JSONValue) {
-            key(name)
-            value.write(into: &out, indent: 1)
-        }
-        func list<T>(_ name: String, _ items: [T], _ value: (T) -> JSONValue) throws {
-            key(name)
-            out.append(contentsOf: "[".utf8)
-            for (index, item) in items.enumerated() {
-                out.append(contentsOf: (index == 0 ? "\n    " : ",\n    ").utf8)
-                value(item).write(into: &out, indent: 2)
-                try flush()
+            json.beginObject()
+            try json.member("as_of", .string(asOf))
+            try json.member("catalog", .object(["sha256": catalog.sha256.map(JSONValue.string) ?? .null,
+                                                "files": .array(catalog.files.map(digest))]))
+            try json.member("definition", definition.map(digest) ?? .null)
+            json.key("evidence")
+            json.beginArray()
+            for item in evidence {
+                try json.value(.object(["id": .string(item.id), "source": .string(item.source), "operation": .string(item.operation),
+                                        "resource": .string(item.resource), "collected_at": .string(item.collectedAt),
+                                        "fresh_until": .string(item.freshUntil), "original": .string(item.original),
+                                        "sha256": .string(item.sha256), "size": .number(Double(item.size))]))
             }
-            out.append(contentsOf: (items.isEmpty ? "]" : "\n  ]").utf8)
+            json.endArray()
+            json.key("files")
+            json.beginArray()
+            for file in files {
+                try json.value(.object(["path": .string(file.path), "sha256": .string(file.sha256), "size": .number(Double(file.size))]))
+            }
+            json.endArray()
+            try json.member("format", .string(format))
+            try json.member("frameworks", .array(frameworks.map { framework in
+                .object(["id": .string(framework.id), "title": .string(framework.title), "version": .string(framework.version)])
+            }))
+            try json.member("generator", .string(generator))
+            try json.member("organization_id", .string(organizationID))
+            try json.member("organization_name", .string(organizationName))
+            try json.member("period_start", .string(periodStart))
+            try json.member("pipeline", .string(pipeline))
+            try json.member("previous", previous.map { .object(["id": .string($0.id), "manifest_sha256": .string($0.manifestSHA256)]) } ?? .null)
+            try json.member("signer", signer.map(JSONValue.string) ?? .null)
+            json.endObject()
+            try json.finish()
         }
-        func digest(_ file: Provenance.FileDigest) -> JSONValue {
-            .object(["path": .string(file.path), "sha256": .string(file.sha256)])
-        }
-        member("as_of", .string(asOf))
-        member("catalog", .object(["sha256": catalog.sha256.map(JSONValue.string) ?? .null,
-                                   "files": .array(catalog.files.map(digest))]))
-        member("definition", definition.map(digest) ?? .null)
-        try list("evidence", evidence) { item in
-            .object(["id": .string(item.id), "source": .string(item.source), "operation": .string(item.operation),
-                     "resource": .string(item.resource), "collected_at": .string(item.collectedAt),
-                     "fresh_until": .string(item.freshUntil), "original": .string(item.original),
-                     "sha256": .string(item.sha256), "size": .number(Double(item.size))])
-        }
-        try list("files", files) { file in
-            .object(["path": .string(file.path), "sha256": .string(file.sha256), "size": .number(Double(file.size))])
-        }
-        member("format", .string(format))
-        try list("frameworks", frameworks) { framework in
-            .object(["id": .string(framework.id), "title": .string(framework.title), "version": .string(framework.version)])
-        }
-        member("generator", .string(generator))
-        member("organization_id", .string(organizationID))
-        member("organization_name", .string(organizationName))
-        member("period_start", .string(periodStart))
-        member("pipeline", .string(pipeline))
-        member("previous", previous.map { .object(["id": .string($0.id), "manifest_sha256": .string($0.manifestSHA256)]) } ?? .null)
-        member("signer", signer.map(JSONValue.string) ?? .null)
-        out.append(contentsOf: "\n}\n".utf8)
-        try flush(force: true)
     }
 
     /// `sha256sum -c` input: `<hash>  <path>` lines of the manifest's files and `extra`, in pieces.

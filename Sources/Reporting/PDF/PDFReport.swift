@@ -11,6 +11,17 @@ import Pipeline
 struct PDFReport {
     let input: ReportInput
     let options: RenderOptions
+    /// Each evidence item once, in the input's order, and by id.
+    let distinctEvidence: [Evidence]
+    let evidenceByID: [String: Evidence]
+
+    init(input: ReportInput, options: RenderOptions) {
+        self.input = input
+        self.options = options
+        var seen = Set<String>()
+        distinctEvidence = input.evidence.filter { seen.insert($0.id).inserted }
+        evidenceByID = Dictionary(distinctEvidence.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+    }
 
     static let margin = 50.0
     static let contentWidth = PDFCanvas.pageWidth - 2 * margin
@@ -400,21 +411,11 @@ struct PDFReport {
 
     // MARK: Helpers
 
-    var distinctEvidence: [Evidence] {
-        var seen = Set<String>()
-        return input.evidence.filter { seen.insert($0.id).inserted }
-    }
-
-    var evidenceByID: [String: Evidence] {
-        Dictionary(input.evidence.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-    }
-
     /// The first few evidence items by id prefix and clock; the rest counted, left to the appendix.
     func evidenceCell(_ ids: [String]) -> String {
         guard !ids.isEmpty else { return "none" }
-        let known = evidenceByID
         var lines = ids.prefix(Self.evidenceShown).map { id in
-            String(id.prefix(12)) + (known[id].map { " " + Timestamp.iso8601($0.collectedAt) } ?? "")
+            String(id.prefix(12)) + (evidenceByID[id].map { " " + Timestamp.iso8601($0.collectedAt) } ?? "")
         }
         if ids.count > Self.evidenceShown { lines.append("and \(ids.count - Self.evidenceShown) more (see the evidence appendix)") }
         return lines.joined(separator: "\n")
