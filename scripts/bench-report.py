@@ -23,7 +23,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUNDLE = ("bench-bundle", ["--repos", "2000", "--large-bodies", "2000", "--body-mb", "0.25"])
-PAGES = [("bench-pages-a", ["--repos", "500"]), ("bench-pages-b", ["--repos", "1000"])]
+PAGES = [("bench-pages-200", ["--repos", "1400"]), ("bench-pages-400", ["--repos", "3000"])]
 
 
 def generate(work, orgs):

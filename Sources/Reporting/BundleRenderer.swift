@@ -43,49 +43,56 @@ public struct BundleRenderer: ReportRenderer {
         let names = ["pdf", "zip", "results", "manifest", "sums", "oscal"].map { scratch.appendingPathComponent(Residue.temporaryName($0)) }
         let (pdf, zip, results, manifestFile, sumsFile, oscal) = (names[0], names[1], names[2], names[3], names[4], names[5])
         let executor = self.executor
+        let bundle = options.outputs.contains(.bundle)
         do {
-            let transcript = try await executor.run { try PDFReport(input: input, options: options).render(to: pdf) }
-            let pdfHash = try await executor.run { try Self.hash(file: pdf) }
+            // The PDF is drawn on a thread of its own while the evidence streams into the zip: the
+            // evidence entries come first in the zip, the documents (the report among them), the
+            // manifest, its signature and SHA256SUMS last.
+            async let report: (transcript: [String], hash: (sha256: String, size: Int)) = executor.run {
+                let transcript = try PDFReport(input: input, options: options).render(to: pdf)
+                return (transcript, try Self.hash(file: pdf))
+            }
+            let originals = try await executor.run { try Self.evidenceEntries(input.evidence).sorted { $0.file.path < $1.file.path } }
+            let writer: ZipWriter? = bundle ? try await executor.run { try ZipWriter(file: zip, modified: input.asOf) } : nil
+            if let writer { try await write(originals, to: writer, input: input, objects: objects) }
+
+            let (transcript, pdfHash) = try await report
             // The report's text, unwrapped: for auditors' tools, and for `pipeline verify` (the
             // PDF's bytes and line breaks follow the machine's fonts; its words do not).
             let text = Data((transcript.joined(separator: "\n") + "\n").utf8)
-
-            // Every entry's hash and size, before the first is written: SHA256SUMS sorts first.
-            var entries = [Entry(source: .file(pdf), file: .init(path: "report.pdf", sha256: pdfHash.sha256, size: pdfHash.size)),
-                           Entry(source: .text(text), file: .init(path: "report.txt", sha256: try Digest.sha256Hex(text), size: text.count))]
-            let originals = try await executor.run { try Self.evidenceEntries(input.evidence) }
-            entries += originals
+            var documents = [Entry(source: .file(pdf), file: .init(path: "report.pdf", sha256: pdfHash.sha256, size: pdfHash.size)),
+                             Entry(source: .text(text), file: .init(path: "report.txt", sha256: try Digest.sha256Hex(text), size: text.count))]
             // results.json lists every evidence id of every check: written once, in pieces, to a file.
             let resultsHash = try await executor.run {
                 try HashingFile.write(results) { write in
                     try JSONValueEncoder.encode(ResultsDocument(input: input)).writeCanonical { try write($0) }
                 }
             }
-            entries.append(Entry(source: .file(results), file: .init(path: "results.json", sha256: resultsHash.sha256,
-                                                                     size: resultsHash.size)))
+            documents.append(Entry(source: .file(results), file: .init(path: "results.json", sha256: resultsHash.sha256,
+                                                                       size: resultsHash.size)))
             for (path, data) in [("VERIFY.md", BundleDocuments.verify(input, signer: signingKey?.publicKey)),
                                  ("controls.csv", BundleDocuments.controlsCSV(input))] {
-                entries.append(Entry(source: .text(data), file: .init(path: path, sha256: try Digest.sha256Hex(data), size: data.count)))
+                documents.append(Entry(source: .text(data), file: .init(path: path, sha256: try Digest.sha256Hex(data), size: data.count)))
             }
             let oscalHash = try await executor.run { try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, $0) } }
-            entries.append(Entry(source: .file(oscal), file: .init(path: "assessment-results.json", sha256: oscalHash.sha256,
-                                                                   size: oscalHash.size)))
-            let manifest = BundleManifest(input: input, files: entries.map(\.file), signer: signingKey?.publicKey.fingerprint)
+            documents.append(Entry(source: .file(oscal), file: .init(path: "assessment-results.json", sha256: oscalHash.sha256,
+                                                                     size: oscalHash.size)))
+            documents.sort { $0.file.path < $1.file.path }
+            let manifest = ManifestWriter(input: input, files: (originals + documents).map(\.file), signer: signingKey?.publicKey.fingerprint)
             let manifestHash = try await executor.run { try HashingFile.write(manifestFile) { try manifest.write($0) } }
             let manifestEntry = BundleManifest.File(path: "manifest.json", sha256: manifestHash.sha256, size: manifestHash.size)
+            var last = [Entry(source: .file(manifestFile), file: manifestEntry)]
             // The manifest's Ed25519 signature: `openssl pkeyutl -verify -pubin -inkey public.pem -rawin
             // -in manifest.json -sigfile manifest.json.sig` checks it with the exported public key.
             if let signingKey {
                 let signature = try await executor.run { Data(try signingKey.sign(Array(try Data(contentsOf: manifestFile)))) }
-                entries.append(Entry(source: .text(signature), file: .init(path: "manifest.json.sig", sha256: try Digest.sha256Hex(signature),
-                                                                           size: signature.count)))
+                last.append(Entry(source: .text(signature), file: .init(path: "manifest.json.sig", sha256: try Digest.sha256Hex(signature),
+                                                                        size: signature.count)))
             }
             let sumsHash = try await executor.run {
                 try HashingFile.write(sumsFile) { try manifest.writeSHA256SUMS(including: [manifestEntry], $0) }
             }
-            entries.append(Entry(source: .file(manifestFile), file: manifestEntry))
-            entries.append(Entry(source: .file(sumsFile), file: .init(path: "SHA256SUMS", sha256: sumsHash.sha256,
-                                                                      size: sumsHash.size)))
+            last.append(Entry(source: .file(sumsFile), file: .init(path: "SHA256SUMS", sha256: sumsHash.sha256, size: sumsHash.size)))
             let exportID = BundleManifest.exportID(manifestSHA256: manifestHash.sha256)
 
             var out: [RenderedExport.File] = []
@@ -93,9 +100,8 @@ public struct BundleRenderer: ReportRenderer {
                 out.append(.init(kind: .pdf, key: "\(org)/exports/\(exportID).pdf", file: pdf,
                                  contentType: "application/pdf", sha256: pdfHash.sha256, size: pdfHash.size))
             }
-            if options.outputs.contains(.bundle) {
-                let writer = try await executor.run { try ZipWriter(file: zip, modified: input.asOf) }
-                try await write(entries.sorted(by: { $0.file.path < $1.file.path }), to: writer, input: input, objects: objects)
+            if let writer {
+                try await write(documents + last, to: writer, input: input, objects: objects)
                 try await executor.run { try writer.finish() }
                 let zipHash = try await executor.run { try Self.hash(file: zip) }
                 out.append(.init(kind: .bundle, key: "\(org)/exports/\(exportID).zip", file: zip,
@@ -106,7 +112,7 @@ public struct BundleRenderer: ReportRenderer {
             }
             try await executor.run {
                 for file in [results, sumsFile, oscal] { try? FileManager.default.removeItem(at: file) }
-                if !options.outputs.contains(.bundle) { try? FileManager.default.removeItem(at: manifestFile) }
+                if !bundle { try? FileManager.default.removeItem(at: manifestFile) }
             }
             return RenderedExport(id: exportID, files: out)
         } catch {

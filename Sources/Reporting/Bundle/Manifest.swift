@@ -66,51 +66,50 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     /// `SHA256SUMS` (which lists the manifest too).
     public static let unlisted: Set<String> = ["manifest.json", "manifest.json.sig", "SHA256SUMS"]
 
-    init(input: ReportInput, files: [File], signer: String? = nil) {
-        let provenance = input.context.provenance
-        self.signer = signer
-        format = Self.formatName
-        generator = provenance.generator
-        organizationID = input.organization.id.rawValue
-        organizationName = input.organization.name
-        pipeline = input.pipeline
-        asOf = Timestamp.iso8601(input.asOf)
-        periodStart = Timestamp.iso8601(input.periodStart)
-        definition = provenance.definition
-        catalog = Catalog(sha256: provenance.catalogSHA256, files: provenance.catalogFiles)
-        frameworks = provenance.frameworks
-        previous = input.context.previousExport
-        var seen = Set<String>()
-        evidence = input.evidence.filter { seen.insert($0.id).inserted }.sorted { $0.id < $1.id }.map { item in
-            EvidenceItem(id: item.id, source: item.source, operation: item.operation, resource: item.resource,
-                         collectedAt: Timestamp.iso8601(item.collectedAt), freshUntil: Timestamp.iso8601(item.freshUntil),
-                         original: "evidence/\(item.id)/original.\(item.fileExtension)", sha256: item.sha256, size: item.size)
-        }
-        self.files = files.sorted { $0.path < $1.path }
-    }
-
     /// The export id a manifest of this SHA-256 gives its bundle.
     public static func exportID(manifestSHA256: String) -> String { "exp-" + String(manifestSHA256.prefix(24)) }
+}
+
+/// Writes a bundle's `manifest.json` (as `BundleManifest` reads it) and `SHA256SUMS` from the
+/// run's input, item by item: the evidence is described straight from the input, never copied.
+struct ManifestWriter {
+    let input: ReportInput
+    /// Sorted by path.
+    let files: [BundleManifest.File]
+    let signer: String?
+
+    init(input: ReportInput, files: [BundleManifest.File], signer: String?) {
+        self.input = input
+        self.files = files.sorted { $0.path < $1.path }
+        self.signer = signer
+    }
 
     /// Canonical JSON (keys sorted, two-space indent), written member by member in pieces: a bundle
     /// can list tens of thousands of files and evidence items.
     func write(_ piece: ([UInt8]) throws -> Void) throws {
+        let provenance = input.context.provenance
         try withoutActuallyEscaping(piece) { piece in
             var json = JSONStream(piece)
             func digest(_ file: Provenance.FileDigest) -> JSONValue {
                 .object(["path": .string(file.path), "sha256": .string(file.sha256)])
             }
             json.beginObject()
-            try json.member("as_of", .string(asOf))
-            try json.member("catalog", .object(["sha256": catalog.sha256.map(JSONValue.string) ?? .null,
-                                                "files": .array(catalog.files.map(digest))]))
-            try json.member("definition", definition.map(digest) ?? .null)
+            try json.member("as_of", .string(Timestamp.iso8601(input.asOf)))
+            try json.member("catalog", .object(["sha256": provenance.catalogSHA256.map(JSONValue.string) ?? .null,
+                                                "files": .array(provenance.catalogFiles.map(digest))]))
+            try json.member("definition", provenance.definition.map(digest) ?? .null)
             json.key("evidence")
             json.beginArray()
-            for item in evidence {
+            // Each item once, by id (the order is the index's, sorted here through their positions).
+            var seen = Set<String>()
+            let order = input.evidence.indices.filter { seen.insert(input.evidence[$0].id).inserted }
+                .sorted { input.evidence[$0].id < input.evidence[$1].id }
+            for index in order {
+                let item = input.evidence[index]
                 try json.value(.object(["id": .string(item.id), "source": .string(item.source), "operation": .string(item.operation),
-                                        "resource": .string(item.resource), "collected_at": .string(item.collectedAt),
-                                        "fresh_until": .string(item.freshUntil), "original": .string(item.original),
+                                        "resource": .string(item.resource), "collected_at": .string(Timestamp.iso8601(item.collectedAt)),
+                                        "fresh_until": .string(Timestamp.iso8601(item.freshUntil)),
+                                        "original": .string("evidence/\(item.id)/original.\(item.fileExtension)"),
                                         "sha256": .string(item.sha256), "size": .number(Double(item.size))]))
             }
             json.endArray()
@@ -120,16 +119,16 @@ public struct BundleManifest: Codable, Sendable, Equatable {
                 try json.value(.object(["path": .string(file.path), "sha256": .string(file.sha256), "size": .number(Double(file.size))]))
             }
             json.endArray()
-            try json.member("format", .string(format))
-            try json.member("frameworks", .array(frameworks.map { framework in
+            try json.member("format", .string(BundleManifest.formatName))
+            try json.member("frameworks", .array(provenance.frameworks.map { framework in
                 .object(["id": .string(framework.id), "title": .string(framework.title), "version": .string(framework.version)])
             }))
-            try json.member("generator", .string(generator))
-            try json.member("organization_id", .string(organizationID))
-            try json.member("organization_name", .string(organizationName))
-            try json.member("period_start", .string(periodStart))
-            try json.member("pipeline", .string(pipeline))
-            try json.member("previous", previous.map { .object(["id": .string($0.id), "manifest_sha256": .string($0.manifestSHA256)]) } ?? .null)
+            try json.member("generator", .string(provenance.generator))
+            try json.member("organization_id", .string(input.organization.id.rawValue))
+            try json.member("organization_name", .string(input.organization.name))
+            try json.member("period_start", .string(Timestamp.iso8601(input.periodStart)))
+            try json.member("pipeline", .string(input.pipeline))
+            try json.member("previous", input.context.previousExport.map { .object(["id": .string($0.id), "manifest_sha256": .string($0.manifestSHA256)]) } ?? .null)
             try json.member("signer", signer.map(JSONValue.string) ?? .null)
             json.endObject()
             try json.finish()
@@ -137,7 +136,7 @@ public struct BundleManifest: Codable, Sendable, Equatable {
     }
 
     /// `sha256sum -c` input: `<hash>  <path>` lines of the manifest's files and `extra`, in pieces.
-    func writeSHA256SUMS(including extra: [File], _ piece: ([UInt8]) throws -> Void) throws {
+    func writeSHA256SUMS(including extra: [BundleManifest.File], _ piece: ([UInt8]) throws -> Void) throws {
         var out: [UInt8] = []
         for file in (files + extra).sorted(by: { $0.path < $1.path }) {
             out.append(contentsOf: "\(file.sha256)  \(file.path)\n".utf8)
