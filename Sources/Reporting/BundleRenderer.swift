@@ -52,6 +52,15 @@ public struct BundleRenderer: ReportRenderer {
                 let transcript = try PDFReport(input: input, options: options).render(to: pdf)
                 return (transcript, try Self.hash(file: pdf))
             }
+            // results.json lists every evidence id of every check, and the OSCAL document every
+            // evidence item of every observation: each written once, in pieces, to a file, on
+            // another thread meanwhile.
+            async let machineReadable: (results: (sha256: String, size: Int), oscal: (sha256: String, size: Int)) = executor.run {
+                let resultsHash = try HashingFile.write(results) { write in
+                    try JSONValueEncoder.encode(ResultsDocument(input: input)).writeCanonical { try write($0) }
+                }
+                return (resultsHash, try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, $0) })
+            }
             let originals = try await executor.run { try Self.evidenceEntries(input.evidence).sorted { $0.file.path < $1.file.path } }
             let writer: ZipWriter? = bundle ? try await executor.run { try ZipWriter(file: zip, modified: input.asOf) } : nil
             if let writer { try await write(originals, to: writer, input: input, objects: objects) }
@@ -62,19 +71,13 @@ public struct BundleRenderer: ReportRenderer {
             let text = Data((transcript.joined(separator: "\n") + "\n").utf8)
             var documents = [Entry(source: .file(pdf), file: .init(path: "report.pdf", sha256: pdfHash.sha256, size: pdfHash.size)),
                              Entry(source: .text(text), file: .init(path: "report.txt", sha256: try Digest.sha256Hex(text), size: text.count))]
-            // results.json lists every evidence id of every check: written once, in pieces, to a file.
-            let resultsHash = try await executor.run {
-                try HashingFile.write(results) { write in
-                    try JSONValueEncoder.encode(ResultsDocument(input: input)).writeCanonical { try write($0) }
-                }
-            }
+            let (resultsHash, oscalHash) = try await machineReadable
             documents.append(Entry(source: .file(results), file: .init(path: "results.json", sha256: resultsHash.sha256,
                                                                        size: resultsHash.size)))
             for (path, data) in [("VERIFY.md", BundleDocuments.verify(input, signer: signingKey?.publicKey)),
                                  ("controls.csv", BundleDocuments.controlsCSV(input))] {
                 documents.append(Entry(source: .text(data), file: .init(path: path, sha256: try Digest.sha256Hex(data), size: data.count)))
             }
-            let oscalHash = try await executor.run { try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, $0) } }
             documents.append(Entry(source: .file(oscal), file: .init(path: "assessment-results.json", sha256: oscalHash.sha256,
                                                                      size: oscalHash.size)))
             documents.sort { $0.file.path < $1.file.path }
