@@ -147,8 +147,17 @@ public struct BundleRenderer: ReportRenderer {
     /// then the run written (and checked) in one job, so twenty thousand small entries cost a few
     /// hundred trips to the executor, not sixty thousand. Large ones stream alone.
     private func write(_ entries: [Entry], to writer: ZipWriter, input: ReportInput, objects: any ObjectStore) async throws {
+        let executor = self.executor
         var run: [Entry] = []
         var runBytes = 0
+        // The run being written while the next one is fetched and checked: the compressor waits
+        // for neither the disk nor the hashing.
+        var writing: Task<Void, any Error>?
+        func settle() async throws {
+            guard let task = writing else { return }
+            writing = nil
+            try await task.value
+        }
         func flush() async throws {
             guard !run.isEmpty else { return }
             try Task.checkCancellation()
@@ -156,49 +165,55 @@ public struct BundleRenderer: ReportRenderer {
             run.removeAll()
             runBytes = 0
             let fetched = try await mapConcurrently(batch.indices, width: 8) { index -> Data? in
-                guard case .original(let item) = batch[index].source else { return nil }
-                let evidence = input.evidence[item]
-                do {
-                    return try await objects.get(evidence.originalKey)
-                } catch let error as PipelineError where error[.httpStatus] == "404" {
-                    throw Self.missing(evidence, error)
-                }
-            }
-            let documents = batch.map { entry -> Data? in
-                switch entry.source {
+                switch batch[index].source {
+                case .original(let item):
+                    let evidence = input.evidence[item]
+                    let data: Data
+                    do {
+                        data = try await objects.get(evidence.originalKey)
+                    } catch let error as PipelineError where error[.httpStatus] == "404" {
+                        throw Self.missing(evidence, error)
+                    }
+                    guard data.count == evidence.size, try Digest.sha256Hex(data) == evidence.sha256 else { throw Self.changed(evidence) }
+                    return data
                 case .text(let data): return data
                 case .metadata(let item): return input.evidence[item].canonicalJSON()
-                case .original, .file: return nil
+                case .file: return nil
                 }
             }
-            try await executor.run {
-                for (index, entry) in batch.enumerated() {
-                    if case .original(let item) = entry.source {
-                        let evidence = input.evidence[item]
-                        guard let data = fetched[index], data.count == evidence.size,
-                              try Digest.sha256Hex(data) == evidence.sha256 else { throw Self.changed(evidence) }
-                        try writer.add(path: entry.file.path, data: data)
-                    } else if let data = documents[index] {
-                        try writer.add(path: entry.file.path, data: data)
+            try await settle()
+            writing = Task {
+                try await executor.run {
+                    for (index, entry) in batch.enumerated() {
+                        if let data = fetched[index] { try writer.add(path: entry.file.path, data: data) }
                     }
                 }
             }
         }
-        for entry in entries {
-            switch entry.source {
-            case .original(let item) where input.evidence[item].size > chunkSize:
-                try await flush()
-                try await write(entry, to: writer, input: input, objects: objects)
-            case .file:
-                try await flush()
-                try await write(entry, to: writer, input: input, objects: objects)
-            default:
-                run.append(entry)
-                runBytes += entry.file.size
-                if run.count >= 128 || runBytes >= 4 << 20 { try await flush() }
+        do {
+            for entry in entries {
+                switch entry.source {
+                case .original(let item) where input.evidence[item].size > chunkSize:
+                    try await flush()
+                    try await settle()
+                    try await write(entry, to: writer, input: input, objects: objects)
+                case .file:
+                    try await flush()
+                    try await settle()
+                    try await write(entry, to: writer, input: input, objects: objects)
+                default:
+                    run.append(entry)
+                    runBytes += entry.file.size
+                    if run.count >= 128 || runBytes >= 4 << 20 { try await flush() }
+                }
             }
+            try await flush()
+            try await settle()
+        } catch {
+            // Nothing may still write into the zip once this returns.
+            _ = try? await writing?.value
+            throw error
         }
-        try await flush()
     }
 
     /// Writes one large entry, streaming a file or an original from the object store (checking
