@@ -15,10 +15,8 @@ public enum ZipReader {
 
     /// Entry names in archive order, and the bytes of `entry` if named (at most `limit` bytes).
     public static func read(_ path: String, entry wanted: String? = nil, limit: Int = 64 << 20) throws -> (names: [String], data: Data?) {
-        var names: [String] = []
         let (entries, kept) = try scan(path, keep: wanted.map { [$0] } ?? [], limit: limit, hash: false)
-        names = entries.map(\.path)
-        return (names, wanted.flatMap { kept[$0] })
+        return (entries.map(\.path), wanted.flatMap { kept[$0] })
     }
 
     /// Every file entry in archive order with its SHA-256 and size (read in pieces: memory holds
