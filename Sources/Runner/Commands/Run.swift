@@ -275,8 +275,8 @@ struct Run: AsyncParsableCommand {
                 print("  not connected: \(outcome.unconnected.joined(separator: ", ")) (their checks are not verified)")
             }
             for artifact in outcome.export?.artifacts ?? [] {
-                let name = artifact.kind == .pdf ? "report: " : artifact.kind == .bundle ? "bundle: " : "manifest:"
-                print("  \(name)  \(artifact.location)")
+                let name = artifact.kind == .pdf ? "report:" : artifact.kind == .bundle ? "bundle:" : "manifest:"
+                print("  " + name.padding(toLength: 10, withPad: " ", startingAt: 0) + artifact.location)
                 if let link = outcome.links[artifact.key] { print("  link:     \(link.absoluteString)") }
             }
             print("  run:      \(outcome.run.id)")
