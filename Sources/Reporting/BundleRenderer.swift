@@ -61,9 +61,18 @@ public struct BundleRenderer: ReportRenderer {
                 }
                 return (resultsHash, try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, $0) })
             }
-            let originals = try await executor.run { try Self.evidenceEntries(input.evidence).sorted { $0.file.path < $1.file.path } }
+            var originals = try await executor.run {
+                try Self.evidenceEntries(input.evidence, hashMetadata: !bundle).sorted { $0.file.path < $1.file.path }
+            }
             let writer: ZipWriter? = bundle ? try await executor.run { try ZipWriter(file: zip, modified: input.asOf) } : nil
-            if let writer { try await write(originals, to: writer, input: input, objects: objects) }
+            if let writer {
+                // Each metadata.json is made, hashed and written in one go; the manifest lists it so.
+                let hashed = try await write(originals, to: writer, input: input, objects: objects)
+                originals = originals.map { entry in hashed[entry.file.path].map { Entry(source: entry.source, file: $0) } ?? entry }
+                if let unhashed = originals.first(where: { $0.file.sha256.isEmpty }) {
+                    throw PipelineError(.render, "\(unhashed.file.path) was not hashed as it was written")
+                }
+            }
 
             let (transcript, pdfHash) = try await report
             // The report's text, unwrapped: for auditors' tools, and for `pipeline verify` (the
@@ -126,8 +135,9 @@ public struct BundleRenderer: ReportRenderer {
         }
     }
 
-    /// Each distinct evidence item's original (its recorded hash and size) and `metadata.json`.
-    static func evidenceEntries(_ evidence: [Evidence]) throws -> [Entry] {
+    /// Each distinct evidence item's original (its recorded hash and size) and `metadata.json`
+    /// (hashed here when `hashMetadata`, else as it is written: see `write`).
+    static func evidenceEntries(_ evidence: [Evidence], hashMetadata: Bool) throws -> [Entry] {
         var entries: [Entry] = []
         entries.reserveCapacity(evidence.count * 2)
         var seen = Set<String>()
@@ -135,10 +145,12 @@ public struct BundleRenderer: ReportRenderer {
             let folder = "evidence/\(item.id)/"
             entries.append(Entry(source: .original(index), file: .init(path: folder + "original.\(item.fileExtension)",
                                                                        sha256: item.sha256, size: item.size)))
-            let metadata = item.canonicalJSON()
-            entries.append(Entry(source: .metadata(index), file: .init(path: folder + "metadata.json",
-                                                                       sha256: try Digest.sha256Hex(metadata),
-                                                                       size: metadata.count)))
+            var file = BundleManifest.File(path: folder + "metadata.json", sha256: "", size: 0)
+            if hashMetadata {
+                let metadata = item.canonicalJSON()
+                file = .init(path: file.path, sha256: try Digest.sha256Hex(metadata), size: metadata.count)
+            }
+            entries.append(Entry(source: .metadata(index), file: file))
         }
         return entries
     }
@@ -146,7 +158,11 @@ public struct BundleRenderer: ReportRenderer {
     /// Writes the entries in order. Small ones go in runs: their originals fetched a few at once,
     /// then the run written (and checked) in one job, so twenty thousand small entries cost a few
     /// hundred trips to the executor, not sixty thousand. Large ones stream alone.
-    private func write(_ entries: [Entry], to writer: ZipWriter, input: ReportInput, objects: any ObjectStore) async throws {
+    /// Returns the files of the `metadata.json` entries, hashed as they were made.
+    @discardableResult
+    private func write(_ entries: [Entry], to writer: ZipWriter, input: ReportInput, objects: any ObjectStore) async throws
+        -> [String: BundleManifest.File] {
+        var hashed: [String: BundleManifest.File] = [:]
         let executor = self.executor
         var run: [Entry] = []
         var runBytes = 0
@@ -181,6 +197,11 @@ public struct BundleRenderer: ReportRenderer {
                 case .file: return nil
                 }
             }
+            for (index, entry) in batch.enumerated() {
+                if case .metadata = entry.source, let data = fetched[index] {
+                    hashed[entry.file.path] = .init(path: entry.file.path, sha256: try Digest.sha256Hex(data), size: data.count)
+                }
+            }
             try await settle()
             writing = Task {
                 try await executor.run {
@@ -209,6 +230,7 @@ public struct BundleRenderer: ReportRenderer {
             }
             try await flush()
             try await settle()
+            return hashed
         } catch {
             // Nothing may still write into the zip once this returns.
             _ = try? await writing?.value
