@@ -115,13 +115,12 @@ final class ZipWriter: @unchecked Sendable {
         try endEntry()
     }
 
-    /// Writes the central directory, sets every entry's DOS time to `modified` in UTC, and makes
-    /// the file durable.
+    /// Writes the central directory and sets every entry's DOS time to `modified` in UTC. The file
+    /// is scratch: the object store makes its stored copy durable.
     func finish() throws {
         guard !closed else { throw PipelineError(.render, "the bundle was already finished") }
         closed = true
         try check(archive_write_close(archive), "close")
-        try sink.handle.synchronize()
         try sink.handle.close()
         try ZipTimes.set(file, to: modified)
     }
@@ -230,6 +229,5 @@ enum ZipTimes {
             try handle.seek(toOffset: offset + 10)
             try handle.write(contentsOf: stamp)
         }
-        try handle.synchronize()
     }
 }

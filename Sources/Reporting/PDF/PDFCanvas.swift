@@ -273,7 +273,7 @@ final class PDFCanvas {
         }
     }
 
-    /// Ends the document and makes the file durable.
+    /// Ends the document (a scratch file: the object store makes its stored copy durable).
     func finish() throws {
         guard !finished else { throw PipelineError(.render, "the report was already finished") }
         finished = true
@@ -281,6 +281,5 @@ final class PDFCanvas {
         try check("draw")
         cairo_surface_finish(surface)
         try check("finish")
-        try sink.handle.synchronize()
     }
 }

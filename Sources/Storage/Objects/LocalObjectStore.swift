@@ -58,6 +58,9 @@ public struct LocalObjectStore: ObjectStore {
             let size = Self.size(of: file) ?? -1
             if ifAbsent, size >= 0, Self.size(of: target) == size { return false }
             return try self.place(key, at: target, size: size, ifAbsent: ifAbsent) { temporary in
+                // A second name for the file where the store can give one (the run's scratch folder
+                // is on the same file system): its bytes are written once, and made durable by `sync`.
+                if link(file.path, temporary.path) == 0 { return }
                 do {
                     try FileManager.default.copyItem(at: file, to: temporary)
                 } catch {
