@@ -44,12 +44,13 @@ public struct BundleRenderer: ReportRenderer {
         let (pdf, zip, results, manifestFile, sumsFile, oscal) = (names[0], names[1], names[2], names[3], names[4], names[5])
         let executor = self.executor
         let bundle = options.outputs.contains(.bundle)
+        let positions = ReportInput.positions(of: input.evidence)
         do {
             // The PDF is drawn on a thread of its own while the evidence streams into the zip: the
             // evidence entries come first in the zip, the documents (the report among them), the
             // manifest, its signature and SHA256SUMS last.
             async let report: (transcript: [String], hash: (sha256: String, size: Int)) = executor.run {
-                let transcript = try PDFReport(input: input, options: options).render(to: pdf)
+                let transcript = try PDFReport(input: input, options: options, positions: positions).render(to: pdf)
                 return (transcript, try Self.hash(file: pdf))
             }
             // results.json lists every evidence id of every check, and the OSCAL document every
@@ -59,7 +60,7 @@ public struct BundleRenderer: ReportRenderer {
                 let resultsHash = try HashingFile.write(results) { write in
                     try JSONValueEncoder.encode(ResultsDocument(input: input)).writeCanonical { try write($0) }
                 }
-                return (resultsHash, try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, $0) })
+                return (resultsHash, try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, positions: positions, $0) })
             }
             var originals = try await executor.run {
                 try Self.evidenceEntries(input.evidence, hashMetadata: !bundle).sorted { $0.file.path < $1.file.path }

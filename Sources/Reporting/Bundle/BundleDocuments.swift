@@ -37,7 +37,7 @@ enum BundleDocuments {
     /// evaluated criterion. UUIDs are name-based (v5) on the organization, run clock and names, so
     /// the same run gives the same document. Written observation by observation: a check over
     /// thousands of repositories lists thousands of evidence items.
-    static func writeOSCAL(_ input: ReportInput, _ piece: ([UInt8]) throws -> Void) throws {
+    static func writeOSCAL(_ input: ReportInput, positions: [String: Int], _ piece: ([UInt8]) throws -> Void) throws {
         let namespace = UUID(uuidString: "6ba7b811-9dad-11d1-80b4-00c04fd430c8")!  // RFC 9562's URL namespace
         let base = "https://lightsail.example/\(input.organization.id)/\(input.pipeline)/\(Timestamp.iso8601(input.asOf))"
         func uuid(_ name: String) throws -> JSONValue {
@@ -49,7 +49,6 @@ enum BundleDocuments {
         }
         func words(_ status: CheckStatus) -> String { status.rawValue.replacingOccurrences(of: "_", with: " ") }
         let resultsByCheck = Dictionary(input.results.map { ($0.checkID, $0) }, uniquingKeysWith: { a, _ in a })
-        let evidenceByID = Dictionary(input.evidence.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let provenance = input.context.provenance
         try withoutActuallyEscaping(piece) { piece in
             var json = JSONStream(piece)
@@ -113,7 +112,7 @@ enum BundleDocuments {
                             "props": .array([prop("check-id", result.checkID), prop("status", result.status.rawValue)]),
                         ]
                         if !result.findings.isEmpty { fields["remarks"] = .string(result.findings.joined(separator: "\n")) }
-                        let evidence = result.evidenceIDs.compactMap { evidenceByID[$0] }
+                        let evidence = result.evidenceIDs.compactMap { positions[$0].map { input.evidence[$0] } }
                         if !evidence.isEmpty {
                             fields["relevant-evidence"] = .array(evidence.map { item in
                                 .object(["href": .string("evidence/\(item.id)/original.\(item.fileExtension)"),
@@ -211,5 +210,15 @@ enum BundleDocuments {
         """
         text += "\n"
         return Data(text.utf8)
+    }
+}
+
+extension ReportInput {
+    /// Where each evidence id first is in `evidence`: one index the report and the documents share.
+    static func positions(of evidence: [Evidence]) -> [String: Int] {
+        var positions: [String: Int] = [:]
+        positions.reserveCapacity(evidence.count)
+        for (index, item) in evidence.enumerated() where positions[item.id] == nil { positions[item.id] = index }
+        return positions
     }
 }

@@ -11,16 +11,17 @@ import Pipeline
 struct PDFReport {
     let input: ReportInput
     let options: RenderOptions
-    /// Each evidence item once, in the input's order, and by id.
+    /// Each evidence item once, in the input's order.
     let distinctEvidence: [Evidence]
-    let evidenceByID: [String: Evidence]
+    /// Where each evidence id first is in the input's evidence.
+    let positions: [String: Int]
 
-    init(input: ReportInput, options: RenderOptions) {
+    init(input: ReportInput, options: RenderOptions, positions: [String: Int]? = nil) {
         self.input = input
         self.options = options
-        var seen = Set<String>()
-        distinctEvidence = input.evidence.filter { seen.insert($0.id).inserted }
-        evidenceByID = Dictionary(distinctEvidence.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let positions = positions ?? ReportInput.positions(of: input.evidence)
+        self.positions = positions
+        distinctEvidence = input.evidence.indices.filter { positions[input.evidence[$0].id] == $0 }.map { input.evidence[$0] }
     }
 
     static let margin = 50.0
@@ -415,7 +416,7 @@ struct PDFReport {
     func evidenceCell(_ ids: [String]) -> String {
         guard !ids.isEmpty else { return "none" }
         var lines = ids.prefix(Self.evidenceShown).map { id in
-            String(id.prefix(12)) + (evidenceByID[id].map { " " + Timestamp.iso8601($0.collectedAt) } ?? "")
+            String(id.prefix(12)) + (positions[id].map { " " + Timestamp.iso8601(input.evidence[$0].collectedAt) } ?? "")
         }
         if ids.count > Self.evidenceShown { lines.append("and \(ids.count - Self.evidenceShown) more (see the evidence appendix)") }
         return lines.joined(separator: "\n")
