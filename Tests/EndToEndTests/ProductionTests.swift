@@ -96,6 +96,31 @@ struct Production {
             """, Peers.s3!.endpoint, key, zip.path], environment: p.environment)
         #expect(fetch.status == 0, "\(fetch.stderr)")
         #expect(try ExternalTool.run("unzip", ["-t", zip.path]).stdout.contains("No errors detected"))
+
+        // The second export's manifest links to the first's (the store's latest export before its clock).
+        let list = try p.run(["exports", "list", "--org", "acme", "--format", "json"])
+        let exports = try #require((try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])?["exports"] as? [[String: Any]])
+        #expect(exports.count == 2)
+        func manifestHash(_ export: [String: Any]) -> String? {
+            (export["artifacts"] as? [[String: Any]])?.first { $0["kind"] as? String == "manifest" }?["sha256"] as? String
+        }
+        let newest = try #require(exports.first)
+        let secondZip = p.cli.dataDir.appendingPathComponent("second.zip")
+        let secondKey = try #require((newest["artifacts"] as? [[String: Any]])?.first { $0["kind"] as? String == "bundle" }?["key"] as? String)
+        let prefix = String(p.storage.dropFirst("s3://lightsail-test/".count).prefix { $0 != "?" })
+        let link = try ExternalTool.run("python3", ["-c", """
+            import boto3, json, sys, zipfile
+            s3 = boto3.session.Session(region_name="us-east-1").client("s3", endpoint_url=sys.argv[1])
+            s3.download_file("lightsail-test", sys.argv[2], sys.argv[3])
+            print(json.loads(zipfile.ZipFile(sys.argv[3]).read("manifest.json"))["previous"]["manifest_sha256"])
+            """, Peers.s3!.endpoint, "\(prefix)/\(secondKey)", secondZip.path], environment: p.environment)
+        #expect(link.status == 0, "\(link.stderr)")
+        #expect(link.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == manifestHash(exports[1]))
+        let publicKey = p.cli.dataDir.appendingPathComponent("lightsail.pem")
+        try p.run(["keys", "export-public"]).stdout.write(to: publicKey, atomically: true, encoding: .utf8)
+        let verify = try ExternalTool.run(CLI.binary, ["bundle", "verify", secondZip.path, "--public-key", publicKey.path, "--previous", zip.path])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        #expect(verify.stdout.contains("chain:     follows \(exports[1]["id"] as? String ?? "?")"))
     }
 
     /// An admin shares an export: the auditor downloads it through the presigned link and checks
