@@ -180,6 +180,46 @@ final class SignedExports: Sendable {
         #expect(none.status == 1 && none.stdout.contains("BROKEN: this bundle names no previous export"))
     }
 
+    /// A second entry of the same name (what a zip tool appends) is named even when its bytes are
+    /// the listed ones: an extractor would keep the last.
+    @Test func aDuplicateEntryIsNamed() throws {
+        let e = try exports()
+        let out = try ExternalTool.temporaryDirectory().appendingPathComponent("duplicate.zip").path
+        let script = """
+        import sys, warnings, zipfile
+        warnings.simplefilter("ignore")
+        src = zipfile.ZipFile(sys.argv[1])
+        with zipfile.ZipFile(sys.argv[2], "w") as dst:
+            for name in src.namelist(): dst.writestr(name, src.read(name))
+            dst.writestr("results.json", b"{}")
+        """
+        #expect(try ExternalTool.run("python3", ["-c", script, e.second, out]).status == 0)
+        let result = try e.verify(out, key: e.publicKey)
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("duplicate results.json: the zip holds two entries of that name"), "\(result.stdout)")
+    }
+
+    /// Export commands refuse what they cannot do, before doing anything.
+    @Test func exportCommandsRefuseBadArguments() throws {
+        let e = try exports()
+        let tooLong = try e.cli.run(["export", "share", "--org", "acme", "--export", "exp-abc", "--expires", "8d", "--to", "a@firm.example"])
+        #expect(tooLong.status == 2 && tooLong.stderr.contains("--expires '8d' must be a duration from 1s to 7d"))
+        let notMail = try e.cli.run(["export", "share", "--org", "acme", "--export", "exp-abc", "--to", "auditor"])
+        #expect(notMail.status == 2 && notMail.stderr.contains("is not an email address"))
+        let hostile = try e.cli.run(["export", "share", "--org", "acme", "--export", "../../etc/passwd", "--to", "a@firm.example"])
+        #expect(hostile.status == 2 && hostile.stderr.contains("is not an export id"))
+        // The embedded default's directory has no links to give, and says where the file is.
+        let list = try e.cli.run(["exports", "list", "--org", "acme"])
+        let id = try #require(list.stdout.split(separator: "\t").first.map(String.init))
+        let local = try e.cli.run(["export", "share", "--org", "acme", "--export", id, "--to", "a@firm.example"])
+        #expect(local.status != 0 && local.stderr.contains("has no download links to give"), "\(local.stderr)")
+        #expect(try e.cli.sql("SELECT count(*) FROM audit_log WHERE action = 'export.shared'") == "0")
+        // A viewer may list exports but not share them.
+        let viewer = try e.cli.run(["export", "share", "--org", "acme", "--export", id, "--to", "a@firm.example", "--actor", "vic@acme.example"])
+        #expect(viewer.status == 1 && viewer.stderr.contains("may not share exports (needs reports:manage)"))
+        #expect(try e.cli.run(["exports", "list", "--org", "acme", "--actor", "vic@acme.example"]).status == 0)
+    }
+
     @Test func usageErrorsExitTwoAndAFileThatIsNoZipIsInvalid() throws {
         let e = try exports()
         #expect(try e.verify("/nonexistent/bundle.zip").status == 2)
