@@ -61,7 +61,7 @@ public struct SigningKey: Sendable, CustomStringConvertible {
     public var description: String { publicKey.fingerprint }
 
     /// The 64-byte Ed25519 signature of `message`.
-    public func sign(_ message: [UInt8]) throws -> [UInt8] {
+    public func sign(_ message: some ContiguousBytes) throws -> [UInt8] {
         let key = try Self.key(seed)
         defer { EVP_PKEY_free(key) }
         let context = EVP_MD_CTX_new()
@@ -70,7 +70,10 @@ public struct SigningKey: Sendable, CustomStringConvertible {
         try OpenSSL.check(EVP_DigestSignInit(context, nil, nil, nil, key) == 1, "EVP_DigestSignInit")
         var signature = [UInt8](repeating: 0, count: 64)
         var length = 64
-        try OpenSSL.check(EVP_DigestSign(context, &signature, &length, message, message.count) == 1 && length == 64, "EVP_DigestSign")
+        let signed = message.withUnsafeBytes { raw in
+            EVP_DigestSign(context, &signature, &length, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count)
+        }
+        try OpenSSL.check(signed == 1 && length == 64, "EVP_DigestSign")
         return signature
     }
 
@@ -140,13 +143,15 @@ public struct PublicSigningKey: Sendable, Hashable, CustomStringConvertible {
     public var description: String { fingerprint }
 
     /// Whether `signature` is this key's Ed25519 signature of `message`.
-    public func verify(_ signature: [UInt8], of message: [UInt8]) -> Bool {
+    public func verify(_ signature: [UInt8], of message: some ContiguousBytes) -> Bool {
         guard signature.count == 64,
               let key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nil, raw, raw.count) else { return false }
         defer { EVP_PKEY_free(key) }
         guard let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
         guard EVP_DigestVerifyInit(context, nil, nil, nil, key) == 1 else { return false }
-        return EVP_DigestVerify(context, signature, signature.count, message, message.count) == 1
+        return message.withUnsafeBytes { raw in
+            EVP_DigestVerify(context, signature, signature.count, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count)
+        } == 1
     }
 }

@@ -57,9 +57,7 @@ public struct BundleRenderer: ReportRenderer {
             // evidence item of every observation: each written once, in pieces, to a file, on
             // another thread meanwhile.
             async let machineReadable: (results: (sha256: String, size: Int), oscal: (sha256: String, size: Int)) = executor.run {
-                let resultsHash = try HashingFile.write(results) { write in
-                    try JSONValueEncoder.encode(ResultsDocument(input: input)).writeCanonical { try write($0) }
-                }
+                let resultsHash = try HashingFile.write(results) { try ResultsDocument(input: input).write($0) }
                 return (resultsHash, try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, positions: positions, $0) })
             }
             var originals = try await executor.run {
@@ -98,7 +96,8 @@ public struct BundleRenderer: ReportRenderer {
             // The manifest's Ed25519 signature: `openssl pkeyutl -verify -pubin -inkey public.pem -rawin
             // -in manifest.json -sigfile manifest.json.sig` checks it with the exported public key.
             if let signingKey {
-                let signature = try await executor.run { Data(try signingKey.sign(Array(try Data(contentsOf: manifestFile)))) }
+                // Pure Ed25519 reads the message twice: the manifest is mapped, not copied onto the heap.
+                let signature = try await executor.run { Data(try signingKey.sign(try Data(contentsOf: manifestFile, options: .alwaysMapped))) }
                 last.append(Entry(source: .text(signature), file: .init(path: "manifest.json.sig", sha256: try Digest.sha256Hex(signature),
                                                                         size: signature.count)))
             }
@@ -295,7 +294,7 @@ public struct BundleRenderer: ReportRenderer {
 }
 
 /// `results.json`: what the report says, for machines.
-struct ResultsDocument: Encodable {
+struct ResultsDocument {
     let organizationID: String
     let asOf: Date
     let overall: String
@@ -312,11 +311,41 @@ struct ResultsDocument: Encodable {
         notCollected = input.failures.sorted { ($0.operation, $0.resource, $0.reason) < ($1.operation, $1.resource, $1.reason) }
     }
 
-    enum CodingKeys: String, CodingKey {
-        case overall, scores, checks
-        case organizationID = "organization_id"
-        case asOf = "as_of"
-        case notCollected = "not_collected"
+    /// The canonical JSON of the document, element by element: each check and each criterion is
+    /// encoded alone, so the thousands of evidence ids of a large organization never make one tree.
+    func write(_ piece: ([UInt8]) throws -> Void) throws {
+        try withoutActuallyEscaping(piece) { piece in
+            var json = JSONStream(piece)
+            json.beginObject()
+            try json.member("as_of", try JSONValueEncoder.encode(asOf))
+            json.key("checks")
+            json.beginArray()
+            for check in checks { try json.value(try JSONValueEncoder.encode(check)) }
+            json.endArray()
+            try json.member("not_collected", try JSONValueEncoder.encode(notCollected))
+            try json.member("organization_id", .string(organizationID))
+            try json.member("overall", .string(overall))
+            json.key("scores")
+            json.beginArray()
+            for score in scores {
+                json.beginObject()
+                json.key("controls")
+                json.beginArray()
+                for control in score.controls { try json.value(try JSONValueEncoder.encode(control)) }
+                json.endArray()
+                try json.member("excepted", .number(Double(score.excepted)))
+                try json.member("failed", .number(Double(score.failed)))
+                try json.member("framework", .string(score.framework))
+                try json.member("not_applicable", .number(Double(score.notApplicable)))
+                try json.member("not_verified", .number(Double(score.notVerified)))
+                try json.member("passed", .number(Double(score.passed)))
+                try json.member("title", .string(score.title))
+                json.endObject()
+            }
+            json.endArray()
+            json.endObject()
+            try json.finish()
+        }
     }
 }
 

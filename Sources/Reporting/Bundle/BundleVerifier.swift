@@ -145,7 +145,7 @@ public enum BundleVerifier {
         guard key.fingerprint == signer else {
             return .invalid("the manifest names signer \(signer); the key given is \(key.fingerprint)")
         }
-        guard key.verify(Array(sig), of: Array(data)) else {
+        guard key.verify(Array(sig), of: data) else {
             return .invalid("manifest.json.sig is not \(signer)'s signature of manifest.json: the manifest was changed after signing, or the signature was")
         }
         return .valid(signer)
