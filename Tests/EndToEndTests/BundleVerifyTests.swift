@@ -180,6 +180,32 @@ final class SignedExports: Sendable {
         #expect(none.status == 1 && none.stdout.contains("BROKEN: this bundle names no previous export"))
     }
 
+    /// VERIFY.md's commands, run as written in the unzipped bundle, say what it says they say.
+    @Test func theCommandsInVerifyMdWorkAsWritten() throws {
+        try ExternalTool.require("unzip", "openssl", "bash")
+        let e = try exports()
+        let folder = try ExternalTool.temporaryDirectory()
+        #expect(try ExternalTool.run("unzip", ["-q", e.second, "-d", folder.path]).status == 0)
+        try FileManager.default.copyItem(at: e.publicKey, to: folder.appendingPathComponent("lightsail.pem"))
+        let text = try String(contentsOf: folder.appendingPathComponent("VERIFY.md"), encoding: .utf8)
+        // The indented lines are the commands.
+        let commands = text.split(separator: "\n").filter { $0.hasPrefix("    ") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        func run(_ command: String) throws -> ToolResult { try ExternalTool.run("bash", ["-c", command], directory: folder) }
+        let sums = try #require(commands.first { $0.hasPrefix("sha256sum -c") })
+        #expect(try run(sums).status == 0)
+        let diff = try #require(commands.first { $0.hasPrefix("diff <(cut -c67- SHA256SUMS") })
+        #expect(try run(diff).stdout == "no file added or removed\n")
+        let fingerprint = try #require(commands.first { $0.hasPrefix("openssl pkey -pubin") })
+        let signer = try #require((try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("manifest.json"))) as? [String: Any])?["signer"] as? String)
+        #expect("ed25519:" + (try run(fingerprint).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) == signer)
+        let signature = try #require(commands.first { $0.hasPrefix("openssl pkeyutl -verify") })
+        #expect(try run(signature).stdout.contains("Signature Verified Successfully"))
+        // An added file is caught by the documented diff.
+        try Data("x".utf8).write(to: folder.appendingPathComponent("evidence/extra.json"))
+        let added = try run(diff)
+        #expect(added.status != 0 && added.stdout.contains("> evidence/extra.json") && !added.stdout.contains("no file added"))
+    }
+
     /// A second entry of the same name (what a zip tool appends) is named even when its bytes are
     /// the listed ones: an extractor would keep the last.
     @Test func aDuplicateEntryIsNamed() throws {

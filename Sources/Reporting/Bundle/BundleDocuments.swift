@@ -157,10 +157,10 @@ enum BundleDocuments {
 
         Every line must end in `OK`. `SHA256SUMS` lists each file of `manifest.json` and the
         manifest itself. Also check that nothing was added: the files present must be exactly those
-        listed, plus `SHA256SUMS` and `manifest.json.sig`:
+        listed, plus `SHA256SUMS`, `manifest.json.sig` (and the public key, if you saved it here).
+        In bash:
 
-            find . -type f ! -name SHA256SUMS ! -name manifest.json.sig | sed 's|^\\./||' | sort > present
-            cut -c67- SHA256SUMS | sort | diff - present && echo "no file added or removed"
+            diff <(cut -c67- SHA256SUMS | sort) <(find . -type f ! -name SHA256SUMS ! -name manifest.json.sig ! -name lightsail.pem | sed 's|^\\./||' | sort) && echo "no file added or removed"
 
         ## 2. The manifest is the one Lightsail signed
 
