@@ -26,7 +26,7 @@ public actor InMemoryEvidenceStore: EvidenceStore {
     }
     public func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) { resultsStored += 1 }
     public func storeExport(_ export: ExportRecord, run: RunRecord) { exports.append(export) }
-    public func exports(of organization: OrganizationID, before: Date?, limit: Int) -> [ExportSummary] { [] }
+    public func exports(of organization: OrganizationID, before: Date?, id: String?, limit: Int) -> [ExportSummary] { [] }
     public func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) { finished.append(status) }
     public func runs(of organization: OrganizationID, status: RunRecord.Status?, limit: Int) -> [RunSummary] { [] }
     public func abandonRun(_ id: String, of organization: OrganizationID, reason: String) -> Bool { false }

@@ -13,9 +13,9 @@ public protocol EvidenceStore: Sendable {
     func storeResults(_ results: [CheckResult], scores: ScoreSummary, run: RunRecord) async throws
     func storeExport(_ export: ExportRecord, run: RunRecord) async throws
     /// The organization's exports, newest first by their run's clock (only those whose run's clock
-    /// is before `before`, when given): `pipeline exports list`, and the link a new export's
-    /// manifest carries to the one before it.
-    func exports(of organization: OrganizationID, before: Date?, limit: Int) async throws -> [ExportSummary]
+    /// is before `before`, and the one with `id`, when given): `pipeline exports list`, the export
+    /// `export share` names, and the link a new export's manifest carries to the one before it.
+    func exports(of organization: OrganizationID, before: Date?, id: String?, limit: Int) async throws -> [ExportSummary]
     func finishRun(_ run: RunRecord, status: RunRecord.Status, message: String?) async throws
     /// The organization's runs, newest first (only those with `status` when given).
     func runs(of organization: OrganizationID, status: RunRecord.Status?, limit: Int) async throws -> [RunSummary]
@@ -97,6 +97,12 @@ public protocol EvidenceStore: Sendable {
     func migrationState() async throws -> (applied: Int, latest: Int)
 }
 
+extension EvidenceStore {
+    public func exports(of organization: OrganizationID, before: Date?, limit: Int) async throws -> [ExportSummary] {
+        try await exports(of: organization, before: before, id: nil, limit: limit)
+    }
+}
+
 public struct RunRecord: Sendable, Hashable {
     public enum Status: String, Sendable, CaseIterable { case running, succeeded, failed, cancelled, abandoned }
     public let id: String
@@ -175,7 +181,8 @@ public protocol ObjectStore: Sendable {
     /// The object may not be durable until `sync()` (a directory defers its flush to the batch).
     @discardableResult
     func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async throws -> Bool
-    /// Writes the object from a file, streamed from disk (the file stays where it is).
+    /// Writes the object from a file, streamed from disk (the file stays where it is). The caller
+    /// must not change the file afterwards: a directory store may give it a second name.
     @discardableResult
     func put(_ key: String, file: URL, contentType: String, ifAbsent: Bool) async throws -> Bool
     func get(_ key: String) async throws -> Data

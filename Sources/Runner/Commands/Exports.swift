@@ -100,13 +100,14 @@ struct Exports: AsyncParsableCommand {
             do {
                 let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
                                                           permission: .manageReports, what: "share exports")
-                guard let found = try await context.store.exports(of: context.organization, before: nil, limit: 10_000)
-                    .first(where: { $0.id == export }) else {
+                guard let found = try await context.store.exports(of: context.organization, before: nil, id: export, limit: 1).first else {
                     throw PipelineError(.invalidInput, "\(context.organization) has no export \(export) (see `pipeline exports list --org \(context.organization)`)")
                 }
                 guard let bundle = found.artifacts.first(where: { $0.kind == .bundle }) else {
                     throw PipelineError(.invalidInput, "export \(export) has no bundle to share (its pipeline renders a PDF only)")
                 }
+                // The key comes from a row: it must still be the organization's before a link to it exists.
+                try validateObjectKey(bundle.key, organization: context.organization)
                 let objects = try await backends.openObjects()
                 let lifetime = parseDuration(expires)!
                 guard let link = try objects.shareableLink(for: bundle.key, expires: lifetime) else {

@@ -250,15 +250,16 @@ public final class PostgresEvidenceStore: EvidenceStore {
         }
     }
 
-    public func exports(of organization: OrganizationID, before: Date?, limit: Int) async throws -> [ExportSummary] {
+    public func exports(of organization: OrganizationID, before: Date?, id: String?, limit: Int) async throws -> [ExportSummary] {
         try await unit(organization) { db in
             try db.execute("""
                 SELECT e.id, e.run_id, r.pipeline, to_char(r.as_of AT TIME ZONE 'UTC', \(Self.utc)),
                        to_char(e.created_at AT TIME ZONE 'UTC', \(Self.utc)), e.artifacts::text
                 FROM exports e JOIN runs r ON r.organization_id = e.organization_id AND r.id = e.run_id
                 WHERE e.organization_id = $1 AND ($2::timestamptz IS NULL OR r.as_of < $2::timestamptz)
+                  AND ($4::text IS NULL OR e.id = $4)
                 ORDER BY r.as_of DESC, e.created_at DESC, e.id LIMIT $3
-                """, [organization.rawValue, before.map(Timestamp.iso8601), String(limit)]).values.map { row in
+                """, [organization.rawValue, before.map(Timestamp.iso8601), String(limit), id]).values.map { row in
                 let id = row[0] ?? ""
                 return ExportSummary(id: id, runID: row[1] ?? "", pipeline: row[2] ?? "",
                                      asOf: row[3].flatMap(Timestamp.parse) ?? .distantPast,

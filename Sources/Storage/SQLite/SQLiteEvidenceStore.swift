@@ -275,15 +275,16 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         }
     }
 
-    public func exports(of organization: OrganizationID, before: Date?, limit: Int) async throws -> [ExportSummary] {
+    public func exports(of organization: OrganizationID, before: Date?, id: String?, limit: Int) async throws -> [ExportSummary] {
         try await db.run { db in
             try db.query("""
                 SELECT e.id, e.run_id, r.pipeline, r.as_of, e.created_at, e.artifacts
                 FROM exports e JOIN runs r ON r.organization_id = e.organization_id AND r.id = e.run_id
-                WHERE e.organization_id = ? AND (? IS NULL OR r.as_of < ?)
+                WHERE e.organization_id = ? AND (? IS NULL OR r.as_of < ?) AND (? IS NULL OR e.id = ?)
                 ORDER BY r.as_of DESC, e.created_at DESC, e.rowid DESC LIMIT ?
                 """, [.text(organization.rawValue), before.map { .text(Timestamp.iso8601($0)) } ?? .null,
-                      before.map { .text(Timestamp.iso8601($0)) } ?? .null, .integer(Int64(limit))]).map { row in
+                      before.map { .text(Timestamp.iso8601($0)) } ?? .null, id.map { .text($0) } ?? .null, id.map { .text($0) } ?? .null,
+                      .integer(Int64(limit))]).map { row in
                 let id = row[0].string ?? ""
                 return ExportSummary(id: id, runID: row[1].string ?? "", pipeline: row[2].string ?? "",
                                      asOf: row[3].string.flatMap(Timestamp.parse) ?? .distantPast,
