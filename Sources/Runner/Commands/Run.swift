@@ -86,8 +86,9 @@ struct Run: AsyncParsableCommand {
     func execute() async throws -> ExitCode {
         // The checks and frameworks: data beside the definitions, checked before anything runs.
         let (catalog, catalogFiles) = try CatalogFiles.loadWithDigests(locations.pipelines)
-        let definition = try loadDefinition(catalog)
-        let provenance = try CatalogFiles.provenance(catalog, files: catalogFiles, definition: definition, folder: locations.pipelines)
+        let (definition, source) = try loadDefinition(catalog)
+        let provenance = try CatalogFiles.provenance(catalog, files: catalogFiles, definition: definition, source: source,
+                                                     folder: locations.pipelines)
         let requested = try org.map { try OrganizationID($0) }
         let store = try await backends.openStore()
         // The store is the one source of truth: --all-orgs is every organization in it.
@@ -211,7 +212,7 @@ struct Run: AsyncParsableCommand {
     /// The definition named (a file of the pipelines folder, which must stay inside it) or given by
     /// path. A definition given by path is never echoed: its problems are printed without the
     /// offending line, as the file may be anything the caller can name.
-    func loadDefinition(_ catalog: Catalog) throws -> PipelineDefinition {
+    func loadDefinition(_ catalog: Catalog) throws -> (PipelineDefinition, source: String?) {
         let file: String
         var folder: String?
         let byPath = pipeline.contains("/") || pipeline.hasSuffix(".yml") || pipeline.hasSuffix(".yaml")
@@ -239,7 +240,7 @@ struct Run: AsyncParsableCommand {
         guard let definition = result.definition else {
             throw PipelineError(.invalidDefinition, "\(file) has errors; nothing was run")
         }
-        return definition
+        return (definition, result.source)
     }
 
     func printSummary(_ organization: Organization, _ result: Result<RunOutcome, any Error>) {

@@ -45,6 +45,7 @@ struct Verify: AsyncParsableCommand {
             let (catalog, catalogFiles) = try CatalogFiles.loadWithDigests(locations.pipelines)
             let loader = DefinitionLoader(vocabulary: BuiltIn.vocabulary(catalog))
             var definitions: [PipelineDefinition] = []
+            var sources: [String: String] = [:]
             for file in try DefinitionFiles.expand([locations.pipelines]) {
                 let result = loader.load(file: file, within: locations.pipelines)
                 guard let definition = result.definition else {
@@ -52,6 +53,7 @@ struct Verify: AsyncParsableCommand {
                     throw PipelineError(.invalidDefinition, "\(file) has errors; nothing was verified")
                 }
                 if only.isEmpty || only.contains(definition.name) { definitions.append(definition) }
+                sources[definition.file] = result.source
             }
             if let missing = only.first(where: { name in !definitions.contains { $0.name == name } }) {
                 throw PipelineError(.invalidInput, "no pipeline \(quotedForMessage(missing)) in \(locations.pipelines)")
@@ -70,6 +72,7 @@ struct Verify: AsyncParsableCommand {
                     let actual = try await Self.outcome(of: definition, for: organization, members: members, integrations: integrations,
                                                         documents: documents, exceptions: exceptions, catalog: catalog,
                                                         provenance: try CatalogFiles.provenance(catalog, files: catalogFiles, definition: definition,
+                                                                                                source: sources[definition.file],
                                                                                                 folder: locations.pipelines),
                                                         clock: clock)
                     if update {

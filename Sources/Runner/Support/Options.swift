@@ -80,11 +80,12 @@ enum CatalogFiles {
         return (result.catalog, files)
     }
 
-    /// What a run's bundle names as its origin: this program, the definition's bytes, the catalog.
+    /// What a run's bundle names as its origin: this program, the definition's text as it was
+    /// parsed, the catalog.
     static func provenance(_ catalog: Catalog, files: [Provenance.FileDigest], definition: PipelineDefinition,
-                           folder: String) throws -> Provenance {
-        guard let bytes = FileManager.default.contents(atPath: definition.file) else {
-            throw PipelineError(.invalidDefinition, "cannot read \(definition.file) again to hash it")
+                           source: String?, folder: String) throws -> Provenance {
+        guard let bytes = source.map({ Data($0.utf8) }) ?? FileManager.default.contents(atPath: definition.file) else {
+            throw PipelineError(.invalidDefinition, "cannot read \(definition.file) to hash it")
         }
         let listing = Provenance.catalogListing(files)
         return Provenance(definition: .init(path: relative(definition.file, to: folder), sha256: try Digest.sha256Hex(bytes)),
