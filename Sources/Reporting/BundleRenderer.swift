@@ -40,8 +40,9 @@ public struct BundleRenderer: ReportRenderer {
     public func render(_ input: ReportInput, options: RenderOptions, objects: any ObjectStore, scratch: URL) async throws
         -> RenderedExport {
         let org = input.organization.id
-        let names = ["pdf", "zip", "results", "manifest", "sums", "oscal"].map { scratch.appendingPathComponent(Residue.temporaryName($0)) }
+        let names = ["pdf", "zip", "results", "manifest", "sums", "oscal", "zip-tail"].map { scratch.appendingPathComponent(Residue.temporaryName($0)) }
         let (pdf, zip, results, manifestFile, sumsFile, oscal) = (names[0], names[1], names[2], names[3], names[4], names[5])
+        let zipTail = names[6]
         let executor = self.executor
         let bundle = options.outputs.contains(.bundle)
         let positions = ReportInput.positions(of: input.evidence)
@@ -64,9 +65,17 @@ public struct BundleRenderer: ReportRenderer {
                 try Self.evidenceEntries(input.evidence, hashMetadata: !bundle).sorted { $0.file.path < $1.file.path }
             }
             let writer: ZipWriter? = bundle ? try await executor.run { try ZipWriter(file: zip, modified: input.asOf) } : nil
-            if let writer {
+            // Two writers deflate the evidence at once, the first half into the bundle, the second
+            // (and then the documents) into a part appended to it at the end (`ZipJoin`).
+            let (firstHalf, secondHalf) = Self.halves(originals)
+            let tail: ZipWriter? = bundle && !firstHalf.isEmpty
+                ? try await executor.run { try ZipWriter(file: zipTail, modified: input.asOf) } : nil
+            let secondWriter = tail ?? writer
+            if let writer, let secondWriter {
                 // Each metadata.json is made, hashed and written in one go; the manifest lists it so.
-                let hashed = try await write(originals, to: writer, input: input, objects: objects)
+                async let firstHashed = write(firstHalf, to: writer, input: input, objects: objects)
+                var hashed = try await write(secondHalf, to: secondWriter, input: input, objects: objects)
+                hashed.merge(try await firstHashed) { _, new in new }
                 originals = originals.map { entry in hashed[entry.file.path].map { Entry(source: entry.source, file: $0) } ?? entry }
                 if let unhashed = originals.first(where: { $0.file.sha256.isEmpty }) {
                     throw PipelineError(.render, "\(unhashed.file.path) was not hashed as it was written")
@@ -112,9 +121,16 @@ public struct BundleRenderer: ReportRenderer {
                 out.append(.init(kind: .pdf, key: "\(org)/exports/\(exportID).pdf", file: pdf,
                                  contentType: "application/pdf", sha256: pdfHash.sha256, size: pdfHash.size))
             }
-            if let writer {
-                try await write(documents + last, to: writer, input: input, objects: objects)
-                try await executor.run { try writer.finish() }
+            if let writer, let secondWriter {
+                try await write(documents + last, to: secondWriter, input: input, objects: objects)
+                try await executor.run {
+                    try writer.finish()
+                    if let tail {
+                        try tail.finish()
+                        try ZipJoin.append(zipTail, to: zip)
+                        try FileManager.default.removeItem(at: zipTail)
+                    }
+                }
                 let zipHash = try await executor.run { try Self.hash(file: zip) }
                 out.append(.init(kind: .bundle, key: "\(org)/exports/\(exportID).zip", file: zip,
                                  contentType: "application/zip", sha256: zipHash.sha256, size: zipHash.size))
@@ -153,6 +169,21 @@ public struct BundleRenderer: ReportRenderer {
             entries.append(Entry(source: .metadata(index), file: file))
         }
         return entries
+    }
+
+    /// The evidence entries cut in two where half their bytes are written, for two writers; the
+    /// first half empty (one writer) when the evidence is small or so large that the joined zip
+    /// could need zip64. A rule of the evidence alone, so the bundle's bytes never depend on the
+    /// machine (and the joined zip has the bytes one writer would make anyway).
+    static func halves(_ entries: [Entry]) -> (first: [Entry], second: [Entry]) {
+        let total = entries.reduce(0) { $0 + $1.file.size }
+        guard total >= 8 << 20, total < 1 << 30, entries.count < 40_000 else { return ([], entries) }
+        var bytes = 0
+        let cut = entries.firstIndex { entry in
+            bytes += entry.file.size
+            return bytes >= total / 2
+        } ?? entries.count
+        return (Array(entries[..<cut]), Array(entries[cut...]))
     }
 
     /// Writes the entries in order. Small ones go in runs: their originals fetched a few at once,

@@ -160,58 +160,35 @@ enum ZipTimes {
             throw PipelineError(.render, "cannot open the bundle to finish it: \(error.localizedDescription)")
         }
         defer { try? handle.close() }
-        func read(_ offset: UInt64, _ count: Int) throws -> [UInt8] {
-            try handle.seek(toOffset: offset)
-            let data = try handle.read(upToCount: count) ?? Data()
-            guard data.count == count else { throw PipelineError(.render, "the bundle is shorter than its directory says") }
-            return Array(data)
-        }
-        func u16(_ bytes: [UInt8], _ at: Int) -> UInt64 { UInt64(bytes[at]) | UInt64(bytes[at + 1]) << 8 }
-        func u32(_ bytes: [UInt8], _ at: Int) -> UInt64 { u16(bytes, at) | u16(bytes, at + 2) << 16 }
-        func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 { u32(bytes, at) | u32(bytes, at + 4) << 32 }
+        func read(_ offset: UInt64, _ count: Int) throws -> [UInt8] { try ZipEnd.read(handle, offset, count) }
         let stamp: [UInt8] = [UInt8(dosTime & 0xFF), UInt8(dosTime >> 8), UInt8(dosDate & 0xFF), UInt8(dosDate >> 8)]
 
-        let size = try handle.seekToEnd()
-        guard size >= 22 else { throw PipelineError(.render, "the bundle has no end record") }
-        let end = try read(size - 22, 22)
-        guard u32(end, 0) == 0x0605_4b50 else { throw PipelineError(.render, "the bundle's end record is not where expected") }
-        var entries = u16(end, 10)
-        var directorySize = u32(end, 12)
-        var directoryOffset = u32(end, 16)
-        if entries == 0xFFFF || directorySize == 0xFFFF_FFFF || directoryOffset == 0xFFFF_FFFF {
-            guard size >= 42 else { throw PipelineError(.render, "the bundle has no zip64 locator") }
-            let locator = try read(size - 42, 20)
-            guard u32(locator, 0) == 0x0706_4b50 else { throw PipelineError(.render, "the bundle's zip64 locator is missing") }
-            let record = try read(u64(locator, 8), 56)
-            guard u32(record, 0) == 0x0606_4b50 else { throw PipelineError(.render, "the bundle's zip64 end record is missing") }
-            entries = u64(record, 32)
-            directorySize = u64(record, 40)
-            directoryOffset = u64(record, 48)
-        }
+        let end = try ZipEnd(handle)
+        let (entries, directoryOffset, directorySize) = (end.entries, end.directoryOffset, end.directorySize)
         var directory = try read(directoryOffset, Int(directorySize))
         var position = 0
         var localHeaders: [UInt64] = []
         for _ in 0..<entries {
-            guard position + 46 <= directory.count, u32(directory, position) == 0x0201_4b50 else {
+            guard position + 46 <= directory.count, ZipEnd.u32(directory, position) == 0x0201_4b50 else {
                 throw PipelineError(.render, "the bundle's central directory is malformed")
             }
             directory.replaceSubrange(position + 12..<position + 16, with: stamp)
-            let nameLength = Int(u16(directory, position + 28))
-            let extraLength = Int(u16(directory, position + 30))
-            let commentLength = Int(u16(directory, position + 32))
-            var local = u32(directory, position + 42)
+            let nameLength = Int(ZipEnd.u16(directory, position + 28))
+            let extraLength = Int(ZipEnd.u16(directory, position + 30))
+            let commentLength = Int(ZipEnd.u16(directory, position + 32))
+            var local = ZipEnd.u32(directory, position + 42)
             if local == 0xFFFF_FFFF {
                 // The zip64 extra field holds, in order, whichever of these are 0xFFFFFFFF above.
                 var at = position + 46 + nameLength
                 let extraEnd = at + extraLength
                 while at + 4 <= extraEnd {
-                    let id = u16(directory, at)
-                    let length = Int(u16(directory, at + 2))
+                    let id = ZipEnd.u16(directory, at)
+                    let length = Int(ZipEnd.u16(directory, at + 2))
                     if id == 0x0001 {
                         var field = at + 4
-                        if u32(directory, position + 24) == 0xFFFF_FFFF { field += 8 }
-                        if u32(directory, position + 20) == 0xFFFF_FFFF { field += 8 }
-                        local = u64(directory, field)
+                        if ZipEnd.u32(directory, position + 24) == 0xFFFF_FFFF { field += 8 }
+                        if ZipEnd.u32(directory, position + 20) == 0xFFFF_FFFF { field += 8 }
+                        local = ZipEnd.u64(directory, field)
                         break
                     }
                     at += 4 + length
@@ -223,11 +200,130 @@ enum ZipTimes {
         try handle.seek(toOffset: directoryOffset)
         try handle.write(contentsOf: directory)
         for offset in localHeaders {
-            guard u32(try read(offset, 4), 0) == 0x0403_4b50 else {
+            guard ZipEnd.u32(try read(offset, 4), 0) == 0x0403_4b50 else {
                 throw PipelineError(.render, "the bundle's local header at \(offset) is not where its directory says")
             }
             try handle.seek(toOffset: offset + 10)
             try handle.write(contentsOf: stamp)
         }
+    }
+}
+
+/// Where a zip's central directory is, from its end record (or its zip64 end record).
+struct ZipEnd {
+    var entries: UInt64
+    var directoryOffset: UInt64
+    var directorySize: UInt64
+    /// Whether the counts came from a zip64 end record.
+    var zip64: Bool
+
+    init(_ handle: FileHandle) throws {
+        let size = try handle.seekToEnd()
+        guard size >= 22 else { throw PipelineError(.render, "the bundle has no end record") }
+        let end = try Self.read(handle, size - 22, 22)
+        guard Self.u32(end, 0) == 0x0605_4b50 else { throw PipelineError(.render, "the bundle's end record is not where expected") }
+        entries = Self.u16(end, 10)
+        directorySize = Self.u32(end, 12)
+        directoryOffset = Self.u32(end, 16)
+        zip64 = entries == 0xFFFF || directorySize == 0xFFFF_FFFF || directoryOffset == 0xFFFF_FFFF
+        if zip64 {
+            guard size >= 42 else { throw PipelineError(.render, "the bundle has no zip64 locator") }
+            let locator = try Self.read(handle, size - 42, 20)
+            guard Self.u32(locator, 0) == 0x0706_4b50 else { throw PipelineError(.render, "the bundle's zip64 locator is missing") }
+            let record = try Self.read(handle, Self.u64(locator, 8), 56)
+            guard Self.u32(record, 0) == 0x0606_4b50 else { throw PipelineError(.render, "the bundle's zip64 end record is missing") }
+            entries = Self.u64(record, 32)
+            directorySize = Self.u64(record, 40)
+            directoryOffset = Self.u64(record, 48)
+        }
+    }
+
+    static func read(_ handle: FileHandle, _ offset: UInt64, _ count: Int) throws -> [UInt8] {
+        try handle.seek(toOffset: offset)
+        let data = try handle.read(upToCount: count) ?? Data()
+        guard data.count == count else { throw PipelineError(.render, "the bundle is shorter than its directory says") }
+        return Array(data)
+    }
+
+    static func u16(_ bytes: [UInt8], _ at: Int) -> UInt64 { UInt64(bytes[at]) | UInt64(bytes[at + 1]) << 8 }
+    static func u32(_ bytes: [UInt8], _ at: Int) -> UInt64 { u16(bytes, at) | u16(bytes, at + 2) << 16 }
+    static func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 { u32(bytes, at) | u32(bytes, at + 4) << 32 }
+    static func put32(_ value: UInt64, into bytes: inout [UInt8], at: Int) {
+        for index in 0..<4 { bytes[at + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(index))) }
+    }
+}
+
+/// Two finished zips made one: the second's entries after the first's. libarchive writes each
+/// entry (local header, data, descriptor) the same wherever it stands; only the central
+/// directory records where entries start. So the first zip is cut at its central directory, the
+/// second's entries follow, then both directories, the second's offsets moved by the length of
+/// the first's entries, and a new end record: the bytes one writer would have made of all the
+/// entries. That lets two writers deflate at once (deflate is most of a bundle's time).
+///
+/// Both parts and the whole must be plain zips (fewer than 65,535 entries, under 4 GiB); the
+/// caller splits only bundles far inside that.
+enum ZipJoin {
+    static let limit: UInt64 = 0xFFFF_FFFF
+
+    static func append(_ tail: URL, to head: URL) throws {
+        let headHandle: FileHandle
+        let tailHandle: FileHandle
+        do {
+            headHandle = try FileHandle(forUpdating: head)
+            tailHandle = try FileHandle(forReadingFrom: tail)
+        } catch {
+            throw PipelineError(.render, "cannot open the bundle's parts to join them: \(error.localizedDescription)")
+        }
+        defer {
+            try? headHandle.close()
+            try? tailHandle.close()
+        }
+        let first = try ZipEnd(headHandle)
+        let second = try ZipEnd(tailHandle)
+        let directoryOffset = first.directoryOffset + second.directoryOffset
+        let directorySize = first.directorySize + second.directorySize
+        guard !first.zip64, !second.zip64, first.entries + second.entries < 0xFFFF,
+              directoryOffset + directorySize + 22 < limit else {
+            throw PipelineError(.render, "the bundle's two parts (\(first.entries) and \(second.entries) entries, \(directoryOffset + directorySize) bytes) are too large to join without zip64")
+        }
+        var headDirectory = try ZipEnd.read(headHandle, first.directoryOffset, Int(first.directorySize))
+        var tailDirectory = try ZipEnd.read(tailHandle, second.directoryOffset, Int(second.directorySize))
+        // The second part's records: each local header offset moved past the first part's entries.
+        var position = 0
+        for _ in 0..<second.entries {
+            guard position + 46 <= tailDirectory.count, ZipEnd.u32(tailDirectory, position) == 0x0201_4b50 else {
+                throw PipelineError(.render, "the bundle's second part has a malformed central directory")
+            }
+            let local = ZipEnd.u32(tailDirectory, position + 42)
+            ZipEnd.put32(local + first.directoryOffset, into: &tailDirectory, at: position + 42)
+            position += 46 + Int(ZipEnd.u16(tailDirectory, position + 28) + ZipEnd.u16(tailDirectory, position + 30)
+                                 + ZipEnd.u16(tailDirectory, position + 32))
+        }
+        guard position == tailDirectory.count else {
+            throw PipelineError(.render, "the bundle's second part's directory is longer than its entries")
+        }
+        try headHandle.truncate(atOffset: first.directoryOffset)
+        try headHandle.seek(toOffset: first.directoryOffset)
+        try tailHandle.seek(toOffset: 0)
+        var remaining = Int(second.directoryOffset)
+        while remaining > 0 {
+            guard let piece = try tailHandle.read(upToCount: min(remaining, 1 << 20)), !piece.isEmpty else {
+                throw PipelineError(.render, "the bundle's second part ended early")
+            }
+            try headHandle.write(contentsOf: piece)
+            remaining -= piece.count
+        }
+        var end = [UInt8](repeating: 0, count: 22)
+        ZipEnd.put32(0x0605_4b50, into: &end, at: 0)
+        let entries = first.entries + second.entries
+        for at in [8, 10] {
+            end[at] = UInt8(entries & 0xFF)
+            end[at + 1] = UInt8(entries >> 8)
+        }
+        ZipEnd.put32(directorySize, into: &end, at: 12)
+        ZipEnd.put32(directoryOffset, into: &end, at: 16)
+        headDirectory.append(contentsOf: tailDirectory)
+        headDirectory.append(contentsOf: end)
+        try headHandle.write(contentsOf: headDirectory)
     }
 }
