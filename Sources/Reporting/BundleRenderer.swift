@@ -40,68 +40,62 @@ public struct BundleRenderer: ReportRenderer {
     public func render(_ input: ReportInput, options: RenderOptions, objects: any ObjectStore, scratch: URL) async throws
         -> RenderedExport {
         let org = input.organization.id
-        let names = ["pdf", "zip", "results", "manifest", "sums", "oscal", "zip-tail"].map { scratch.appendingPathComponent(Residue.temporaryName($0)) }
+        let names = ["pdf", "zip", "results", "manifest", "sums", "oscal", "zip-1", "zip-2", "zip-3"]
+            .map { scratch.appendingPathComponent(Residue.temporaryName($0)) }
         let (pdf, zip, results, manifestFile, sumsFile, oscal) = (names[0], names[1], names[2], names[3], names[4], names[5])
-        let zipTail = names[6]
         let executor = self.executor
         let bundle = options.outputs.contains(.bundle)
         let positions = ReportInput.positions(of: input.evidence)
         do {
-            // The PDF is drawn on a thread of its own while the evidence streams into the zip: the
-            // evidence entries come first in the zip, the documents (the report among them), the
-            // manifest, its signature and SHA256SUMS last.
+            // The PDF is drawn on a thread of its own while the evidence streams into the zip.
             async let report: (transcript: [String], hash: (sha256: String, size: Int)) = executor.run {
                 let transcript = try PDFReport(input: input, options: options, positions: positions).render(to: pdf)
                 return (transcript, try Self.hash(file: pdf))
             }
-            // results.json lists every evidence id of every check, and the OSCAL document every
-            // evidence item of every observation: each written once, in pieces, to a file, on
-            // another thread meanwhile.
-            async let machineReadable: (results: (sha256: String, size: Int), oscal: (sha256: String, size: Int)) = executor.run {
-                let resultsHash = try HashingFile.write(results) { try ResultsDocument(input: input).write($0) }
-                return (resultsHash, try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, positions: positions, $0) })
-            }
             var originals = try await executor.run {
                 try Self.evidenceEntries(input.evidence, hashMetadata: !bundle).sorted { $0.file.path < $1.file.path }
             }
-            let writer: ZipWriter? = bundle ? try await executor.run { try ZipWriter(file: zip, modified: input.asOf) } : nil
-            // Two writers deflate the evidence at once, the first half into the bundle, the second
-            // (and then the documents) into a part appended to it at the end (`ZipJoin`).
+            // The zip in order: the evidence, the documents that need no PDF, the report, the
+            // manifest, its signature and SHA256SUMS. Deflating is most of a bundle's time, so a
+            // large bundle is written as four parts at once (the evidence's two halves, the early
+            // documents, the rest), each by its own writer, joined at the end (`ZipJoin`): the
+            // bytes one writer makes. A small or a very large bundle has one writer.
             let (firstHalf, secondHalf) = Self.halves(originals)
-            let tail: ZipWriter? = bundle && !firstHalf.isEmpty
-                ? try await executor.run { try ZipWriter(file: zipTail, modified: input.asOf) } : nil
-            let secondWriter = tail ?? writer
-            if let writer, let secondWriter {
+            let parallel = bundle && !firstHalf.isEmpty
+            let partFiles = parallel ? [zip] + names[6...8] : [zip]
+            let parts: [ZipWriter] = bundle
+                ? try await executor.run { try partFiles.map { try ZipWriter(file: $0, modified: input.asOf) } } : []
+            let part = { (n: Int) in parts[min(n, parts.count - 1)] }
+
+            // results.json, the OSCAL document, controls.csv and VERIFY.md, made on another thread
+            // meanwhile (results.json lists every evidence id of every check, and the OSCAL
+            // document every evidence item of every observation: each is written in pieces).
+            async let early = earlyDocuments(input, positions: positions, results: results, oscal: oscal,
+                                             into: parallel ? parts[2] : nil, objects: objects)
+            if bundle {
                 // Each metadata.json is made, hashed and written in one go; the manifest lists it so.
-                async let firstHashed = write(firstHalf, to: writer, input: input, objects: objects)
-                var hashed = try await write(secondHalf, to: secondWriter, input: input, objects: objects)
+                async let firstHashed = write(firstHalf, to: parts[0], input: input, objects: objects)
+                var hashed = try await write(secondHalf, to: part(1), input: input, objects: objects)
                 hashed.merge(try await firstHashed) { _, new in new }
                 originals = originals.map { entry in hashed[entry.file.path].map { Entry(source: entry.source, file: $0) } ?? entry }
                 if let unhashed = originals.first(where: { $0.file.sha256.isEmpty }) {
                     throw PipelineError(.render, "\(unhashed.file.path) was not hashed as it was written")
                 }
             }
+            let earlyEntries = try await early
+            if bundle && !parallel { try await write(earlyEntries, to: parts[0], input: input, objects: objects) }
 
             let (transcript, pdfHash) = try await report
             // The report's text, unwrapped: for auditors' tools, and for `pipeline verify` (the
             // PDF's bytes and line breaks follow the machine's fonts; its words do not).
             let text = Data((transcript.joined(separator: "\n") + "\n").utf8)
-            var documents = [Entry(source: .file(pdf), file: .init(path: "report.pdf", sha256: pdfHash.sha256, size: pdfHash.size)),
-                             Entry(source: .text(text), file: .init(path: "report.txt", sha256: try Digest.sha256Hex(text), size: text.count))]
-            let (resultsHash, oscalHash) = try await machineReadable
-            documents.append(Entry(source: .file(results), file: .init(path: "results.json", sha256: resultsHash.sha256,
-                                                                       size: resultsHash.size)))
-            for (path, data) in [("VERIFY.md", BundleDocuments.verify(input, signer: signingKey?.publicKey)),
-                                 ("controls.csv", BundleDocuments.controlsCSV(input))] {
-                documents.append(Entry(source: .text(data), file: .init(path: path, sha256: try Digest.sha256Hex(data), size: data.count)))
-            }
-            documents.append(Entry(source: .file(oscal), file: .init(path: "assessment-results.json", sha256: oscalHash.sha256,
-                                                                     size: oscalHash.size)))
-            documents.sort { $0.file.path < $1.file.path }
+            var last = [Entry(source: .file(pdf), file: .init(path: "report.pdf", sha256: pdfHash.sha256, size: pdfHash.size)),
+                        Entry(source: .text(text), file: .init(path: "report.txt", sha256: try Digest.sha256Hex(text), size: text.count))]
+            let documents = (earlyEntries + last).sorted { $0.file.path < $1.file.path }
             let manifest = ManifestWriter(input: input, files: (originals + documents).map(\.file), signer: signingKey?.publicKey.fingerprint)
             let manifestHash = try await executor.run { try HashingFile.write(manifestFile) { try manifest.write($0) } }
             let manifestEntry = BundleManifest.File(path: "manifest.json", sha256: manifestHash.sha256, size: manifestHash.size)
-            var last = [Entry(source: .file(manifestFile), file: manifestEntry)]
+            last.append(Entry(source: .file(manifestFile), file: manifestEntry))
             // The manifest's Ed25519 signature: `openssl pkeyutl -verify -pubin -inkey public.pem -rawin
             // -in manifest.json -sigfile manifest.json.sig` checks it with the exported public key.
             if let signingKey {
@@ -121,14 +115,13 @@ public struct BundleRenderer: ReportRenderer {
                 out.append(.init(kind: .pdf, key: "\(org)/exports/\(exportID).pdf", file: pdf,
                                  contentType: "application/pdf", sha256: pdfHash.sha256, size: pdfHash.size))
             }
-            if let writer, let secondWriter {
-                try await write(documents + last, to: secondWriter, input: input, objects: objects)
+            if bundle {
+                try await write(last, to: part(3), input: input, objects: objects)
                 try await executor.run {
-                    try writer.finish()
-                    if let tail {
-                        try tail.finish()
-                        try ZipJoin.append(zipTail, to: zip)
-                        try FileManager.default.removeItem(at: zipTail)
+                    for writer in parts { try writer.finish() }
+                    for file in partFiles.dropFirst() {
+                        try ZipJoin.append(file, to: zip)
+                        try FileManager.default.removeItem(at: file)
                     }
                 }
                 let zipHash = try await executor.run { try Self.hash(file: zip) }
@@ -169,6 +162,25 @@ public struct BundleRenderer: ReportRenderer {
             entries.append(Entry(source: .metadata(index), file: file))
         }
         return entries
+    }
+
+    /// The documents that need no PDF, in their order in the zip, written into `part` when given.
+    private func earlyDocuments(_ input: ReportInput, positions: [String: Int], results: URL, oscal: URL, into part: ZipWriter?,
+                                objects: any ObjectStore) async throws -> [Entry] {
+        let (resultsHash, oscalHash) = try await executor.run {
+            let resultsHash = try HashingFile.write(results) { try ResultsDocument(input: input).write($0) }
+            return (resultsHash, try HashingFile.write(oscal) { try BundleDocuments.writeOSCAL(input, positions: positions, $0) })
+        }
+        var documents = [Entry(source: .file(results), file: .init(path: "results.json", sha256: resultsHash.sha256, size: resultsHash.size)),
+                         Entry(source: .file(oscal), file: .init(path: "assessment-results.json", sha256: oscalHash.sha256,
+                                                                 size: oscalHash.size))]
+        for (path, data) in [("VERIFY.md", BundleDocuments.verify(input, signer: signingKey?.publicKey)),
+                             ("controls.csv", BundleDocuments.controlsCSV(input))] {
+            documents.append(Entry(source: .text(data), file: .init(path: path, sha256: try Digest.sha256Hex(data), size: data.count)))
+        }
+        documents.sort { $0.file.path < $1.file.path }
+        if let part { try await write(documents, to: part, input: input, objects: objects) }
+        return documents
     }
 
     /// The evidence entries cut in two where half their bytes are written, for two writers; the

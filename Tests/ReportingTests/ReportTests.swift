@@ -137,9 +137,11 @@ func render(_ input: ReportInput, outputs: [RenderOptions.Output] = [.pdf, .bund
         z = zipfile.ZipFile(sys.argv[1])
         assert z.testzip() is None
         names = z.namelist()
-        # The evidence first (streamed while the PDF is drawn), then the documents, then what lists them.
+        # The evidence first (streamed while the PDF is drawn), then the documents that need no PDF,
+        # the report, then what lists them.
         evidence = [n for n in names if n.startswith("evidence/")]
-        assert names == sorted(evidence) + sorted(n for n in names if n not in evidence and n not in ("manifest.json", "SHA256SUMS")) + ["manifest.json", "SHA256SUMS"], names
+        report = ["report.pdf", "report.txt", "manifest.json", "SHA256SUMS"]
+        assert names == sorted(evidence) + sorted(n for n in names if n not in evidence and n not in report) + report, names
         m = json.loads(z.read("manifest.json"))
         listed = {f["path"] for f in m["files"]}
         assert listed == set(names) - {"manifest.json", "SHA256SUMS"}, listed ^ set(names)

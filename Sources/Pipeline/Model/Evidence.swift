@@ -55,6 +55,13 @@ public struct Evidence: Sendable, Hashable, Codable {
 
     /// The file extension its original is stored under.
     public var fileExtension: String {
+        // The media types collectors record, as they record them: no parsing for each of a
+        // bundle's thousands of keys.
+        switch mediaType {
+        case "application/json", "application/vnd.github+json": return "json"
+        case "text/plain": return "txt"
+        default: break
+        }
         var type = Substring(mediaType)
         if let semicolon = type.firstIndex(of: ";") { type = type[..<semicolon] }
         switch type.trimmingCharacters(in: .whitespaces).lowercased() {

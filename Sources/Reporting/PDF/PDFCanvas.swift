@@ -86,9 +86,17 @@ final class PDFCanvas {
     /// API places glyphs by their advances without kerning, so a text's width is their sum.
     private var advances: [String: [Character: Double]] = [:]
     private var fontKey = ""
+    /// The current font's advances of ASCII characters by code (0 until measured), kept apart
+    /// from `advances`: most text is ASCII, and a lookup here hashes nothing.
+    private var asciiAdvances = [Double](repeating: 0, count: 128)
+    private var asciiByFont: [String: [Double]] = [:]
 
     func setFont(_ font: Font, size: Double) {
-        fontKey = "\(font)-\(size)"
+        let key = "\(font)-\(size)"
+        guard key != fontKey else { return }
+        if !fontKey.isEmpty { asciiByFont[fontKey] = asciiAdvances }
+        asciiAdvances = asciiByFont[key] ?? [Double](repeating: 0, count: 128)
+        fontKey = key
         self.font = font
         self.size = size
         switch font {
@@ -100,13 +108,32 @@ final class PDFCanvas {
     }
 
     func width(of text: String) -> Double {
+        if let width = asciiWidth(text) { return width }
         guard Self.isSimple(text) else { return shaped(text).width }
         var total = 0.0
         for character in text { total += advance(of: character) }
         return total
     }
 
+    /// The width of an ASCII text (printable characters only), from the table; nil for any other.
+    private func asciiWidth(_ text: String) -> Double? {
+        var total = 0.0
+        for byte in text.utf8 {
+            guard byte >= 0x20, byte < 0x7F else { return nil }
+            var advance = asciiAdvances[Int(byte)]
+            if advance == 0 {
+                var extents = cairo_text_extents_t()
+                cairo_text_extents(cr, String(UnicodeScalar(byte)), &extents)
+                advance = extents.x_advance
+                asciiAdvances[Int(byte)] = advance
+            }
+            total += advance
+        }
+        return total
+    }
+
     private func advance(of character: Character) -> Double {
+        if let ascii = character.asciiValue, ascii >= 0x20, ascii < 0x7F { return asciiWidth(String(character)) ?? 0 }
         if let known = advances[fontKey]?[character] { return known }
         let advance: Double
         if Self.isSimple(String(character)) {
@@ -234,16 +261,23 @@ final class PDFCanvas {
     /// possible and inside long words (ids, URLs) where not.
     func wrap(_ text: String, maxWidth: Double) -> [String] {
         var lines: [String] = []
+        let space = width(of: " ")
         for paragraph in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            // Text drawn by cairo's own calls is as wide as its characters' advances: a line's
+            // width grows by each word added, measured once. Shaped text is measured whole.
+            let additive = Self.isSimple(String(paragraph))
             var current = ""
+            var currentWidth = 0.0
             for word in paragraph.split(separator: " ", omittingEmptySubsequences: false).map(String.init) {
                 let candidate = current.isEmpty ? word : current + " " + word
-                if width(of: candidate) <= maxWidth {
+                let candidateWidth = !additive ? width(of: candidate)
+                    : current.isEmpty ? width(of: word) : currentWidth + space + width(of: word)
+                if candidateWidth <= maxWidth {
                     current = candidate
+                    currentWidth = candidateWidth
                     continue
                 }
                 if !current.isEmpty { lines.append(current) }
-                current = ""
                 var piece = ""
                 var pieceWidth = 0.0
                 for character in word {
@@ -257,6 +291,7 @@ final class PDFCanvas {
                     pieceWidth += advance
                 }
                 current = piece
+                currentWidth = additive ? pieceWidth : width(of: piece)
             }
             lines.append(current)
         }

@@ -39,7 +39,7 @@ public struct LocalObjectStore: ObjectStore {
         else {
             throw PipelineError(.storage, "object key \(quotedForMessage(key)) is not a valid key")
         }
-        return segments.reduce(root) { $0.appendingPathComponent(String($1), isDirectory: false) }
+        return root.appendingPathComponent(key, isDirectory: false)
     }
 
     public func put(_ key: String, data: Data, contentType: String, ifAbsent: Bool) async throws -> Bool {
