@@ -26,7 +26,8 @@ struct StreamingCollector: EvidenceCollector {
                  emit: @escaping @Sendable (CollectEvent) async -> Void) async throws {
         for n in 0..<count {
             if n == gate {
-                let deadline = ContinuousClock.now + .seconds(10)
+                // A liveness guard, not a timing test: a loaded machine may take long to store a batch.
+                let deadline = ContinuousClock.now + .seconds(120)
                 while await store.batches.isEmpty {
                     guard ContinuousClock.now < deadline else { throw PipelineError(.transport, "store never saw a batch") }
                     try await Task.sleep(for: .milliseconds(1))
