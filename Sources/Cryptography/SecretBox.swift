@@ -113,9 +113,31 @@ public enum SecretFile {
         return text
     }
 
+    /// Writes `text` with mode 0600 unless `file` exists: returns false, leaving it as it is, when
+    /// another process (or thread) made it first. Two processes starting together keep one key.
+    public static func create(_ text: String, at file: URL) throws -> Bool {
+        let temporary = try written(text, beside: file)
+        defer { unlink(temporary.path) }
+        guard link(temporary.path, file.path) == 0 else {
+            if errno == EEXIST { return false }
+            throw PipelineError(.storage, "cannot write the key file \(file.path): \(String(cString: strerror(errno)))")
+        }
+        return true
+    }
+
     /// Writes `text` with mode 0600, through a temporary file renamed into place.
     public static func write(_ text: String, to file: URL) throws {
-        let temporary = file.deletingLastPathComponent().appendingPathComponent(".\(file.lastPathComponent).\(getpid()).tmp")
+        let temporary = try written(text, beside: file)
+        guard rename(temporary.path, file.path) == 0 else {
+            unlink(temporary.path)
+            throw PipelineError(.storage, "cannot write the key file \(file.path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// A temporary file of mode 0600 beside `file` holding `text`, made durable.
+    private static func written(_ text: String, beside file: URL) throws -> URL {
+        let temporary = file.deletingLastPathComponent()
+            .appendingPathComponent(".\(file.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw PipelineError(.storage, "cannot write the key file \(file.path): \(String(cString: strerror(errno)))")
@@ -124,10 +146,11 @@ public enum SecretFile {
         let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd) == 0
         close(fd)
-        guard written == bytes.count, synced, rename(temporary.path, file.path) == 0 else {
+        guard written == bytes.count, synced else {
             unlink(temporary.path)
             throw PipelineError(.storage, "cannot write the key file \(file.path): \(String(cString: strerror(errno)))")
         }
+        return temporary
     }
 }
 

@@ -54,8 +54,17 @@ public struct SigningKey: Sendable, CustomStringConvertible {
 
     /// Writes the key to `file` (mode 0600).
     public func write(to file: URL) throws {
-        try SecretFile.write("# Lightsail export signing key (Ed25519 seed). Keep it secret; publish the public key\n"
-                             + "# (pipeline keys export-public) for auditors.\n\(encoded)\n", to: file)
+        try SecretFile.write(fileText, to: file)
+    }
+
+    /// Writes the key to `file` unless one is there already; false when another process made it first.
+    public func create(at file: URL) throws -> Bool {
+        try SecretFile.create(fileText, at: file)
+    }
+
+    private var fileText: String {
+        "# Lightsail export signing key (Ed25519 seed). Keep it secret; publish the public key\n"
+            + "# (pipeline keys export-public) for auditors.\n\(encoded)\n"
     }
     /// Only the public key's fingerprint: a key printed by mistake shows nothing of itself.
     public var description: String { publicKey.fingerprint }

@@ -15,7 +15,8 @@ struct PipelineCommand: AsyncParsableCommand {
         Exit codes: 0 success, 1 problems (a failed run, lint findings), 2 usage, 3 fatal.
         """,
         subcommands: [Run.self, List.self, Lint.self, Controls.self, Verify.self, Exceptions.self, Score.self, Health.self, Database.self, EvidenceCommand.self, Members.self, Integrations.self,
-                      Runs.self, Orgs.self, Keys.self, Record.self, BundleCommand.self, Exports.self]
+                      Runs.self, Orgs.self, Keys.self, Record.self, BundleCommand.self, Exports.self,
+                      Enqueue.self, Worker.self, JobsCommand.self]
     )
 
     /// Parses and runs, mapping ArgumentParser's usage failures (64) to this tool's exit 2.

@@ -113,11 +113,42 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
         let c = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: date)
         guard let minute = c.minute, let hour = c.hour, let day = c.day, let month = c.month, let weekday = c.weekday
         else { return false }
-        guard minutes.contains(minute), hours.contains(hour), months.contains(month) else { return false }
+        guard minutes.contains(minute), hours.contains(hour) else { return false }
+        return matchesDay(day: day, month: month, weekday: weekday)
+    }
+
+    func matchesDay(day: Int, month: Int, weekday: Int) -> Bool {
+        guard months.contains(month) else { return false }
         let domMatch = daysOfMonth.contains(day)
         let dowMatch = daysOfWeek.contains(weekday - 1)
         if domRestricted && dowRestricted { return domMatch || dowMatch }
         return domMatch && dowMatch
+    }
+
+    /// The last time at or before `date` at which the schedule fired, searching back up to five
+    /// years; hours and days that cannot match are skipped whole.
+    public func previous(atOrBefore date: Date) -> Date? {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        var t = (date.timeIntervalSince1970 / 60).rounded(.down) * 60
+        let limit = t - 5 * 366 * 86_400
+        while t > limit {
+            let candidate = Date(timeIntervalSince1970: t)
+            let c = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: candidate)
+            let minute = c.minute ?? 0
+            let hour = c.hour ?? 0
+            if !matchesDay(day: c.day ?? 0, month: c.month ?? 0, weekday: c.weekday ?? 0) {
+                t -= Double(hour * 3600 + minute * 60 + 60)     // to 23:59 of the day before
+                continue
+            }
+            if !hours.contains(hour) {
+                t -= Double(minute * 60 + 60)                   // to minute 59 of the hour before
+                continue
+            }
+            if minutes.contains(minute) { return candidate }
+            t -= 60
+        }
+        return nil
     }
 
     /// The first time strictly after `date` at which the schedule fires, searching up to five years.

@@ -125,7 +125,7 @@ public final class SerialLane: @unchecked Sendable {
 /// A submitted job and its waiting caller. Whichever comes first wins: the job starting (it then
 /// runs to its end) or the caller being cancelled (it stops waiting at once, and the job, when a
 /// thread reaches it, does nothing).
-private final class Job<T: Sendable>: @unchecked Sendable {
+private final class PendingResult<T: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var continuation: CheckedContinuation<T, any Error>?
     private var state = 0  // 0 waiting, 1 started, 2 cancelled
@@ -161,7 +161,7 @@ private final class Job<T: Sendable>: @unchecked Sendable {
 private func runCancellable<T: Sendable>(submit: (@escaping @Sendable () -> Void) -> Void,
                                          _ work: @escaping @Sendable () throws -> T) async throws -> T {
     try Task.checkCancellation()
-    let job = Job<T>()
+    let job = PendingResult<T>()
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             guard job.wait(continuation) else {

@@ -84,11 +84,7 @@ struct Run: AsyncParsableCommand {
     }
 
     func execute() async throws -> ExitCode {
-        // The checks and frameworks: data beside the definitions, checked before anything runs.
-        let (catalog, catalogFiles) = try CatalogFiles.loadWithDigests(locations.pipelines)
-        let (definition, source) = try loadDefinition(catalog)
-        let provenance = try CatalogFiles.provenance(catalog, files: catalogFiles, definition: definition, source: source,
-                                                     folder: locations.pipelines)
+        let loaded = try PipelineSession.Loaded.load(pipeline, folder: locations.pipelines)
         let requested = try org.map { try OrganizationID($0) }
         let store = try await backends.openStore()
         // The store is the one source of truth: --all-orgs is every organization in it.
@@ -102,56 +98,20 @@ struct Run: AsyncParsableCommand {
             organizations = try await store.organizations().map { IntegrationTransports.withEnvironment($0) }
             if organizations.isEmpty { throw try await OrganizationLookup.unknown(nil, in: store) }
         }
-
         let objects = try await backends.openObjects()
-        try backends.ensureDataRoot()
         let logger = Logger(label: "lightsail.pipeline")
-        let (scratch, sweptScratch) = try await Scratch.open(in: backends.dataRoot)
-        let sweptObjects: (files: Int, bytes: Int64)
-        do {
-            sweptObjects = try await objects.sweep()
-        } catch {
-            // Sweeping is housekeeping: a storage role without the right to list uploads still runs.
-            logger.warning("could not sweep what killed runs left in storage", metadata: ["error": "\(error)"])
-            sweptObjects = (0, 0)
-        }
-        if sweptScratch.files + sweptObjects.files > 0 {
-            logger.notice("removed what killed runs left behind", metadata: [
-                "files": "\(sweptScratch.files + sweptObjects.files)", "bytes": "\(sweptScratch.bytes + sweptObjects.bytes)"])
-        }
+        let scratch = try await PipelineSession.openScratch(backends: backends, objects: objects, logger: logger)
+        let session = try PipelineSession.open(loaded, store: store, objects: objects, scratch: scratch, backends: backends,
+                                               linkLifetime: parseDuration(linkExpiry)!, logger: logger)
         let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let runActor = try actorOption.resolve()
-        let linkLifetime = parseDuration(linkExpiry)!
-        let integrations = IntegrationTransports(store: store, backends: backends, answers: objects, declared: definition.httpSources)
-        let stages = StageSet(
-            collectors: BuiltIn.collectors + definition.httpSources.map { HTTPSourceCollector($0) },
-            transport: { source, organization in try await integrations.transport(for: source, of: organization) },
-            validator: CheckValidator(catalog: catalog), scorer: ControlScorer(catalog: catalog),
-            renderer: BundleRenderer(signingKey: definition.render?.outputs.contains(.bundle) == true
-                                        ? try backends.signingKey(creating: true) : nil))
-        let executor = PipelineExecutor(definition: definition, stages: stages, catalog: catalog, provenance: provenance)
         let progress = ProgressDisplay(enabled: !quiet)
 
         let outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
-            let record = RunRecord(id: UUID().uuidString.lowercased(), organizationID: organization.id,
-                                   pipeline: definition.name, asOf: clock, actor: runActor)
             do {
-                try await Authorization.require(.runPipeline, actor: runActor, organization: organization.id,
-                                                what: "run pipelines", store: store)
-                if definition.render != nil {
-                    try await Authorization.require(.createExport, actor: runActor, organization: organization.id,
-                                                    what: "create exports", store: store)
-                }
-                for id in try await AbandonedRuns.sweep(store, organization: organization.id) {
-                    logger.notice("an earlier run was left running by a process that is gone; marked abandoned",
-                                  metadata: ["org.id": "\(organization.id)", "run.id": "\(id)"])
-                }
-                let outcome = try await scratch.withFolder { folder in
-                    try await executor.run(RunContext(run: record, organization: organization, logger: logger, store: store,
-                                                      objects: objects, scratch: folder, progress: progress.handle))
-                }
-                let links = try await share(outcome, objects: objects, store: store, expires: linkLifetime)
-                return (organization, .success(outcome.withLinks(links)))
+                let outcome = try await session.run(organization, id: UUID().uuidString.lowercased(), clock: clock, actor: runActor,
+                                                    progress: progress.handle)
+                return (organization, .success(outcome))
             } catch {
                 if Task.isCancelled { throw CancellationError() }
                 return (organization, .failure(error))
@@ -192,55 +152,6 @@ struct Run: AsyncParsableCommand {
             }
         }
         return failed.isEmpty ? .success : Exit.problems
-    }
-
-    /// Makes a download link for the bundle where the storage can (S3), and audits the share.
-    func share(_ outcome: RunOutcome, objects: any ObjectStore, store: any EvidenceStore,
-               expires: Duration) async throws -> [String: URL] {
-        var links: [String: URL] = [:]
-        for artifact in outcome.export?.artifacts ?? [] where artifact.kind == .bundle {
-            guard let link = try objects.shareableLink(for: artifact.key, expires: expires) else { continue }
-            links[artifact.key] = link
-            try await store.audit(AuditEntry(organizationID: outcome.run.organizationID, actor: outcome.run.actor,
-                                             action: "export.shared", entityType: "export",
-                                             entityID: outcome.export?.id ?? artifact.key,
-                                             detail: "presigned link for \(expires.formattedForHumans)"))
-        }
-        return links
-    }
-
-    /// The definition named (a file of the pipelines folder, which must stay inside it) or given by
-    /// path. A definition given by path is never echoed: its problems are printed without the
-    /// offending line, as the file may be anything the caller can name.
-    func loadDefinition(_ catalog: Catalog) throws -> (PipelineDefinition, source: String?) {
-        let file: String
-        var folder: String?
-        let byPath = pipeline.contains("/") || pipeline.hasSuffix(".yml") || pipeline.hasSuffix(".yaml")
-        if byPath {
-            file = pipeline
-        } else {
-            guard pipeline.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) && $0.isASCII || $0 == "-" || $0 == "_" }),
-                  !pipeline.isEmpty else {
-                throw PipelineError(.unknownPipeline, "pipeline name \(quotedForMessage(pipeline)) is not valid")
-            }
-            let candidates = ["yml", "yaml"].map { (locations.pipelines as NSString).appendingPathComponent("\(pipeline).\($0)") }
-            guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                let known = (try? DefinitionFiles.expand([locations.pipelines]))?
-                    .map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension } ?? []
-                throw PipelineError(.unknownPipeline, "unknown pipeline '\(pipeline)': no \(candidates[0])"
-                                    + (known.isEmpty ? "" : " (known: \(known.joined(separator: ", ")))"))
-            }
-            file = found
-            folder = locations.pipelines
-        }
-        let result = DefinitionLoader(vocabulary: BuiltIn.vocabulary(catalog)).load(file: file, within: folder)
-        for diagnostic in result.diagnostics {
-            StandardError.write((byPath ? diagnostic.description : diagnostic.rendered(source: result.source)) + "\n")
-        }
-        guard let definition = result.definition else {
-            throw PipelineError(.invalidDefinition, "\(file) has errors; nothing was run")
-        }
-        return (definition, result.source)
     }
 
     func printSummary(_ organization: Organization, _ result: Result<RunOutcome, any Error>) {

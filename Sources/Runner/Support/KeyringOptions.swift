@@ -72,7 +72,8 @@ extension BackendOptions {
         }
         try ensureDataRoot()
         let key = try SigningKey.generate()
-        try key.write(to: file)
+        // Workers starting together on a fresh data directory: the first one's key is everyone's.
+        guard try key.create(at: file) else { return try SigningKey.read(file: file) }
         // Through the log (JSON lines under --log-format json): someone must publish and keep it.
         Logger(label: "lightsail.pipeline").warning("made the export signing key \(key.publicKey.fingerprint) in \(file.path) (mode 0600); give auditors its public half: pipeline keys export-public")
         return key

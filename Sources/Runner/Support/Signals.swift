@@ -10,15 +10,37 @@ final class SignalCanceller: @unchecked Sendable {
     private let queue = DispatchQueue(label: "lightsail.signals")
 
     init(cancel: @escaping @Sendable () -> Void) {
+        install { [unowned self] signalNumber in
+            self.received += 1
+            if self.received > 1 { exit(130) }
+            StandardError.write("\npipeline: stopping (signal \(signalNumber)); press again to quit at once\n")
+            cancel()
+        }
+    }
+
+    /// A worker's signals: the first drains (finish what is in hand, take nothing new), the second
+    /// cancels what is in hand, a third exits at once.
+    init(drain: @escaping @Sendable () -> Void, cancel: @escaping @Sendable () -> Void) {
+        install { [unowned self] signalNumber in
+            self.received += 1
+            switch self.received {
+            case 1:
+                StandardError.write("pipeline: draining (signal \(signalNumber)): finishing the jobs in hand; signal again to stop them\n")
+                drain()
+            case 2:
+                StandardError.write("pipeline: stopping the jobs in hand and giving them back\n")
+                cancel()
+            default:
+                exit(130)
+            }
+        }
+    }
+
+    private func install(_ handle: @escaping (Int32) -> Void) {
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
-            source.setEventHandler { [unowned self] in
-                self.received += 1
-                if self.received > 1 { exit(130) }
-                StandardError.write("\npipeline: stopping (signal \(signalNumber)); press again to quit at once\n")
-                cancel()
-            }
+            source.setEventHandler { handle(signalNumber) }
             source.resume()
             sources.append(source)
         }

@@ -16,7 +16,9 @@ import Pipeline
 /// pool alone); `current` is guarded by `ticketLock`; `cancelHandle` is made for use from other
 /// threads (libpq documents PQcancel as safe to call from any thread).
 public final class PostgresConnection: @unchecked Sendable {
-    private let conn: OpaquePointer
+    let conn: OpaquePointer
+    /// Channels this connection LISTENs on (touched only inside `run`).
+    var listening: Set<String> = []
     private let cancelHandle: OpaquePointer?
     private let lane: SerialLane
     private let executor: BlockingExecutor

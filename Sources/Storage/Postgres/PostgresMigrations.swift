@@ -290,6 +290,107 @@ public enum PostgresMigrations {
         -- Appended with the run's results; never rewritten.
         GRANT SELECT, INSERT ON run_changes TO \(appRole);
         """),
+        (7, "a durable job queue", """
+        -- One row per job: an organization's pipeline for a period (a schedule's slot), unique so
+        -- that enqueueing the same nightly twice makes one job. Workers take jobs with FOR UPDATE
+        -- SKIP LOCKED under a lease their heartbeats extend; a job whose lease ran out is taken
+        -- again; after its last attempt a failing job is dead, with its error.
+        CREATE TABLE jobs (
+            organization_id text NOT NULL REFERENCES organizations (organization_id) ON DELETE CASCADE,
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            queue text NOT NULL CHECK (queue IN ('evidence', 'integration', 'report', 'notification')),
+            pipeline text NOT NULL,
+            period text NOT NULL,
+            as_of timestamptz NOT NULL,
+            state text NOT NULL DEFAULT 'available'
+                CHECK (state IN ('available', 'running', 'succeeded', 'dead', 'cancelled')),
+            attempt integer NOT NULL DEFAULT 0,
+            max_attempts integer NOT NULL DEFAULT 3 CHECK (max_attempts BETWEEN 1 AND 100),
+            backoff_ms integer NOT NULL DEFAULT 5000 CHECK (backoff_ms >= 0),
+            run_at timestamptz NOT NULL DEFAULT now(),
+            locked_by text,
+            lease_until timestamptz,
+            heartbeat_at timestamptz,
+            run_id text,
+            last_error text,
+            errors jsonb NOT NULL DEFAULT '[]',
+            enqueued_by text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            started_at timestamptz,
+            finished_at timestamptz,
+            UNIQUE (organization_id, pipeline, period)
+        );
+        CREATE INDEX jobs_waiting ON jobs (queue, run_at, id) WHERE state = 'available';
+        CREATE INDEX jobs_leased ON jobs (lease_until) WHERE state = 'running';
+        ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
+        CREATE POLICY tenant_isolation ON jobs
+            USING (organization_id = current_setting('app.org_id', true))
+            WITH CHECK (organization_id = current_setting('app.org_id', true));
+        GRANT SELECT, INSERT, UPDATE ON jobs TO \(appRole);
+        GRANT USAGE ON SEQUENCE jobs_id_seq TO \(appRole);
+
+        -- Workers take jobs of every organization: as with organization_directory(), functions of
+        -- the schema's owner do that and nothing more; everything else on a job is done under the
+        -- job's organization.
+        CREATE POLICY owner_coordinates_jobs ON jobs FOR ALL TO CURRENT_USER USING (true) WITH CHECK (true);
+
+        CREATE FUNCTION claim_jobs(p_queues text[], p_worker text, p_lease_ms integer, p_limit integer)
+            RETURNS TABLE (id bigint, organization_id text, queue text, pipeline text, period text, as_of timestamptz,
+                           attempt integer, max_attempts integer, enqueued_by text)
+            LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public AS $f$
+        BEGIN
+            -- A job whose worker stopped heartbeating on its last attempt is dead, not taken again.
+            UPDATE jobs j SET state = 'dead', finished_at = now(), lease_until = NULL,
+                   last_error = 'worker ' || coalesce(j.locked_by, '?') || ' stopped heartbeating on the last attempt',
+                   errors = j.errors || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'at', now(),
+                            'worker', j.locked_by, 'error', 'lease expired: the worker stopped heartbeating'))
+             WHERE j.state = 'running' AND j.lease_until < now() AND j.attempt >= j.max_attempts
+               AND j.queue = ANY (p_queues);
+            RETURN QUERY
+            WITH taken AS (
+                SELECT c.id FROM jobs c
+                 WHERE c.queue = ANY (p_queues)
+                   AND ((c.state = 'available' AND c.run_at <= now()) OR (c.state = 'running' AND c.lease_until < now()))
+                 ORDER BY c.run_at, c.id
+                 LIMIT p_limit
+                 FOR UPDATE SKIP LOCKED
+            )
+            UPDATE jobs j SET
+                   errors = CASE WHEN j.state = 'running' THEN j.errors || jsonb_build_array(jsonb_build_object(
+                            'attempt', j.attempt, 'at', now(), 'worker', j.locked_by,
+                            'error', 'lease expired: the worker stopped heartbeating')) ELSE j.errors END,
+                   state = 'running', attempt = j.attempt + 1, locked_by = p_worker,
+                   lease_until = now() + p_lease_ms * interval '1 millisecond', heartbeat_at = now(),
+                   started_at = now(), finished_at = NULL
+              FROM taken WHERE j.id = taken.id
+            RETURNING j.id, j.organization_id, j.queue, j.pipeline, j.period, j.as_of, j.attempt, j.max_attempts,
+                      j.enqueued_by;
+        END
+        $f$;
+        REVOKE ALL ON FUNCTION claim_jobs(text[], text, integer, integer) FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION claim_jobs(text[], text, integer, integer) TO \(appRole);
+
+        -- Counts for health and metrics: no organization, no pipeline, only how many and how old.
+        CREATE FUNCTION job_queue_stats()
+            RETURNS TABLE (queue text, state text, jobs bigint, oldest timestamptz)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $f$
+            SELECT q.queue, q.state, count(*), min(CASE WHEN q.state = 'available' THEN q.run_at ELSE q.created_at END)
+              FROM jobs q WHERE q.state IN ('available', 'running', 'dead') GROUP BY q.queue, q.state
+        $f$;
+        REVOKE ALL ON FUNCTION job_queue_stats() FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION job_queue_stats() TO \(appRole);
+
+        -- Idle workers LISTEN; a job becoming available wakes them.
+        CREATE FUNCTION notify_job_available() RETURNS trigger LANGUAGE plpgsql AS $f$
+        BEGIN
+            PERFORM pg_notify('lightsail_jobs', NEW.queue);
+            RETURN NULL;
+        END
+        $f$;
+        CREATE TRIGGER jobs_available AFTER INSERT OR UPDATE OF state ON jobs
+            FOR EACH ROW WHEN (NEW.state = 'available') EXECUTE FUNCTION notify_job_available();
+        """),
     ]
 
     public static var latest: Int { all.map(\.version).max() ?? 0 }
