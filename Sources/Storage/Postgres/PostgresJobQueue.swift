@@ -137,7 +137,8 @@ public final class PostgresJobQueue: Sendable {
                     finished_at = CASE WHEN attempt >= max_attempts THEN now() END,
                     lease_until = NULL, last_error = $3, run_id = coalesce($5, run_id),
                     errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt,
-                             'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'worker', $2::text, 'error', $3::text))
+                             'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'worker', $2::text, 'error', $3::text,
+                             'run_id', $5::text))
                 WHERE id = $1 AND locked_by = $2 AND state = 'running' AND attempt = $4
                 RETURNING state
                 """, [String(claim.id), worker, error, String(claim.attempt), runID]).scalar().flatMap(Job.State.init(rawValue:))
@@ -156,12 +157,16 @@ public final class PostgresJobQueue: Sendable {
     }
 
     /// The run an earlier attempt of the job finished, if any: a job taken again after a crash
-    /// that came after its run was done is marked done, not run twice.
+    /// that came after its run was done is marked done, not run twice. A run whose attempt was
+    /// recorded as failed (its sources failed) does not count.
     public func finishedRun(of claim: Claim) async throws -> String? {
         try await store.unit(claim.organizationID) { db in
             try db.execute("""
-                SELECT id FROM runs WHERE id LIKE $1 AND status = 'succeeded' ORDER BY started_at LIMIT 1
-                """, ["job-\(claim.id)-%"]).scalar()
+                SELECT r.id FROM runs r WHERE r.id LIKE $1 AND r.status = 'succeeded'
+                   AND r.id NOT IN (SELECT f->>'run_id' FROM jobs j, jsonb_array_elements(j.errors) f
+                                     WHERE j.id = $2 AND f ? 'run_id' AND f->>'run_id' IS NOT NULL)
+                 ORDER BY r.started_at LIMIT 1
+                """, ["job-\(claim.id)-%", String(claim.id)]).scalar()
         }
     }
 

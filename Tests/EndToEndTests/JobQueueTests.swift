@@ -1,0 +1,239 @@
+import Foundation
+import PipelineTesting
+import Testing
+
+/// The job queue on a real PostgreSQL: a fresh database migrated as the owner, the pipeline
+/// connecting as the ordinary role, objects in the data directory. Jobs run `light` (GitHub
+/// evidence checked against SOC 2), a definition beside the shipped catalog.
+struct QueueBench {
+    let database: String
+    let adminDatabaseURL: String
+    let appURL: String
+    let pipelines: URL
+    let cli: CLI
+
+    /// Organizations whose GitHub evidence collects (acme-two is acme under another id).
+    static let organizations = ["acme", "acme-two", "globex", "umbrella"]
+
+    static func make() throws -> QueueBench {
+        let pg = try Peers.requirePostgres()
+        let name = "lightsail_jobs_" + UUID().uuidString.prefix(8).lowercased()
+        let created = try ExternalTool.run("psql", [pg.adminURL, "-Xqc", "CREATE DATABASE \(name) OWNER lightsail_owner"])
+        guard created.status == 0 else { throw NSError(domain: "psql", code: 1, userInfo: [NSLocalizedDescriptionKey: created.stderr]) }
+        let pipelines = try ExternalTool.temporaryDirectory()
+        for folder in ["checks", "frameworks"] {
+            try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("pipelines/\(folder)"),
+                                             to: pipelines.appendingPathComponent(folder))
+        }
+        try """
+            name: light
+            description: GitHub evidence checked against SOC 2.
+            stages:
+              - type: collect
+                sources: [github]
+              - type: validate
+                frameworks: [soc2]
+              - type: store
+              - type: score
+                frameworks: [soc2]
+            """.write(to: pipelines.appendingPathComponent("light.yml"), atomically: true, encoding: .utf8)
+        let bench = QueueBench(database: name, adminDatabaseURL: Peers.url(pg.adminURL, database: name),
+                               appURL: Peers.url(pg.appURL, database: name), pipelines: pipelines, cli: try CLI(demo: false))
+        let migrated = try bench.cli.run(["db", "migrate", "--database", Peers.url(pg.ownerURL, database: name)])
+        guard migrated.status == 0 else { throw ToolFailure("db migrate", migrated) }
+        let copy = try ExternalTool.temporaryDirectory().appendingPathComponent("acme-two")
+        try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("fixtures/orgs/acme"), to: copy)
+        let imported = try bench.run(["orgs", "import", "fixtures/orgs/acme", copy.path, "fixtures/orgs/globex", "fixtures/orgs/umbrella"])
+        guard imported.status == 0 else { throw ToolFailure("orgs import", imported) }
+        return bench
+    }
+
+    var arguments: [String] { ["--database", appURL] }
+    var environment: [String: String] { ["LIGHTSAIL_DATA_DIR": cli.dataDir.path, "LIGHTSAIL_PIPELINES": pipelines.path] }
+
+    @discardableResult
+    func run(_ arguments: [String]) throws -> ToolResult {
+        try cli.run(arguments + self.arguments, environment: environment)
+    }
+
+    /// SQL as the superuser (row-level security does not confine it), for counting across tenants.
+    func sql(_ query: String) throws -> String {
+        try ExternalTool.run("psql", [adminDatabaseURL, "-XAtqc", query]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// A worker process in the background; its output goes to files read after it ends.
+    func startWorker(_ extra: [String]) throws -> (Process, URL) {
+        let log = cli.dataDir.appendingPathComponent("worker-\(UUID().uuidString.prefix(6)).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["worker", "--poll", "200ms", "--log-format", "json"] + extra + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
+        process.currentDirectoryURL = CLI.projectRoot
+        process.standardOutput = FileHandle(forWritingAtPath: log.path)
+        process.standardError = FileHandle(forWritingAtPath: log.path)
+        try process.run()
+        return (process, log)
+    }
+
+    func waitUntil(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return try condition()
+    }
+
+    /// Enqueues `light` for every organization once per period `p1`…`pN`.
+    func enqueue(periods: Int, extra: [String] = []) throws {
+        for n in 1...periods {
+            let result = try run(["enqueue", "light", "--all-orgs", "--period", "p\(n)"] + extra)
+            guard result.status == 0 else { throw ToolFailure("enqueue", result) }
+        }
+    }
+}
+
+@Suite(.serialized) struct JobQueueTests {
+    /// Three workers over 200 jobs, one killed with SIGKILL midway: every job completes, each by
+    /// exactly one successful run; the killed worker's jobs are taken again once their lease ends.
+    @Test(.needsPostgres) func threeWorkersOneKilledFinishEveryJobOnceInEffect() throws {
+        let bench = try QueueBench.make()
+        try bench.enqueue(periods: 50)
+        #expect(try bench.sql("SELECT count(*) FROM jobs WHERE state = 'available'") == "200")
+        let common = ["--concurrency", "2", "--lease", "3s", "--exit-when-idle"]
+        let workers = try (0..<3).map { _ in try bench.startWorker(common) }
+        let (victim, _) = workers[0]
+        // Kill the first worker once it has finished some jobs and holds others.
+        let holding = try bench.waitUntil(60) {
+            let held = try bench.sql("SELECT count(*) FROM jobs WHERE state = 'running' AND locked_by LIKE '%:\(victim.processIdentifier):%'")
+            return try Int(bench.sql("SELECT count(*) FROM jobs WHERE state = 'succeeded'")) ?? 0 >= 20 && held != "0"
+        }
+        #expect(holding, "the first worker never held a job")
+        kill(victim.processIdentifier, SIGKILL)
+        victim.waitUntilExit()
+        for (worker, log) in workers.dropFirst() {
+            worker.waitUntilExit()
+            #expect(worker.terminationStatus == 0, "\((try? String(contentsOf: log, encoding: .utf8))?.suffix(2000) ?? "")")
+        }
+        #expect(try bench.sql("SELECT state, count(*) FROM jobs GROUP BY state") == "succeeded|200")
+        // None twice in effect: one successful run per job, the one the job names.
+        #expect(try bench.sql("""
+            SELECT count(*) FROM jobs j WHERE (SELECT count(*) FROM runs r WHERE r.organization_id = j.organization_id
+                AND r.id LIKE 'job-' || j.id || '-%' AND r.status = 'succeeded') <> 1
+               OR NOT EXISTS (SELECT FROM runs r WHERE r.organization_id = j.organization_id AND r.id = j.run_id AND r.status = 'succeeded')
+            """) == "0")
+        // The killed worker's jobs were taken again: their failures name the lease that ran out.
+        #expect(try Int(bench.sql("SELECT count(*) FROM jobs WHERE attempt > 1 AND errors::text LIKE '%lease expired%'")) ?? 0 >= 1)
+        // Evidence is content-addressed: 200 runs of four organizations store each item once.
+        #expect(try bench.sql("SELECT count(*) - count(DISTINCT (organization_id, id)) FROM evidence") == "0")
+    }
+
+    @Test(.needsPostgres) func sigtermDrainsAWorkerThatFinishesTheJobInHand() throws {
+        let bench = try QueueBench.make()
+        try bench.enqueue(periods: 10)
+        let (worker, log) = try bench.startWorker(["--concurrency", "1"])
+        #expect(try bench.waitUntil(60) { try bench.sql("SELECT count(*) FROM jobs WHERE state = 'succeeded'") != "0" })
+        worker.terminate()
+        worker.waitUntilExit()
+        let output = try String(contentsOf: log, encoding: .utf8)
+        #expect(worker.terminationStatus == 0, "\(output.suffix(2000))")
+        #expect(output.contains("draining"))
+        // Nothing left held; what was not taken still waits.
+        #expect(try bench.sql("SELECT count(*) FROM jobs WHERE state = 'running'") == "0")
+        #expect(try Int(bench.sql("SELECT count(*) FROM jobs WHERE state = 'available'")) ?? 0 > 0)
+        #expect(try bench.sql("SELECT count(*) FROM jobs WHERE state NOT IN ('available', 'succeeded')") == "0")
+    }
+
+    /// A job that always fails (initech's GitHub token is revoked) is dead after three attempts,
+    /// with each attempt's error; `jobs retry` queues it again with its attempts reset; a finished
+    /// job cannot be cancelled, a waiting one can; each change is audited.
+    @Test(.needsPostgres) func aJobThatAlwaysFailsIsDeadAfterThreeAttemptsWithItsError() throws {
+        let bench = try QueueBench.make()
+        #expect(try bench.run(["orgs", "import", "fixtures/orgs/initech"]).status == 0)
+        let queued = try bench.run(["enqueue", "light", "--org", "initech", "--backoff", "100ms", "--json"])
+        #expect(queued.status == 0, "\(queued.stderr)")
+        let id = try #require(((try JSONSerialization.jsonObject(with: Data(queued.stdout.utf8)) as? [String: Any])?["jobs"]
+                                  as? [[String: Any]])?.first?["id"] as? Int)
+        let (worker, log) = try bench.startWorker(["--exit-when-idle"])
+        worker.waitUntilExit()
+        let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(worker.terminationStatus == 0, "\(output.suffix(2000))")
+        // The worker's JSON log lines carry the job and the organization.
+        #expect(output.contains("\"job.id\":\"\(id)\"") && output.contains("\"org.id\":\"initech\""), "\(output.suffix(2000))")
+        let shown = try bench.run(["jobs", "show", "\(id)", "--org", "initech"])
+        #expect(shown.status == 0, "\(shown.stderr)")
+        let job = try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+        #expect(job["state"] as? String == "dead")
+        #expect(job["attempt"] as? Int == 3)
+        #expect((job["errors"] as? [[String: Any]])?.map { $0["attempt"] as? Int } == [1, 2, 3])
+        #expect((job["last_error"] as? String)?.contains("GitHub refused the credentials") == true, "\(job)")
+        let listed = try bench.run(["jobs", "list", "--org", "initech", "--state", "dead", "--format", "json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any]).flatMap { $0["jobs"] as? [Any] }?.count == 1)
+        // Each failed attempt was a run of its own, recorded as such.
+        #expect(try bench.sql("SELECT count(*) FROM runs WHERE id LIKE 'job-\(id)-%'") == "3")
+
+        #expect(try bench.run(["jobs", "retry", "\(id)", "--org", "initech"]).status == 0)
+        #expect(try bench.sql("SELECT state, attempt FROM jobs WHERE id = \(id)") == "available|0")
+        #expect(try bench.run(["jobs", "cancel", "\(id)", "--org", "initech"]).status == 0)
+        let refused = try bench.run(["jobs", "cancel", "\(id)", "--org", "initech"])
+        #expect(refused.status == 2 && refused.stderr.contains("only a waiting or running job"), "\(refused.stderr)")
+        #expect(try bench.sql("SELECT action FROM audit_log WHERE entity_type = 'job' ORDER BY seq")
+            .split(separator: "\n") == ["job.enqueued", "job.retried", "job.cancelled"])
+    }
+
+    /// Five processes enqueue the same nightly for every organization at once: one job each.
+    @Test(.needsPostgres) func concurrentEnqueuesMakeOneJobPerOrganizationAndPeriod() throws {
+        let bench = try QueueBench.make()
+        let results = try (0..<5).map { _ -> (Process, Pipe) in
+            let process = Process()
+            let out = Pipe()
+            process.executableURL = URL(fileURLWithPath: CLI.binary)
+            process.arguments = ["enqueue", "light", "--all-orgs", "--period", "2026-11-28"] + bench.arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(bench.environment) { _, b in b }
+            process.currentDirectoryURL = CLI.projectRoot
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return (process, out)
+        }.map { process, out -> (Int32, String) in
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, text)
+        }
+        #expect(results.allSatisfy { $0.0 == 0 })
+        #expect(try bench.sql("SELECT count(*) FROM jobs") == "4")
+        // Each organization's job was made by exactly one of the five.
+        let made = results.flatMap { $0.1.split(separator: "\n") }.filter { $0.hasSuffix("\tqueued") }
+        #expect(made.count == 4, "\(made)")
+    }
+
+    /// The pipeline's role sees only the organization its unit of work names, on the job table as
+    /// on every other; the commands find no other organization's job.
+    @Test(.needsPostgres) func thePipelinesRoleCannotSeeAnotherOrganizationsJobs() throws {
+        let bench = try QueueBench.make()
+        try bench.enqueue(periods: 2)
+        let asApp = { (sql: String) throws -> String in
+            try ExternalTool.run("psql", [bench.appURL, "-XAtqc", sql]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try asApp("SELECT count(*) FROM jobs") == "0")
+        #expect(try asApp("BEGIN; SELECT set_config('app.org_id', 'acme', true); SELECT DISTINCT organization_id FROM jobs; COMMIT")
+            .split(separator: "\n").last == "acme")
+        let updated = try ExternalTool.run("psql", [bench.appURL, "-XAtqc",
+            "BEGIN; SELECT set_config('app.org_id', 'acme', true); UPDATE jobs SET state = 'cancelled' WHERE organization_id = 'globex'; COMMIT"])
+        #expect(updated.stdout.contains("UPDATE 0") || !updated.stdout.contains("UPDATE"), "\(updated.stdout)")
+        #expect(try bench.sql("SELECT count(*) FROM jobs WHERE state = 'cancelled'") == "0")
+        let globexJob = try bench.sql("SELECT min(id) FROM jobs WHERE organization_id = 'globex'")
+        let shown = try bench.run(["jobs", "show", globexJob, "--org", "acme"])
+        #expect(shown.status == 2 && shown.stderr.contains("has no job \(globexJob)"), "\(shown.stderr)")
+        let listed = try bench.run(["jobs", "list", "--org", "acme"])
+        #expect(listed.stdout.split(separator: "\n").count == 2)
+    }
+
+    @Test func theEmbeddedDefaultHasNoQueueAndSaysSo() throws {
+        let cli = try CLI()
+        let result = try cli.run(["enqueue", "nightly", "--all-orgs"])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("the job queue needs PostgreSQL"), "\(result.stderr)")
+    }
+}
