@@ -206,6 +206,15 @@ struct QueueBench {
         // Each organization's job was made by exactly one of the five.
         let made = results.flatMap { $0.1.split(separator: "\n") }.filter { $0.hasSuffix("\tqueued") }
         #expect(made.count == 4, "\(made)")
+        // Health reports the queue's depth and the age of its oldest waiting job.
+        let health = try bench.run(["health"])
+        #expect(health.status == 0, "\(health.stdout)\(health.stderr)")
+        let queue = ((try JSONSerialization.jsonObject(with: Data(health.stdout.utf8)) as? [String: Any])?["checks"]
+                     as? [String: Any])?["queue"] as? [String: Any]
+        #expect(queue?["status"] as? String == "ok")
+        #expect(queue?["waiting"] as? Int == 4)
+        #expect((queue?["oldest_waiting_seconds"] as? Int).map { $0 >= 0 && $0 < 600 } == true)
+        #expect(((queue?["queues"] as? [String: Any])?["evidence"] as? [String: Any])?["waiting"] as? Int == 4)
     }
 
     /// The pipeline's role sees only the organization its unit of work names, on the job table as

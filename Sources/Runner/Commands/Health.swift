@@ -22,7 +22,10 @@ struct Health: AsyncParsableCommand {
         }
         async let database = check(limit) { try await checkDatabase() }
         async let storage = check(limit) { try await checkStorage() }
-        let checks = await ["database": database, "storage": storage]
+        var checks = await ["database": database, "storage": storage]
+        if case .postgres = try backends.databaseChoice() {
+            checks["queue"] = await check(limit) { try await checkQueue() }
+        }
         let healthy = checks.values.allSatisfy { $0["status"] as? String == "ok" }
         let document: [String: Any] = ["status": healthy ? "healthy" : "unhealthy", "checks": checks,
                                        "timestamp": Timestamp.iso8601(Date())]
@@ -31,11 +34,14 @@ struct Health: AsyncParsableCommand {
         if !healthy { throw Exit.problems }
     }
 
+    /// A check's answer: plain JSON values (strings, numbers, dictionaries of them).
+    struct JSONFields: @unchecked Sendable { var fields: [String: Any] }
+
     /// Runs one check with a time limit; a failure becomes `{"status": "error", "error": ...}`.
-    func check(_ limit: Duration, _ body: @escaping @Sendable () async throws -> [String: String]) async -> [String: Any] {
+    func check(_ limit: Duration, _ body: @escaping @Sendable () async throws -> [String: Any]) async -> [String: Any] {
         let start = ContinuousClock.now
         do {
-            var result: [String: Any] = try await withTimeout(limit, "health check") { try await body() }
+            var result = try await withTimeout(limit, "health check") { JSONFields(fields: try await body()) }.fields
             result["latency_ms"] = Int(((ContinuousClock.now - start) / .milliseconds(1)).rounded())
             return result
         } catch {
@@ -43,7 +49,7 @@ struct Health: AsyncParsableCommand {
         }
     }
 
-    func checkDatabase() async throws -> [String: String] {
+    func checkDatabase() async throws -> [String: Any] {
         let store = try await backends.openStore()
         let state = try await store.migrationState()
         let kind: String
@@ -57,7 +63,23 @@ struct Health: AsyncParsableCommand {
         return result
     }
 
-    func checkStorage() async throws -> [String: String] {
+    /// The job queue's depth: jobs waiting, running and dead per queue, and how long the oldest
+    /// waiting job has waited (what a worker deployment scales on).
+    func checkQueue() async throws -> [String: Any] {
+        let depths = try await backends.openJobQueue().depth()
+        let now = Date()
+        let oldest = depths.compactMap(\.oldestWaiting).min()
+        var queues: [String: Any] = [:]
+        for depth in depths {
+            queues[depth.queue.rawValue] = ["waiting": depth.waiting, "running": depth.running, "dead": depth.dead,
+                                            "oldest_waiting_seconds": depth.oldestWaiting.map { max(0, Int(now.timeIntervalSince($0))) } ?? 0]
+        }
+        return ["status": "ok", "waiting": depths.reduce(0) { $0 + $1.waiting }, "running": depths.reduce(0) { $0 + $1.running },
+                "dead": depths.reduce(0) { $0 + $1.dead },
+                "oldest_waiting_seconds": oldest.map { max(0, Int(now.timeIntervalSince($0))) } ?? 0, "queues": queues]
+    }
+
+    func checkStorage() async throws -> [String: Any] {
         let objects = try await backends.openObjects()
         let key = "health/probe-\(UUID().uuidString.lowercased())"
         let payload = Data("lightsail health probe \(Timestamp.iso8601(Date()))".utf8)
