@@ -163,3 +163,31 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
         return nil
     }
 }
+
+/// When a scheduled pipeline is due for an organization: the latest slot at or before now, unless
+/// a run since that slot succeeded. However many slots were missed (the machine was down), only
+/// the latest is due: the pipeline runs once, not once per missed slot.
+public enum ScheduleDecision {
+    public struct Due: Sendable, Equatable {
+        /// The latest slot at or before now.
+        public let slot: Date
+        /// Whether no successful run has come since it.
+        public let due: Bool
+        /// Slots missed before it since the last successful run (run once, not each).
+        public let missed: Int
+    }
+
+    /// `lastSuccess` is the run clock of the organization's latest successful run of the pipeline.
+    public static func decide(_ schedule: CronSchedule, now: Date, lastSuccess: Date?) -> Due? {
+        guard let slot = schedule.previous(atOrBefore: now) else { return nil }
+        guard let lastSuccess else { return Due(slot: slot, due: true, missed: 0) }
+        guard lastSuccess < slot else { return Due(slot: slot, due: false, missed: 0) }
+        var missed = 0
+        var cursor = lastSuccess
+        while missed < 1000, let next = schedule.next(after: cursor), next < slot {
+            missed += 1
+            cursor = next
+        }
+        return Due(slot: slot, due: true, missed: missed)
+    }
+}

@@ -23,7 +23,7 @@ struct Health: AsyncParsableCommand {
         async let database = check(limit) { try await checkDatabase() }
         async let storage = check(limit) { try await checkStorage() }
         var checks = await ["database": database, "storage": storage]
-        if case .postgres = try backends.databaseChoice() {
+        if case .postgres? = try? backends.databaseChoice() {
             checks["queue"] = await check(limit) { try await checkQueue() }
         }
         let healthy = checks.values.allSatisfy { $0["status"] as? String == "ok" }
