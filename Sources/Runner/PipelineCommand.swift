@@ -16,7 +16,7 @@ struct PipelineCommand: AsyncParsableCommand {
         """,
         subcommands: [Run.self, List.self, Lint.self, Controls.self, Verify.self, Exceptions.self, Score.self, Health.self, Database.self, EvidenceCommand.self, Members.self, Integrations.self,
                       Runs.self, Orgs.self, Keys.self, Record.self, BundleCommand.self, Exports.self,
-                      Enqueue.self, Worker.self, JobsCommand.self]
+                      Enqueue.self, Worker.self, JobsCommand.self, Schedule.self]
     )
 
     /// Parses and runs, mapping ArgumentParser's usage failures (64) to this tool's exit 2.

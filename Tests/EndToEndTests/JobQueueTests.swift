@@ -1,5 +1,6 @@
 import Foundation
 import PipelineTesting
+import Pipeline
 import Testing
 
 /// The job queue on a real PostgreSQL: a fresh database migrated as the owner, the pipeline
@@ -244,5 +245,53 @@ struct QueueBench {
         let result = try cli.run(["enqueue", "nightly", "--all-orgs"])
         #expect(result.status == 3)
         #expect(result.stderr.contains("the job queue needs PostgreSQL"), "\(result.stderr)")
+    }
+}
+
+@Suite struct ScheduleCommandTests {
+    /// On the embedded default: the nightly is due for every organization until it has run;
+    /// `run --due` runs it once each; days later the missed slots are reported and run once.
+    @Test func runDueRunsWhatIsDueOnceAndThenNothing() throws {
+        let cli = try CLI()
+        let before = try cli.run(["schedule", "--format", "json"])
+        #expect(before.status == 0, "\(before.stderr)")
+        let pipelines = (try JSONSerialization.jsonObject(with: Data(before.stdout.utf8)) as? [String: Any])?["pipelines"] as? [[String: Any]]
+        #expect(pipelines?.map { $0["pipeline"] as? String } == ["nightly"])
+        let organizations = pipelines?.first?["organizations"] as? [[String: Any]]
+        #expect(organizations?.count == 3 && organizations?.allSatisfy { $0["due"] as? Bool == true } == true, "\(before.stdout)")
+
+        let ran = try cli.run(["run", "--due", "--json", "--quiet"])
+        let runs = (try JSONSerialization.jsonObject(with: Data(ran.stdout.utf8)) as? [String: Any])?["runs"] as? [[String: Any]]
+        #expect(runs?.compactMap { $0["organization_id"] as? String }.sorted() == ["acme", "globex", "initech"], "\(ran.stdout)")
+        #expect(runs?.allSatisfy { $0["pipeline"] as? String == "nightly" } == true)
+        // initech's credentials are revoked: its run completed without GitHub, so the exit is 1.
+        #expect(ran.status == 1)
+
+        let again = try cli.run(["run", "--due"])
+        #expect(again.status == 0 && again.stdout.contains("nothing is due"), "\(again.stdout)\(again.stderr)")
+        #expect(try cli.sql("SELECT count(*) FROM runs WHERE pipeline = 'nightly'") == "3")
+
+        let later = try cli.run(["schedule", "--org", "acme", "--at", Timestamp.iso8601(Date().addingTimeInterval(4 * 86_400))])
+        #expect(later.stdout.contains("acme  DUE for") && later.stdout.contains("earlier slots missed: run once"), "\(later.stdout)")
+        let bad = try cli.run(["run", "nightly", "--due"])
+        #expect(bad.status == 2)
+    }
+
+    /// `enqueue --due` from cron every few minutes: each scheduled pipeline's latest slot once.
+    @Test(.needsPostgres) func enqueueDueQueuesEachSlotOnce() throws {
+        let bench = try QueueBench.make()
+        let light = bench.pipelines.appendingPathComponent("light.yml")
+        try String(contentsOf: light, encoding: .utf8).replacingOccurrences(of: "stages:", with: "schedule: \"*/5 * * * *\"\nstages:")
+            .write(to: light, atomically: true, encoding: .utf8)
+        let first = try bench.run(["enqueue", "--due"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.split(separator: "\n").filter { $0.hasSuffix("\tqueued") }.count == 4, "\(first.stdout)")
+        let second = try bench.run(["enqueue", "--due"])
+        #expect(second.stdout.split(separator: "\n").allSatisfy { $0.contains("already queued") } || second.stdout.contains("\tqueued"),
+                "\(second.stdout)")
+        // Within one five-minute slot (or across the boundary, one more each): never doubled.
+        let periods = try bench.sql("SELECT count(*) / count(DISTINCT organization_id) FROM jobs")
+        #expect(["1", "2"].contains(periods))
+        #expect(try bench.sql("SELECT count(*) FROM (SELECT organization_id, period FROM jobs GROUP BY 1, 2 HAVING count(*) > 1) d") == "0")
     }
 }

@@ -175,6 +175,12 @@ public enum ScheduleDecision {
         public let due: Bool
         /// Slots missed before it since the last successful run (run once, not each).
         public let missed: Int
+
+        public init(slot: Date, due: Bool, missed: Int) {
+            self.slot = slot
+            self.due = due
+            self.missed = missed
+        }
     }
 
     /// `lastSuccess` is the run clock of the organization's latest successful run of the pipeline.

@@ -50,10 +50,12 @@ struct Enqueue: AsyncParsableCommand {
     )
 
     @Argument(help: "Pipeline name (a file pipelines/<name>.yml).")
-    var pipeline: String
+    var pipeline: String?
 
     @Option(name: .long, help: "Organization id.") var org: String?
     @Flag(name: .long, help: "Every organization.") var allOrgs = false
+    @Flag(name: .long, help: "Every scheduled pipeline's latest slot, for --org or every organization (one cron entry every few minutes).")
+    var due = false
     @Option(name: .long, help: "The period the job is for (default: the schedule's latest slot, or today in UTC).") var period: String?
     @Option(name: .long, help: ArgumentHelp("Run clock of the job, ISO-8601 UTC (default: the slot's time, or now).", valueName: "time"))
     var asOf: String?
@@ -69,7 +71,13 @@ struct Enqueue: AsyncParsableCommand {
     @OptionGroup var locations: LocationOptions
 
     func validate() throws {
-        if (org == nil) == !allOrgs { throw ValidationError("name exactly one of --org <id> or --all-orgs") }
+        if (pipeline == nil) == !due { throw ValidationError("name a pipeline, or --due for every scheduled one") }
+        if due {
+            if allOrgs { throw ValidationError("--due queues every organization unless --org names one; --all-orgs is not needed") }
+            if period != nil || asOf != nil { throw ValidationError("--due queues each schedule's latest slot; --period and --as-of do not apply") }
+        } else if (org == nil) == !allOrgs {
+            throw ValidationError("name exactly one of --org <id> or --all-orgs")
+        }
         guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be between 1 and 100") }
         guard let delay = parseDuration(backoff), delay >= .zero, delay <= .seconds(86_400) else {
             throw ValidationError("--backoff '\(backoff)' must be a duration from 0s to 24h")
@@ -85,28 +93,33 @@ struct Enqueue: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            let loaded = try PipelineSession.Loaded.load(pipeline, folder: locations.pipelines)
-            let definition = loaded.definition
+            // Each pipeline with its period and clock: the one named, or every scheduled one at its latest slot.
+            let now = Date()
+            var wanted: [(definition: PipelineDefinition, period: String, asOf: Date)] = []
+            if let pipeline {
+                let definition = try PipelineSession.Loaded.load(pipeline, folder: locations.pipelines).definition
+                let slot = JobPeriod.current(for: definition, now: now)
+                wanted = [(definition, period ?? slot.period, asOf.flatMap(Timestamp.parse) ?? slot.asOf)]
+            } else {
+                for entry in try Schedules.scheduled(in: locations.pipelines) {
+                    let definition = try PipelineSession.Loaded.load(entry.name, folder: locations.pipelines).definition
+                    let slot = JobPeriod.current(for: definition, now: now)
+                    wanted.append((definition, slot.period, slot.asOf))
+                }
+            }
             let actor = try actorOption.resolve()
             let jobs = try await backends.openJobQueue()
             let store = jobs.store
-            var organizations: [OrganizationID]
-            if let org {
-                let id = try OrganizationID(org)
-                guard try await store.organization(id) != nil else { throw try await OrganizationLookup.unknown(id, in: store) }
-                organizations = [id]
-            } else {
-                organizations = try await store.organizations().map(\.id)
-                if organizations.isEmpty { throw try await OrganizationLookup.unknown(nil, in: store) }
-            }
-            let slot = JobPeriod.current(for: definition, now: Date())
-            let clock = asOf.flatMap(Timestamp.parse) ?? slot.asOf
-            let results = try await mapConcurrently(organizations, width: 4) { organization in
-                try await Authorization.require(.runPipeline, actor: actor, organization: organization, what: "queue pipeline runs",
-                                                store: store)
-                return try await jobs.enqueue(JobRequest(organizationID: organization, queue: queue ?? JobPeriod.queue(for: definition),
-                                                         pipeline: definition.name, period: period ?? slot.period, asOf: clock,
-                                                         maxAttempts: maxAttempts, backoff: parseDuration(backoff)!, enqueuedBy: actor))
+            let organizations = try await OrganizationLookup.selected(org, in: store).map(\.id)
+            var results: [(job: Job, created: Bool)] = []
+            for (definition, period, clock) in wanted {
+                results += try await mapConcurrently(organizations, width: 4) { organization in
+                    try await Authorization.require(.runPipeline, actor: actor, organization: organization, what: "queue pipeline runs",
+                                                    store: store)
+                    return try await jobs.enqueue(JobRequest(organizationID: organization, queue: queue ?? JobPeriod.queue(for: definition),
+                                                             pipeline: definition.name, period: period, asOf: clock,
+                                                             maxAttempts: maxAttempts, backoff: parseDuration(backoff)!, enqueuedBy: actor))
+                }
             }
             if json {
                 let list = results.map { result -> [String: Any] in

@@ -18,7 +18,10 @@ struct Run: AsyncParsableCommand {
     )
 
     @Argument(help: "Pipeline name (a file pipelines/<name>.yml) or a path to a definition.")
-    var pipeline: String
+    var pipeline: String?
+
+    @Flag(name: .long, help: "Run every scheduled pipeline that is due (see pipeline schedule), for --org or every organization.")
+    var due = false
 
     @Option(name: .long, help: "Organization id to run for.")
     var org: String?
@@ -47,7 +50,13 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
-        if (org == nil) == !allOrgs {
+        if (pipeline == nil) == !due {
+            throw ValidationError("name a pipeline, or --due for the scheduled ones that are due")
+        }
+        if due {
+            if allOrgs { throw ValidationError("--due runs every organization unless --org names one; --all-orgs is not needed") }
+            if asOf != nil { throw ValidationError("--due runs with the clock of now; --as-of does not apply") }
+        } else if (org == nil) == !allOrgs {
             throw ValidationError("name exactly one of --org <id> or --all-orgs")
         }
         if orgConcurrency < 1 || orgConcurrency > 64 {
@@ -84,37 +93,44 @@ struct Run: AsyncParsableCommand {
     }
 
     func execute() async throws -> ExitCode {
-        let loaded = try PipelineSession.Loaded.load(pipeline, folder: locations.pipelines)
-        let requested = try org.map { try OrganizationID($0) }
+        // Definitions first: a malformed one is reported before anything is opened.
+        let entries = due ? try Schedules.scheduled(in: locations.pipelines) : []
+        let loadedNamed = try pipeline.map { try PipelineSession.Loaded.load($0, folder: locations.pipelines) }
         let store = try await backends.openStore()
-        // The store is the one source of truth: --all-orgs is every organization in it.
-        let organizations: [Organization]
-        if let requested {
-            guard let found = try await store.organization(requested) else {
-                throw try await OrganizationLookup.unknown(requested, in: store)
-            }
-            organizations = [IntegrationTransports.withEnvironment(found)]
+        let organizations = try await OrganizationLookup.selected(org, in: store)
+        let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+        // What to run: the pipeline named for the organizations selected, or each scheduled
+        // pipeline for the organizations it is due for.
+        var plan: [(PipelineSession.Loaded, [Organization])] = []
+        if let loadedNamed {
+            plan = [(loadedNamed, organizations)]
         } else {
-            organizations = try await store.organizations().map { IntegrationTransports.withEnvironment($0) }
-            if organizations.isEmpty { throw try await OrganizationLookup.unknown(nil, in: store) }
+            let decisions = try await Schedules.decisions(entries, organizations: organizations, store: store, now: clock)
+            for entry in entries {
+                let dueNow = decisions.filter { $0.entry.name == entry.name && $0.due.due }.map(\.organization)
+                if !dueNow.isEmpty { plan.append((try PipelineSession.Loaded.load(entry.name, folder: locations.pipelines), dueNow)) }
+            }
+            if plan.isEmpty && !json { print("nothing is due (pipeline schedule shows when it will be)") }
         }
         let objects = try await backends.openObjects()
         let logger = Logger(label: "lightsail.pipeline")
         let scratch = try await PipelineSession.openScratch(backends: backends, objects: objects, logger: logger)
-        let session = try PipelineSession.open(loaded, store: store, objects: objects, scratch: scratch, backends: backends,
-                                               linkLifetime: parseDuration(linkExpiry)!, logger: logger)
-        let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let runActor = try actorOption.resolve()
         let progress = ProgressDisplay(enabled: !quiet)
 
-        let outcomes: [(Organization, Result<RunOutcome, any Error>)] = try await mapConcurrently(organizations, width: orgConcurrency) { organization in
-            do {
-                let outcome = try await session.run(organization, id: UUID().uuidString.lowercased(), clock: clock, actor: runActor,
-                                                    progress: progress.handle)
-                return (organization, .success(outcome))
-            } catch {
-                if Task.isCancelled { throw CancellationError() }
-                return (organization, .failure(error))
+        var outcomes: [(Organization, Result<RunOutcome, any Error>)] = []
+        for (loaded, organizations) in plan {
+            let session = try PipelineSession.open(loaded, store: store, objects: objects, scratch: scratch, backends: backends,
+                                                   linkLifetime: parseDuration(linkExpiry)!, logger: logger)
+            outcomes += try await mapConcurrently(organizations, width: orgConcurrency) { organization in
+                do {
+                    let outcome = try await session.run(organization, id: UUID().uuidString.lowercased(), clock: clock, actor: runActor,
+                                                        progress: progress.handle)
+                    return (organization, .success(outcome))
+                } catch {
+                    if Task.isCancelled { throw CancellationError() }
+                    return (organization, .failure(error))
+                }
             }
         }
         progress.close()
@@ -163,7 +179,7 @@ struct Run: AsyncParsableCommand {
             let checkLine = CheckStatus.allCases.compactMap { status in
                 counts[status].map { "\($0) \(status.rawValue)" }
             }.joined(separator: ", ")
-            var line = "\(organization.id): "
+            var line = due ? "\(organization.id) \(outcome.run.pipeline): " : "\(organization.id): "
             if let scores = outcome.scores {
                 line += "score \(scores.percentText) ("
                     + scores.frameworks.map { "\($0.framework) \($0.percentText)" }.joined(separator: ", ") + ")"
@@ -205,6 +221,7 @@ struct Run: AsyncParsableCommand {
                 entry["error"] = errorObject(error, exit: exitStatus(for: error), debug: ErrorOutput.shared.debug)
             case .success(let outcome):
                 entry["status"] = "succeeded"
+                entry["pipeline"] = outcome.run.pipeline
                 entry["run_id"] = outcome.run.id
                 entry["score"] = outcome.scores?.ratio ?? NSNull()
                 entry["evidence_collected"] = outcome.evidenceCollected

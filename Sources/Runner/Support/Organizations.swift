@@ -15,6 +15,19 @@ enum OrganizationLookup {
         guard let id else { return PipelineError(.unknownOrganization, "no organizations to run: \(hint)") }
         return PipelineError(.unknownOrganization, "unknown organization '\(id)' (\(hint))")
     }
+
+    /// The organization named, or every one when none is (the store is the one source of truth),
+    /// with their integrations' environment settings applied.
+    static func selected(_ org: String?, in store: any EvidenceStore) async throws -> [Organization] {
+        if let org {
+            let id = try OrganizationID(org)
+            guard let found = try await store.organization(id) else { throw try await unknown(id, in: store) }
+            return [IntegrationTransports.withEnvironment(found)]
+        }
+        let all = try await store.organizations().map { IntegrationTransports.withEnvironment($0) }
+        if all.isEmpty { throw try await unknown(nil, in: store) }
+        return all
+    }
 }
 
 /// The transport each source of an organization talks through: replay when its integration
