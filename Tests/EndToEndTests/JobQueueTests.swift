@@ -156,7 +156,8 @@ struct QueueBench {
         #expect(queued.status == 0, "\(queued.stderr)")
         let id = try #require(((try JSONSerialization.jsonObject(with: Data(queued.stdout.utf8)) as? [String: Any])?["jobs"]
                                   as? [[String: Any]])?.first?["id"] as? Int)
-        let (worker, log) = try bench.startWorker(["--exit-when-idle"])
+        let metrics = bench.cli.dataDir.appendingPathComponent("worker.prom")
+        let (worker, log) = try bench.startWorker(["--exit-when-idle", "--metrics-file", metrics.path])
         worker.waitUntilExit()
         let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(worker.terminationStatus == 0, "\(output.suffix(2000))")
@@ -171,6 +172,17 @@ struct QueueBench {
         #expect((job["last_error"] as? String)?.contains("GitHub refused the credentials") == true, "\(job)")
         let listed = try bench.run(["jobs", "list", "--org", "initech", "--state", "dead", "--format", "json"])
         #expect((try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [String: Any]).flatMap { $0["jobs"] as? [Any] }?.count == 1)
+        // The worker's metrics, read by Prometheus' own parser: two retries, one dead job, the
+        // failed sources, the queue's depth.
+        let samples = try PrometheusText.samples(metrics)
+        #expect(samples["lightsail_jobs_total{outcome=dead,queue=evidence}"] == 1, "\(samples)")
+        #expect(samples["lightsail_jobs_total{outcome=retried,queue=evidence}"] == 2)
+        #expect(samples["lightsail_job_retries_total{queue=evidence}"] == 2)
+        #expect(samples["lightsail_runs_total{pipeline=light,status=sources_failed}"] == 3)
+        #expect(samples["lightsail_failures_total{kind=source:github,pipeline=light}"] == 3)
+        #expect(samples["lightsail_queue_depth{queue=evidence,state=dead}"] == 1)
+        #expect(samples["lightsail_queue_depth{queue=evidence,state=waiting}"] == 0)
+        #expect(samples["lightsail_job_wait_seconds_count{queue=evidence}"] == 3)
         // Each failed attempt was a run of its own, recorded as such.
         #expect(try bench.sql("SELECT count(*) FROM runs WHERE id LIKE 'job-\(id)-%'") == "3")
 
@@ -277,6 +289,23 @@ struct QueueBench {
         #expect(bad.status == 2)
     }
 
+    /// `run --all-orgs --metrics-file`: the file a textfile collector reads, written whatever the outcome.
+    @Test func aRunWritesItsMetricsInThePrometheusTextFormat() throws {
+        let cli = try CLI()
+        let file = cli.dataDir.appendingPathComponent("nightly.prom")
+        let ran = try cli.run(["run", "nightly", "--all-orgs", "--quiet", "--metrics-file", file.path])
+        #expect(ran.status == 1)  // initech's credentials are revoked
+        let samples = try PrometheusText.samples(file)
+        #expect(samples["lightsail_runs_total{pipeline=nightly,status=succeeded}"] == 2, "\(samples)")
+        #expect(samples["lightsail_runs_total{pipeline=nightly,status=sources_failed}"] == 1)
+        #expect(samples["lightsail_run_duration_seconds_count{pipeline=nightly,status=succeeded}"] == 2)
+        #expect((samples["lightsail_evidence_collected_total{pipeline=nightly}"] ?? 0) > 50)
+        #expect((samples["lightsail_check_outcomes_total{pipeline=nightly,status=fail}"] ?? 0) > 0)
+        #expect(samples["lightsail_failures_total{kind=source:github,pipeline=nightly}"] == 1)
+        let missing = try cli.run(["run", "nightly", "--org", "acme", "--metrics-file", "/nonexistent/x.prom"])
+        #expect(missing.status == 2 && missing.stderr.contains("its folder does not exist"), "\(missing.stderr)")
+    }
+
     /// `enqueue --due` from cron every few minutes: each scheduled pipeline's latest slot once.
     @Test(.needsPostgres) func enqueueDueQueuesEachSlotOnce() throws {
         let bench = try QueueBench.make()
@@ -293,5 +322,28 @@ struct QueueBench {
         let periods = try bench.sql("SELECT count(*) / count(DISTINCT organization_id) FROM jobs")
         #expect(["1", "2"].contains(periods))
         #expect(try bench.sql("SELECT count(*) FROM (SELECT organization_id, period FROM jobs GROUP BY 1, 2 HAVING count(*) > 1) d") == "0")
+    }
+}
+
+/// A metrics file read with the Python client's parser (`prometheus_client`, from PyPI): each
+/// sample as `name{label=value,…}` (labels sorted) to its value. A file it cannot parse fails.
+enum PrometheusText {
+    static func samples(_ file: URL) throws -> [String: Double] {
+        let script = """
+            import sys
+            from prometheus_client.parser import text_string_to_metric_families
+            for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+                for s in family.samples:
+                    labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                    print(f"{s.name}{{{labels}}}" if labels else s.name, s.value)
+            """
+        let result = try ExternalTool.run("python3", ["-c", script, file.path])
+        guard result.status == 0 else { throw ToolFailure("prometheus_client parser", result) }
+        var samples: [String: Double] = [:]
+        for line in result.stdout.split(separator: "\n") {
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+            samples[String(line[..<space])] = value
+        }
+        return samples
     }
 }

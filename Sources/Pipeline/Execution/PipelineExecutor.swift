@@ -444,6 +444,7 @@ public struct PipelineExecutor: Sendable {
         try await forEachConcurrently(options.sources, width: options.sourceConcurrency) { source in
             var sourceLogger = logger
             sourceLogger[metadataKey: "source"] = "\(source)"
+            sourceLogger[metadataKey: "stage"] = "collect"
             guard let collector = stages.collectors[source] else { return }
             do {
                 guard let base = try await stages.transport(source, org) else {

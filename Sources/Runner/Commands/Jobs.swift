@@ -165,6 +165,7 @@ struct Worker: AsyncParsableCommand {
     @OptionGroup var backends: BackendOptions
     @OptionGroup var locations: LocationOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func validate() throws {
         guard (1...64).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 64") }
@@ -195,7 +196,7 @@ struct Worker: AsyncParsableCommand {
             let worker = JobWorker(queue: jobs, settings: .init(queues: Array(Set(queues)).sorted { $0.rawValue < $1.rawValue },
                                                                  concurrency: concurrency, lease: parseDuration(lease)!,
                                                                  poll: parseDuration(poll)!, exitWhenIdle: exitWhenIdle),
-                                   sessions: sessions, logger: logger)
+                                   sessions: sessions, logger: logger, metrics: metrics.start())
             let work = Task { try await worker.run() }
             // The first signal drains; the second stops at once, giving the jobs in hand back.
             let signals = SignalCanceller(drain: { worker.drain.raise(); Task { await worker.wakeup.signal() } },

@@ -48,6 +48,7 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var actorOption: ActorOption
     @OptionGroup var locations: LocationOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var metrics: MetricsOptions
 
     func validate() throws {
         if (pipeline == nil) == !due {
@@ -73,10 +74,13 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         try logging.bootstrap()
+        let metricsFile = metrics.start()
         let work = Task { try await execute() }
         let signals = SignalCanceller { work.cancel() }
         defer { signals.stop() }
         let code: ExitCode
+        // The metrics are written whatever the outcome: a failed nightly is what they are for.
+        defer { writeMetrics(metricsFile) }
         do {
             code = try await work.value
         } catch let exit as ExitCode {
@@ -90,6 +94,14 @@ struct Run: AsyncParsableCommand {
             throw code
         }
         if code != .success { throw code }
+    }
+
+    func writeMetrics(_ file: MetricsFile?) {
+        do {
+            try file?.write()
+        } catch {
+            StandardError.write("pipeline: warning: \(error)\n")
+        }
     }
 
     func execute() async throws -> ExitCode {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Pipeline
 import Storage
 
@@ -68,11 +69,14 @@ final class JobWorker: Sendable {
     let drain = DrainFlag()
     let tally = Tally()
 
-    init(queue: PostgresJobQueue, settings: Settings, sessions: SessionCache, logger: Logger) {
+    let metrics: MetricsFile?
+
+    init(queue: PostgresJobQueue, settings: Settings, sessions: SessionCache, logger: Logger, metrics: MetricsFile?) {
         self.queue = queue
         self.settings = settings
         self.sessions = sessions
         self.logger = logger
+        self.metrics = metrics
         name = "\(Residue.host):\(getpid()):\(UUID().uuidString.prefix(8).lowercased())"
     }
 
@@ -82,14 +86,41 @@ final class JobWorker: Sendable {
         logger.info("worker started", metadata: ["worker": "\(name)", "queues": "\(settings.queues.map(\.rawValue).joined(separator: ","))",
                                                  "concurrency": "\(settings.concurrency)"])
         let listener = Task { await listen() }
-        defer { listener.cancel() }
+        let reporter = Task { await reportMetrics() }
+        defer {
+            listener.cancel()
+            reporter.cancel()
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<settings.concurrency {
                 group.addTask { try await self.slot() }
             }
             try await group.waitForAll()
         }
+        await writeMetrics()
         logger.info("worker stopped", metadata: ["worker": "\(name)", "jobs": "\(tally.snapshot)"])
+    }
+
+    /// Every 15 seconds: the queue's depth into the gauges, and the metrics file rewritten.
+    private func reportMetrics() async {
+        guard metrics != nil else { return }
+        while !Task.isCancelled {
+            await writeMetrics()
+            try? await Task.sleep(for: .seconds(15))
+        }
+    }
+
+    private func writeMetrics() async {
+        guard let metrics else { return }
+        do {
+            // Outside the worker's cancellation: a worker stopped at once still writes its last figures.
+            let queue = self.queue
+            let depths = try await Task { try await queue.depth() }.value
+            RunMetrics.queue(depths, now: Date())
+            try metrics.write()
+        } catch {
+            logger.warning("could not write the metrics", metadata: ["error": "\(error)"])
+        }
     }
 
     /// One of the worker's `concurrency` lanes: take a job, run it, again.
@@ -152,11 +183,14 @@ final class JobWorker: Sendable {
         let logger = jobLogger
         let runID = Job.runID(job: claim.id, attempt: claim.attempt)
         let started = ContinuousClock.now
+        Metrics.Timer(label: "lightsail_job_wait_seconds", dimensions: [("queue", claim.queue.rawValue)])
+            .recordSeconds(max(0, Date().timeIntervalSince(claim.waitingSince)))
         do {
             if let finished = try await queue.finishedRun(of: claim) {
                 try await queue.complete(claim, worker: name, runID: finished)
                 logger.notice("an earlier attempt had finished the job's run; marked done", metadata: ["run.id": "\(finished)"])
                 tally.add("already-done")
+                RunMetrics.job(queue: claim.queue, outcome: "succeeded")
                 return
             }
             let outcome = try await withThrowingTaskGroup(of: RunOutcome?.self) { group in
@@ -173,12 +207,14 @@ final class JobWorker: Sendable {
                 logger.info("job succeeded", metadata: ["run.id": "\(runID)", "duration_ms": "\(elapsed / .milliseconds(1))",
                                                         "held": "\(held)"])
                 tally.add("succeeded")
+                RunMetrics.job(queue: claim.queue, outcome: "succeeded")
             } else {
                 try await recordFailure(claim, failures.joined(separator: "; "), runID: runID, logger: logger)
             }
         } catch is LostLease {
             logger.warning("the job was cancelled or taken by another worker (its lease ran out); its run was stopped")
             tally.add("lost")
+            RunMetrics.job(queue: claim.queue, outcome: "lost")
         } catch {
             if Task.isCancelled {
                 // The worker is stopping at once: give the job back untried, outside the cancellation.
@@ -186,6 +222,7 @@ final class JobWorker: Sendable {
                 await Task { try? await queue.release(claim, worker: name) }.value
                 logger.notice("job given back untried: the worker is stopping")
                 tally.add("released")
+                RunMetrics.job(queue: claim.queue, outcome: "released")
                 return
             }
             let message = (error as? PipelineError)?.message ?? "\(error)"
@@ -198,9 +235,11 @@ final class JobWorker: Sendable {
         if state == .dead {
             logger.error("job failed on its last attempt; dead", metadata: ["error": "\(message)"])
             tally.add("dead")
+            RunMetrics.job(queue: claim.queue, outcome: "dead")
         } else {
             logger.warning("job failed; it will be tried again", metadata: ["error": "\(message)", "state": "\(state?.rawValue ?? "lost")"])
             tally.add("failed")
+            RunMetrics.job(queue: claim.queue, outcome: "retried")
         }
     }
 

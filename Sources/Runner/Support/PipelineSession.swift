@@ -106,10 +106,18 @@ struct PipelineSession: Sendable {
             logger.notice("an earlier run was left running by a process that is gone; marked abandoned",
                           metadata: ["org.id": "\(organization.id)", "run.id": "\(id)"])
         }
-        let outcome = try await scratch.withFolder { folder in
-            try await executor.run(RunContext(run: record, organization: organization, logger: logger, store: store,
-                                              objects: objects, scratch: folder, progress: progress))
+        let started = ContinuousClock.now
+        let outcome: RunOutcome
+        do {
+            outcome = try await scratch.withFolder { folder in
+                try await executor.run(RunContext(run: record, organization: organization, logger: logger, store: store,
+                                                  objects: objects, scratch: folder, progress: progress))
+            }
+        } catch {
+            RunMetrics.failed(pipeline: definition.name, duration: ContinuousClock.now - started)
+            throw error
         }
+        RunMetrics.run(outcome, duration: ContinuousClock.now - started)
         var links: [String: URL] = [:]
         for artifact in outcome.export?.artifacts ?? [] where artifact.kind == .bundle {
             guard let link = try objects.shareableLink(for: artifact.key, expires: linkLifetime) else { continue }

@@ -81,6 +81,8 @@ public final class PostgresJobQueue: Sendable {
         public var maxAttempts: Int
         /// Whom the job's runs act for (permissions, the audit log).
         public var enqueuedBy: String
+        /// Since when the job had been waiting for a worker.
+        public var waitingSince: Date
     }
 
     /// Takes up to `limit` jobs of `queues` that are due, or whose worker's lease ran out, for
@@ -90,7 +92,8 @@ public final class PostgresJobQueue: Sendable {
         let list = "{" + queues.map(\.rawValue).joined(separator: ",") + "}"
         return try await store.unit(nil) { db in
             try db.execute("""
-                SELECT id, organization_id, queue, pipeline, period, \(Self.utc("as_of")), attempt, max_attempts, enqueued_by
+                SELECT id, organization_id, queue, pipeline, period, \(Self.utc("as_of")), attempt, max_attempts, enqueued_by,
+                       \(Self.utc("run_at"))
                 FROM claim_jobs($1::text[], $2, $3, $4) ORDER BY id
                 """, [list, worker, Self.milliseconds(lease), String(limit)]).values.map { row in
                 guard let id = row[0].flatMap(Int64.init), let org = row[1], let queue = row[2].flatMap(Job.Queue.init(rawValue:)) else {
@@ -98,7 +101,8 @@ public final class PostgresJobQueue: Sendable {
                 }
                 return Claim(id: id, organizationID: try OrganizationID(org), queue: queue, pipeline: row[3] ?? "",
                              period: row[4] ?? "", asOf: row[5].flatMap(Timestamp.parse) ?? .distantPast,
-                             attempt: Int(row[6] ?? "0") ?? 0, maxAttempts: Int(row[7] ?? "0") ?? 0, enqueuedBy: row[8] ?? "")
+                             attempt: Int(row[6] ?? "0") ?? 0, maxAttempts: Int(row[7] ?? "0") ?? 0, enqueuedBy: row[8] ?? "",
+                             waitingSince: row[9].flatMap(Timestamp.parse) ?? Date())
             }
         }
     }

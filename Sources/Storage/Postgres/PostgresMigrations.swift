@@ -337,7 +337,7 @@ public enum PostgresMigrations {
 
         CREATE FUNCTION claim_jobs(p_queues text[], p_worker text, p_lease_ms integer, p_limit integer)
             RETURNS TABLE (id bigint, organization_id text, queue text, pipeline text, period text, as_of timestamptz,
-                           attempt integer, max_attempts integer, enqueued_by text)
+                           attempt integer, max_attempts integer, enqueued_by text, run_at timestamptz)
             LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = public AS $f$
         BEGIN
             -- A job whose worker stopped heartbeating on its last attempt is dead, not taken again.
@@ -365,7 +365,7 @@ public enum PostgresMigrations {
                    started_at = now(), finished_at = NULL
               FROM taken WHERE j.id = taken.id
             RETURNING j.id, j.organization_id, j.queue, j.pipeline, j.period, j.as_of, j.attempt, j.max_attempts,
-                      j.enqueued_by;
+                      j.enqueued_by, j.run_at;
         END
         $f$;
         REVOKE ALL ON FUNCTION claim_jobs(text[], text, integer, integer) FROM PUBLIC;
