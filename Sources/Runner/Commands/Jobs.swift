@@ -69,6 +69,7 @@ struct Enqueue: AsyncParsableCommand {
     @OptionGroup var backends: BackendOptions
     @OptionGroup var actorOption: ActorOption
     @OptionGroup var locations: LocationOptions
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         if (pipeline == nil) == !due { throw ValidationError("name a pipeline, or --due for every scheduled one") }
@@ -92,6 +93,7 @@ struct Enqueue: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try logging.bootstrap()
         do {
             // Each pipeline with its period and clock: the one named, or every scheduled one at its latest slot.
             let now = Date()
