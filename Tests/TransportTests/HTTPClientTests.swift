@@ -38,3 +38,17 @@ s.serve_forever()
         }
     }
 }
+
+@Suite struct MailMessageTests {
+    @Test func headersCannotBeInjectedAndTheSubjectIsEncodedWhenNotASCII() throws {
+        let message = MailMessage(from: "a@b.example\r\nBcc: evil@x.example", to: ["c@d.example"], subject: "Zürich\nBcc: evil@x.example",
+                                  text: "line one\nline two\n", date: Date(timeIntervalSince1970: 1_795_824_000))
+        let text = String(decoding: message.rendered(messageID: "id@b.example"), as: UTF8.self)
+        let headers = text.components(separatedBy: "\r\n\r\n")[0].components(separatedBy: "\r\n")
+        #expect(!headers.contains { $0.hasPrefix("Bcc:") }, "\(headers)")
+        #expect(headers.contains("From: a@b.example  Bcc: evil@x.example"))
+        #expect(headers.contains { $0.hasPrefix("Subject: =?UTF-8?B?") })
+        #expect(headers.contains("Date: Sat, 28 Nov 2026 00:00:00 +0000"))
+        #expect(text.hasSuffix("\r\n\r\nline one\r\nline two\r\n"))
+    }
+}

@@ -699,7 +699,100 @@ struct Walker {
                 }
             }
             return valid ? .render(options) : nil
+        case .notify:
+            return notify(entries, node)
         }
+    }
+
+    mutating func notify(_ entries: [(key: String, keyNode: Node, value: Node)], _ node: Node) -> PipelineDefinition.Stage? {
+        var options = NotifyOptions()
+        var valid = true
+        func variable(_ value: Node, _ what: String) -> String? {
+            guard let name = string(value, what) else { return nil }
+            guard name.range(of: "^[A-Z_][A-Z0-9_]{0,127}$", options: .regularExpression) != nil else {
+                report(value, "\(what) must name an environment variable (A-Z, 0-9, _), found '\(name)'", "invalid-variable")
+                return nil
+            }
+            return name
+        }
+        func address(_ value: Node, _ what: String) -> String? {
+            guard let text = string(value, what) else { return nil }
+            guard text.range(of: "^[^@\\s<>,;\"]+@[^@\\s<>,;\"]+\\.[^@\\s<>,;\"]+$", options: .regularExpression) != nil else {
+                report(value, "\(what) '\(text)' is not an email address", "invalid-address")
+                return nil
+            }
+            return text
+        }
+        for entry in entries {
+            switch entry.key {
+            case "on":
+                guard let list = stringList(entry.value, "on") else { valid = false; continue }
+                options.on = []
+                for (name, item) in list {
+                    if let event = NotifyOptions.Event(rawValue: name) {
+                        options.on.append(event)
+                    } else {
+                        unknownValue(name, item, allowed: NotifyOptions.Event.allCases.map(\.rawValue), what: "event", code: "unknown-event")
+                        valid = false
+                    }
+                }
+            case "webhook":
+                guard let fields = mapping(entry.value, "webhook") else { valid = false; continue }
+                var url: String?
+                var secret: String?
+                var named = false
+                for field in fields {
+                    switch field.key {
+                    case "url_env":
+                        named = true
+                        url = variable(field.value, "url_env")
+                    case "secret_env": secret = variable(field.value, "secret_env")
+                    default:
+                        unknownKey(field.key, field.keyNode, allowed: ["url_env", "secret_env"], in: "webhook")
+                        valid = false
+                    }
+                }
+                guard let url else {
+                    if !named { report(entry.value, "webhook has no 'url_env' (the environment variable holding its URL)", "missing-key") }
+                    valid = false
+                    continue
+                }
+                options.webhook = .init(urlVariable: url, secretVariable: secret)
+            case "email":
+                guard let fields = mapping(entry.value, "email") else { valid = false; continue }
+                var server: String?
+                var from: String?
+                var to: [String] = []
+                for field in fields {
+                    switch field.key {
+                    case "server_env": server = variable(field.value, "server_env")
+                    case "from": from = address(field.value, "from")
+                    case "to":
+                        guard let list = stringList(field.value, "to") else { valid = false; continue }
+                        for (_, item) in list {
+                            if let one = address(item, "to") { to.append(one) } else { valid = false }
+                        }
+                    default:
+                        unknownKey(field.key, field.keyNode, allowed: ["server_env", "from", "to"], in: "email")
+                        valid = false
+                    }
+                }
+                guard let server, let from, !to.isEmpty else {
+                    if valid { report(entry.value, "email needs 'server_env', 'from' and at least one 'to'", "missing-key") }
+                    valid = false
+                    continue
+                }
+                options.email = .init(serverVariable: server, from: from, to: to)
+            default:
+                unknownKey(entry.key, entry.keyNode, allowed: ["on", "webhook", "email"], in: "stage 'notify'")
+                valid = false
+            }
+        }
+        if valid, options.webhook == nil, options.email == nil {
+            report(node, "stage 'notify' names neither a 'webhook' nor an 'email'", "missing-key")
+            return nil
+        }
+        return valid ? .notify(options) : nil
     }
 
     mutating func retry(_ node: Node) -> RetryPolicy? {

@@ -28,6 +28,7 @@ public struct PipelineDefinition: Sendable, Hashable {
         case store(StoreOptions)
         case score(ScoreOptions)
         case render(RenderOptions)
+        case notify(NotifyOptions)
 
         public var kind: StageKind {
             switch self {
@@ -36,6 +37,7 @@ public struct PipelineDefinition: Sendable, Hashable {
             case .store: return .store
             case .score: return .score
             case .render: return .render
+            case .notify: return .notify
             }
         }
     }
@@ -55,10 +57,13 @@ public struct PipelineDefinition: Sendable, Hashable {
     public var render: RenderOptions? {
         stages.lazy.compactMap { if case .render(let o) = $0 { return o } else { return nil } }.first
     }
+    public var notify: NotifyOptions? {
+        stages.lazy.compactMap { if case .notify(let o) = $0 { return o } else { return nil } }.first
+    }
 }
 
 public enum StageKind: String, Sendable, CaseIterable, Comparable {
-    case collect, validate, store, score, render
+    case collect, validate, store, score, render, notify
 
     /// Stages run in this order; a definition lists them in it.
     var rank: Int { Self.allCases.firstIndex(of: self)! }
@@ -108,6 +113,53 @@ public struct RenderOptions: Sendable, Hashable {
     public var periodDays: Int = 90
     public var title: String = "Compliance report"
     public init(outputs: [Output]) { self.outputs = outputs }
+}
+
+/// Who hears about a run, and when: a webhook (Slack-compatible JSON, signed with HMAC-SHA256)
+/// and email over SMTP. The URLs and the signing secret are named by environment variables, never
+/// written in the definition.
+public struct NotifyOptions: Sendable, Hashable {
+    public enum Event: String, Sendable, Hashable, CaseIterable, Codable {
+        /// The run failed, or a source failed as a whole (revoked credentials, an API down).
+        case runFailed = "run_failed"
+        /// A check that passed in the previous run fails now.
+        case regression
+        /// Evidence could not be collected now and nothing fresh could stand in for it.
+        case staleEvidence = "stale_evidence"
+    }
+
+    public struct Webhook: Sendable, Hashable {
+        /// The variable holding the URL (a Slack incoming webhook, or any receiver).
+        public var urlVariable: String
+        /// The variable holding the HMAC key; unsigned when not named.
+        public var secretVariable: String?
+        public init(urlVariable: String, secretVariable: String?) {
+            self.urlVariable = urlVariable
+            self.secretVariable = secretVariable
+        }
+    }
+
+    public struct Email: Sendable, Hashable {
+        /// The variable holding the server's URL: `smtp://user:password@host:587` (STARTTLS when
+        /// offered) or `smtps://…:465`.
+        public var serverVariable: String
+        public var from: String
+        public var to: [String]
+        public init(serverVariable: String, from: String, to: [String]) {
+            self.serverVariable = serverVariable
+            self.from = from
+            self.to = to
+        }
+    }
+
+    public var on: [Event] = Event.allCases
+    public var webhook: Webhook?
+    public var email: Email?
+    public init(on: [Event] = Event.allCases, webhook: Webhook? = nil, email: Email? = nil) {
+        self.on = on
+        self.webhook = webhook
+        self.email = email
+    }
 }
 
 /// What a definition may name: filled in by the runner from what is actually built in, so lint

@@ -11,15 +11,18 @@ public struct StageSet: Sendable {
     public let validator: any Validator
     public let scorer: any Scorer
     public let renderer: any ReportRenderer
+    /// Sends the notify stage's notices; nil sends none.
+    public let notifier: (any Notifier)?
 
     public init(collectors: [any EvidenceCollector],
                 transport: @escaping @Sendable (String, Organization) async throws -> (any HTTPTransport)?,
-                validator: any Validator, scorer: any Scorer, renderer: any ReportRenderer) {
+                validator: any Validator, scorer: any Scorer, renderer: any ReportRenderer, notifier: (any Notifier)? = nil) {
         self.collectors = Dictionary(collectors.map { ($0.source, $0) }, uniquingKeysWith: { a, _ in a })
         self.transport = transport
         self.validator = validator
         self.scorer = scorer
         self.renderer = renderer
+        self.notifier = notifier
     }
 }
 
@@ -126,6 +129,9 @@ public struct PipelineExecutor: Sendable {
             if persist { try await context.store.finishRun(context.run, status: .succeeded, message: nil) }
             logger.info("run finished", metadata: ["evidence.new": "\(outcome.evidenceNew)",
                                                    "evidence.collected": "\(outcome.evidenceCollected)"])
+            if let notify = definition.notify {
+                await send(RunNotice.events(of: outcome, wanted: notify.on), context, notify, logger: logger)
+            }
             return outcome
         } catch {
             let cancelled = error is CancellationError || Task.isCancelled
@@ -139,7 +145,28 @@ public struct PipelineExecutor: Sendable {
                     try await store.finishRun(run, status: cancelled ? .cancelled : .failed, message: message)
                 }.value
             }
+            if !cancelled, let notify = definition.notify, notify.on.contains(.runFailed) {
+                let reason = (error as? PipelineError)?.message ?? String(describing: error)
+                await send([RunNotice.Event(kind: .runFailed, summary: "the run failed: \(reason)")], context, notify, logger: logger)
+            }
             throw error
+        }
+    }
+
+    /// The notify stage: sends the run's events, if any. A notice that cannot be sent is logged;
+    /// it never changes the run's outcome.
+    private func send(_ events: [RunNotice.Event], _ context: RunContext, _ options: NotifyOptions, logger: Logger) async {
+        guard !events.isEmpty, let notifier = stages.notifier else { return }
+        let notice = RunNotice(organizationID: context.organization.id.rawValue, organizationName: context.organization.name,
+                               pipeline: definition.name, runID: context.run.id, asOf: context.run.asOf, events: events)
+        var logger = logger
+        logger[metadataKey: "stage"] = "notify"
+        do {
+            // A failed run's task may be cancelled; the notice still goes.
+            try await Task { try await notifier.send(notice, options: options) }.value
+            logger.info("notified", metadata: ["events": "\(events.map(\.kind.rawValue).joined(separator: ","))"])
+        } catch {
+            logger.warning("could not notify", metadata: ["error": "\(error)"])
         }
     }
 

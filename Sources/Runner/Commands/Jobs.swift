@@ -110,9 +110,10 @@ struct Enqueue: AsyncParsableCommand {
                 }
             }
             let actor = try actorOption.resolve()
+            let requested = try org.map { try OrganizationID($0) }
             let jobs = try await backends.openJobQueue()
             let store = jobs.store
-            let organizations = try await OrganizationLookup.selected(org, in: store).map(\.id)
+            let organizations = try await OrganizationLookup.selected(requested, in: store).map(\.id)
             var results: [(job: Job, created: Bool)] = []
             for (definition, period, clock) in wanted {
                 results += try await mapConcurrently(organizations, width: 4) { organization in

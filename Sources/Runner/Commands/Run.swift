@@ -108,8 +108,10 @@ struct Run: AsyncParsableCommand {
         // Definitions first: a malformed one is reported before anything is opened.
         let entries = due ? try Schedules.scheduled(in: locations.pipelines) : []
         let loadedNamed = try pipeline.map { try PipelineSession.Loaded.load($0, folder: locations.pipelines) }
+        // A hostile id is refused before anything is opened.
+        let requested = try org.map { try OrganizationID($0) }
         let store = try await backends.openStore()
-        let organizations = try await OrganizationLookup.selected(org, in: store)
+        let organizations = try await OrganizationLookup.selected(requested, in: store)
         let clock = asOf.flatMap(Timestamp.parse) ?? Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         // What to run: the pipeline named for the organizations selected, or each scheduled
         // pipeline for the organizations it is due for.

@@ -29,8 +29,9 @@ struct Schedule: AsyncParsableCommand {
         do {
             let now = at.flatMap(Timestamp.parse) ?? Date()
             let entries = try Schedules.scheduled(in: locations.pipelines)
+            let requested = try org.map { try OrganizationID($0) }
             let store = try await backends.openStore()
-            let organizations = try await OrganizationLookup.selected(org, in: store)
+            let organizations = try await OrganizationLookup.selected(requested, in: store)
             let decisions = try await Schedules.decisions(entries, organizations: organizations, store: store, now: now)
             switch format {
             case .json:

@@ -18,9 +18,8 @@ enum OrganizationLookup {
 
     /// The organization named, or every one when none is (the store is the one source of truth),
     /// with their integrations' environment settings applied.
-    static func selected(_ org: String?, in store: any EvidenceStore) async throws -> [Organization] {
-        if let org {
-            let id = try OrganizationID(org)
+    static func selected(_ id: OrganizationID?, in store: any EvidenceStore) async throws -> [Organization] {
+        if let id {
             guard let found = try await store.organization(id) else { throw try await unknown(id, in: store) }
             return [IntegrationTransports.withEnvironment(found)]
         }

@@ -84,7 +84,8 @@ struct PipelineSession: Sendable {
             transport: { source, organization in try await integrations.transport(for: source, of: organization) },
             validator: CheckValidator(catalog: loaded.catalog), scorer: ControlScorer(catalog: loaded.catalog),
             renderer: BundleRenderer(signingKey: definition.render?.outputs.contains(.bundle) == true
-                                        ? try backends.signingKey(creating: true) : nil))
+                                        ? try backends.signingKey(creating: true) : nil),
+            notifier: definition.notify == nil ? nil : CurlNotifier())
         return PipelineSession(definition: definition,
                                executor: PipelineExecutor(definition: definition, stages: stages, catalog: loaded.catalog,
                                                           provenance: loaded.provenance),
