@@ -57,7 +57,8 @@ def url_with_database(url, database):
 
 
 def psql(url, sql):
-    subprocess.run(["psql", url, "-Xqc", sql], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["psql", url, "-Xqc", sql], check=True, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
 
 
 def start_server(work, count, delay_ms):
