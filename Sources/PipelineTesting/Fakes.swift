@@ -4,6 +4,17 @@ import Pipeline
 /// An evidence store in memory that records what it is asked: for executor and command tests that
 /// need no database.
 public actor InMemoryEvidenceStore: EvidenceStore {
+    public private(set) var integrationStatus: [String: IntegrationStatus] = [:]
+
+    public func recordIntegrationOutcome(_ kind: String, of organization: OrganizationID, run: String, at: Date, error: String?) {
+        let key = "\(organization)/\(kind)"
+        integrationStatus[key] = (integrationStatus[key] ?? IntegrationStatus(kind: kind)).recording(run: run, at: at, error: error)
+    }
+
+    public func integrationStatuses(of organization: OrganizationID) -> [IntegrationStatus] {
+        integrationStatus.filter { $0.key.hasPrefix("\(organization)/") }.values.sorted { $0.kind < $1.kind }
+    }
+
     public private(set) var batches: [[Evidence]] = []
     public private(set) var ids = Set<String>()
     public private(set) var finished: [RunRecord.Status] = []

@@ -183,6 +183,12 @@ struct QueueBench {
         #expect(samples["lightsail_queue_depth{queue=evidence,state=dead}"] == 1)
         #expect(samples["lightsail_queue_depth{queue=evidence,state=waiting}"] == 0)
         #expect(samples["lightsail_job_wait_seconds_count{queue=evidence}"] == 3)
+        // The integration's status on PostgreSQL: its last error, from the last attempt's run.
+        let status = try bench.run(["integrations", "status", "--org", "initech", "--format", "json"])
+        let github = ((try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["integrations"]
+                      as? [[String: Any]])?.first { $0["kind"] as? String == "github" }
+        #expect((github?["last_error"] as? String)?.contains("GitHub refused the credentials") == true, "\(status.stdout)\(status.stderr)")
+        #expect(github?["last_run_id"] as? String == "job-\(id)-3" && github?["last_success"] is NSNull)
         // Each failed attempt was a run of its own, recorded as such.
         #expect(try bench.sql("SELECT count(*) FROM runs WHERE id LIKE 'job-\(id)-%'") == "3")
 
@@ -287,6 +293,28 @@ struct QueueBench {
         #expect(later.stdout.contains("acme  DUE for") && later.stdout.contains("earlier slots missed: run once"), "\(later.stdout)")
         let bad = try cli.run(["run", "nightly", "--due"])
         #expect(bad.status == 2)
+    }
+
+    /// Per integration: never tried, then the last success or the last error, and when next due.
+    @Test func integrationsStatusShowsLastSuccessLastErrorAndNextDue() throws {
+        let cli = try CLI()
+        let before = try cli.run(["integrations", "status", "--org", "acme"])
+        #expect(before.status == 0 && before.stdout.contains("github: last success never; next due now (nightly)"), "\(before.stdout)\(before.stderr)")
+        #expect(try cli.run(["run", "--due", "--quiet"]).status == 1)
+        func github(_ org: String) throws -> [String: Any]? {
+            let status = try cli.run(["integrations", "status", "--org", org, "--format", "json"])
+            return ((try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])?["integrations"]
+                    as? [[String: Any]])?.first { $0["kind"] as? String == "github" }
+        }
+        let acme = try github("acme")
+        #expect(acme?["last_success"] is String && acme?["last_error"] is NSNull, "\(String(describing: acme))")
+        #expect((acme?["next_due"] as? String).flatMap(Timestamp.parse).map { $0 > Date() } == true)
+        let initech = try github("initech")
+        #expect(initech?["last_success"] is NSNull)
+        #expect((initech?["last_error"] as? String)?.contains("the token is wrong, expired or revoked") == true)
+        // A viewer may not look.
+        let viewer = try cli.run(["integrations", "status", "--org", "acme", "--actor", "vic@acme.example"])
+        #expect(viewer.status == 1 && viewer.stderr.contains("refused"), "\(viewer.stderr)")
     }
 
     /// `run --all-orgs --metrics-file`: the file a textfile collector reads, written whatever the outcome.

@@ -126,7 +126,15 @@ public struct PipelineExecutor: Sendable {
         logger.info("run started")
         do {
             let outcome = try await runStages(context, logger: logger)
-            if persist { try await context.store.finishRun(context.run, status: .succeeded, message: nil) }
+            if persist {
+                // Each connected integration's outcome, for `pipeline integrations status`.
+                let now = Date()
+                for source in definition.collect?.sources ?? [] where !outcome.unconnected.contains(source) {
+                    try await context.store.recordIntegrationOutcome(source, of: org.id, run: context.run.id, at: now,
+                                                                     error: outcome.sourceErrors[source])
+                }
+                try await context.store.finishRun(context.run, status: .succeeded, message: nil)
+            }
             logger.info("run finished", metadata: ["evidence.new": "\(outcome.evidenceNew)",
                                                    "evidence.collected": "\(outcome.evidenceCollected)"])
             if let notify = definition.notify {

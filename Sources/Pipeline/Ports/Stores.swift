@@ -95,6 +95,44 @@ public protocol EvidenceStore: Sendable {
     func auditLog(of organization: OrganizationID) async throws -> [AuditEntry]
     /// Applied and known migration versions, for health checks.
     func migrationState() async throws -> (applied: Int, latest: Int)
+    /// Records how a run's collection from an integration went (nil error: it worked).
+    func recordIntegrationOutcome(_ kind: String, of organization: OrganizationID, run: String, at: Date, error: String?) async throws
+    /// Each integration's last attempt, success and error, as runs recorded them.
+    func integrationStatuses(of organization: OrganizationID) async throws -> [IntegrationStatus]
+}
+
+/// How an organization's integration has been doing, run after run.
+public struct IntegrationStatus: Sendable, Equatable, Codable {
+    public var kind: String
+    public var lastAttemptAt: Date?
+    public var lastSuccessAt: Date?
+    public var lastErrorAt: Date?
+    public var lastError: String?
+    public var lastRunID: String?
+
+    public init(kind: String, lastAttemptAt: Date? = nil, lastSuccessAt: Date? = nil, lastErrorAt: Date? = nil,
+                lastError: String? = nil, lastRunID: String? = nil) {
+        self.kind = kind
+        self.lastAttemptAt = lastAttemptAt
+        self.lastSuccessAt = lastSuccessAt
+        self.lastErrorAt = lastErrorAt
+        self.lastError = lastError
+        self.lastRunID = lastRunID
+    }
+
+    /// The status after one more attempt.
+    public func recording(run: String, at: Date, error: String?) -> IntegrationStatus {
+        var next = self
+        next.lastAttemptAt = at
+        next.lastRunID = run
+        if let error {
+            next.lastErrorAt = at
+            next.lastError = error
+        } else {
+            next.lastSuccessAt = at
+        }
+        return next
+    }
 }
 
 extension EvidenceStore {

@@ -8,7 +8,7 @@ import Transport
 struct Integrations: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Connect, list or remove an organization's integrations.",
-        subcommands: [AddIntegration.self, ListIntegrations.self, TestIntegration.self, RemoveIntegration.self]
+        subcommands: [AddIntegration.self, ListIntegrations.self, TestIntegration.self, RemoveIntegration.self, IntegrationStatusCommand.self]
     )
 
     struct AddIntegration: AsyncParsableCommand {
@@ -151,6 +151,71 @@ struct Integrations: AsyncParsableCommand {
                     throw PipelineError(.invalidInput, "\(context.organization) has no \(quotedForMessage(kind)) integration")
                 }
                 print("\(context.organization): \(kind) removed")
+            } catch {
+                throw report(error)
+            }
+        }
+    }
+
+    struct IntegrationStatusCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "status",
+            abstract: "Each integration's last success, last error and when it is next due.",
+            discussion: "Next due: the earliest slot of a scheduled pipeline that collects from it (now, when one is due).")
+        enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+
+        @Option(name: .long, help: "Organization id.") var org: String
+        @Option(name: .long, help: "Output format: text or json.") var format: Format = .text
+        @OptionGroup var backends: BackendOptions
+        @OptionGroup var actorOption: ActorOption
+        @OptionGroup var locations: LocationOptions
+
+        func run() async throws {
+            do {
+                let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption,
+                                                          permission: .manageIntegrations, what: "see integrations")
+                let now = Date()
+                let integrations = try await context.store.integrations(of: context.organization)
+                let statuses = Dictionary(uniqueKeysWithValues: try await context.store.integrationStatuses(of: context.organization)
+                    .map { ($0.kind, $0) })
+                let entries = try Schedules.scheduled(in: locations.pipelines)
+                guard let organization = try await context.store.organization(context.organization) else {
+                    throw try await OrganizationLookup.unknown(context.organization, in: context.store)
+                }
+                let decisions = try await Schedules.decisions(entries, organizations: [organization], store: context.store, now: now)
+                var rows: [[String: Any]] = []
+                for kind in Set(integrations.keys).union(statuses.keys).sorted() {
+                    let status = statuses[kind] ?? IntegrationStatus(kind: kind)
+                    // The soonest of the scheduled pipelines reading it: due now, or at its next slot.
+                    let next = decisions.filter { $0.entry.sources.contains(kind) }.compactMap { decision -> (Date, String)? in
+                        if decision.due.due { return (now, decision.entry.name) }
+                        return decision.entry.schedule.next(after: now).map { ($0, decision.entry.name) }
+                    }.min { $0.0 < $1.0 }
+                    rows.append([
+                        "kind": kind, "connected": integrations[kind] != nil,
+                        "last_attempt": status.lastAttemptAt.map(Timestamp.iso8601) ?? NSNull(),
+                        "last_success": status.lastSuccessAt.map(Timestamp.iso8601) ?? NSNull(),
+                        "last_error_at": status.lastErrorAt.map(Timestamp.iso8601) ?? NSNull(),
+                        "last_error": status.lastError ?? NSNull(), "last_run_id": status.lastRunID ?? NSNull(),
+                        "next_due": next.map { $0.0 == now ? "now" : Timestamp.iso8601($0.0) } ?? NSNull(),
+                        "next_due_pipeline": next?.1 ?? NSNull(),
+                    ])
+                }
+                switch format {
+                case .json:
+                    let data = try JSONSerialization.data(withJSONObject: ["organization_id": context.organization.rawValue, "integrations": rows],
+                                                          options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+                    print(String(decoding: data, as: UTF8.self))
+                case .text:
+                    for row in rows {
+                        func text(_ key: String) -> String { row[key] as? String ?? "never" }
+                        var line = "\(row["kind"] as? String ?? "")\(row["connected"] as? Bool == true ? "" : " (disconnected)"): "
+                            + "last success \(text("last_success"))"
+                        if let error = row["last_error"] as? String { line += "; last error \(text("last_error_at")): \(error)" }
+                        if let due = row["next_due"] as? String { line += "; next due \(due) (\(row["next_due_pipeline"] as? String ?? ""))" }
+                        print(line)
+                    }
+                }
             } catch {
                 throw report(error)
             }

@@ -6,6 +6,8 @@ enum Schedules {
     struct Entry: Sendable {
         let name: String
         let schedule: CronSchedule
+        /// The sources its collect stage reads.
+        var sources: [String] = []
     }
 
     /// Every definition of `folder` with a `schedule:`; a definition with errors stops everything
@@ -19,7 +21,7 @@ enum Schedules {
                 for diagnostic in result.diagnostics { StandardError.write(diagnostic.rendered(source: result.source) + "\n") }
                 throw PipelineError(.invalidDefinition, "\(file) has errors; no schedule was read")
             }
-            return definition.schedule.map { Entry(name: definition.name, schedule: $0) }
+            return definition.schedule.map { Entry(name: definition.name, schedule: $0, sources: definition.collect?.sources ?? []) }
         }.sorted { $0.name < $1.name }
     }
 

@@ -57,6 +57,35 @@ public final class PostgresEvidenceStore: EvidenceStore {
             """, [org.rawValue, actor, action, entityType, entityID, detail])
     }
 
+    public func recordIntegrationOutcome(_ kind: String, of organization: OrganizationID, run: String, at: Date, error: String?) async throws {
+        try await unit(organization) { db in
+            try db.execute("""
+                INSERT INTO integration_status AS s (organization_id, kind, last_attempt_at, last_success_at, last_error_at, last_error, last_run_id)
+                VALUES ($1, $2, $3::timestamptz, CASE WHEN $4::text IS NULL THEN $3::timestamptz END,
+                        CASE WHEN $4::text IS NOT NULL THEN $3::timestamptz END, $4, $5)
+                ON CONFLICT (organization_id, kind) DO UPDATE SET
+                    last_attempt_at = excluded.last_attempt_at, last_run_id = excluded.last_run_id,
+                    last_success_at = coalesce(excluded.last_success_at, s.last_success_at),
+                    last_error_at = coalesce(excluded.last_error_at, s.last_error_at),
+                    last_error = coalesce(excluded.last_error, s.last_error)
+                """, [organization.rawValue, kind, Timestamp.iso8601(at), error, run])
+        }
+    }
+
+    public func integrationStatuses(of organization: OrganizationID) async throws -> [IntegrationStatus] {
+        try await unit(organization) { db in
+            try db.execute("""
+                SELECT kind, to_char(last_attempt_at AT TIME ZONE 'UTC', \(Self.utc)), to_char(last_success_at AT TIME ZONE 'UTC', \(Self.utc)),
+                       to_char(last_error_at AT TIME ZONE 'UTC', \(Self.utc)), last_error, last_run_id
+                FROM integration_status ORDER BY kind
+                """).values.map { row in
+                IntegrationStatus(kind: row[0] ?? "", lastAttemptAt: row[1].flatMap(Timestamp.parse),
+                                  lastSuccessAt: row[2].flatMap(Timestamp.parse), lastErrorAt: row[3].flatMap(Timestamp.parse),
+                                  lastError: row[4], lastRunID: row[5])
+            }
+        }
+    }
+
     public func beginRun(_ run: RunRecord) async throws {
         try await unit(run.organizationID) { db in
             try db.execute("""

@@ -391,6 +391,25 @@ public enum PostgresMigrations {
         CREATE TRIGGER jobs_available AFTER INSERT OR UPDATE OF state ON jobs
             FOR EACH ROW WHEN (NEW.state = 'available') EXECUTE FUNCTION notify_job_available();
         """),
+        (8, "integration status", """
+        -- How each integration has been doing, run after run (pipeline integrations status).
+        CREATE TABLE integration_status (
+            organization_id text NOT NULL REFERENCES organizations (organization_id) ON DELETE CASCADE,
+            kind text NOT NULL,
+            last_attempt_at timestamptz,
+            last_success_at timestamptz,
+            last_error_at timestamptz,
+            last_error text,
+            last_run_id text,
+            PRIMARY KEY (organization_id, kind)
+        );
+        ALTER TABLE integration_status ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE integration_status FORCE ROW LEVEL SECURITY;
+        CREATE POLICY tenant_isolation ON integration_status
+            USING (organization_id = current_setting('app.org_id', true))
+            WITH CHECK (organization_id = current_setting('app.org_id', true));
+        GRANT SELECT, INSERT, UPDATE ON integration_status TO \(appRole);
+        """),
     ]
 
     public static var latest: Int { all.map(\.version).max() ?? 0 }

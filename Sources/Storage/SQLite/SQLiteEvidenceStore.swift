@@ -171,7 +171,48 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             PRIMARY KEY (organization_id, run_id)
         );
         """),
+        // How each integration has been doing (pipeline integrations status).
+        (7, """
+        CREATE TABLE integration_status (
+            organization_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            last_attempt_at TEXT,
+            last_success_at TEXT,
+            last_error_at TEXT,
+            last_error TEXT,
+            last_run_id TEXT,
+            PRIMARY KEY (organization_id, kind)
+        );
+        """),
     ]
+
+    public func recordIntegrationOutcome(_ kind: String, of organization: OrganizationID, run: String, at: Date, error: String?) async throws {
+        let time = Timestamp.iso8601(at)
+        _ = try await db.transaction { db in
+            try db.query("""
+                INSERT INTO integration_status (organization_id, kind, last_attempt_at, last_success_at, last_error_at, last_error, last_run_id)
+                VALUES (?1, ?2, ?3, CASE WHEN ?4 IS NULL THEN ?3 END, CASE WHEN ?4 IS NOT NULL THEN ?3 END, ?4, ?5)
+                ON CONFLICT (organization_id, kind) DO UPDATE SET
+                    last_attempt_at = excluded.last_attempt_at, last_run_id = excluded.last_run_id,
+                    last_success_at = CASE WHEN ?4 IS NULL THEN ?3 ELSE integration_status.last_success_at END,
+                    last_error_at = CASE WHEN ?4 IS NOT NULL THEN ?3 ELSE integration_status.last_error_at END,
+                    last_error = CASE WHEN ?4 IS NOT NULL THEN ?4 ELSE integration_status.last_error END
+                """, [.text(organization.rawValue), .text(kind), .text(time), error.map { .text($0) } ?? .null, .text(run)])
+        }
+    }
+
+    public func integrationStatuses(of organization: OrganizationID) async throws -> [IntegrationStatus] {
+        try await db.transaction { db in
+            try db.query("""
+                SELECT kind, last_attempt_at, last_success_at, last_error_at, last_error, last_run_id
+                FROM integration_status WHERE organization_id = ? ORDER BY kind
+                """, [.text(organization.rawValue)]).map { row in
+                IntegrationStatus(kind: row[0].string ?? "", lastAttemptAt: row[1].string.flatMap(Timestamp.parse),
+                                  lastSuccessAt: row[2].string.flatMap(Timestamp.parse), lastErrorAt: row[3].string.flatMap(Timestamp.parse),
+                                  lastError: row[4].string, lastRunID: row[5].string)
+            }
+        }
+    }
 
     private func migrate() async throws {
         try await db.transaction { db in
