@@ -132,18 +132,19 @@ struct Run: AsyncParsableCommand {
         let runActor = try actorOption.resolve()
         let progress = ProgressDisplay(enabled: !quiet)
 
-        var outcomes: [(Organization, Result<RunOutcome, any Error>)] = []
+        var outcomes: [(Organization, Result<RunOutcome, any Error>, Duration)] = []
         for (loaded, organizations) in plan {
             let session = try PipelineSession.open(loaded, store: store, objects: objects, scratch: scratch, backends: backends,
                                                    linkLifetime: parseDuration(linkExpiry)!, logger: logger)
             outcomes += try await mapConcurrently(organizations, width: orgConcurrency) { organization in
+                let started = ContinuousClock.now
                 do {
                     let outcome = try await session.run(organization, id: UUID().uuidString.lowercased(), clock: clock, actor: runActor,
                                                         progress: progress.handle)
-                    return (organization, .success(outcome))
+                    return (organization, .success(outcome), ContinuousClock.now - started)
                 } catch {
                     if Task.isCancelled { throw CancellationError() }
-                    return (organization, .failure(error))
+                    return (organization, .failure(error), ContinuousClock.now - started)
                 }
             }
         }
@@ -153,12 +154,12 @@ struct Run: AsyncParsableCommand {
         if json {
             try printJSON(outcomes)
         } else {
-            for (organization, result) in outcomes {
-                printSummary(organization, result)
+            for (organization, result, duration) in outcomes {
+                printSummary(organization, result, duration: duration)
             }
         }
         // A run whose sources failed as a whole completed, but something needs fixing: it exits 1.
-        let failed: [(Organization, any Error)] = outcomes.flatMap { organization, result -> [(Organization, any Error)] in
+        let failed: [(Organization, any Error)] = outcomes.flatMap { organization, result, _ -> [(Organization, any Error)] in
             switch result {
             case .failure(let error): return [(organization, error)]
             case .success(let outcome):
@@ -184,10 +185,10 @@ struct Run: AsyncParsableCommand {
         return failed.isEmpty ? .success : Exit.problems
     }
 
-    func printSummary(_ organization: Organization, _ result: Result<RunOutcome, any Error>) {
+    func printSummary(_ organization: Organization, _ result: Result<RunOutcome, any Error>, duration: Duration) {
         switch result {
         case .failure(let error):
-            print("\(organization.id): FAILED: \(error)")
+            print("\(organization.id): FAILED after \(Self.seconds(duration)): \(error)")
         case .success(let outcome):
             let counts = Dictionary(grouping: outcome.results, by: \.status).mapValues(\.count)
             let checkLine = CheckStatus.allCases.compactMap { status in
@@ -221,14 +222,19 @@ struct Run: AsyncParsableCommand {
                 print("  " + name.padding(toLength: 10, withPad: " ", startingAt: 0) + artifact.location)
                 if let link = outcome.links[artifact.key] { print("  link:     \(link.absoluteString)") }
             }
-            print("  run:      \(outcome.run.id)")
+            print("  run:      \(outcome.run.id) (\(Self.seconds(duration)))")
         }
     }
 
-    func printJSON(_ outcomes: [(Organization, Result<RunOutcome, any Error>)]) throws {
+    static func seconds(_ duration: Duration) -> String {
+        String(format: "%.2f s", Double(duration / .milliseconds(1)) / 1000)
+    }
+
+    func printJSON(_ outcomes: [(Organization, Result<RunOutcome, any Error>, Duration)]) throws {
         var list: [[String: Any]] = []
-        for (organization, result) in outcomes {
-            var entry: [String: Any] = ["organization_id": organization.id.rawValue]
+        for (organization, result, duration) in outcomes {
+            var entry: [String: Any] = ["organization_id": organization.id.rawValue,
+                                        "duration_ms": Int((duration / .milliseconds(1)).rounded())]
             switch result {
             case .failure(let error):
                 entry["status"] = "failed"
