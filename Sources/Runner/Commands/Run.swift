@@ -132,60 +132,81 @@ struct Run: AsyncParsableCommand {
         let runActor = try actorOption.resolve()
         let progress = ProgressDisplay(enabled: !quiet)
 
-        var outcomes: [(Organization, Result<RunOutcome, any Error>, Duration)] = []
+        // Each organization's outcome becomes its report (summary lines, JSON entry, error lines)
+        // as soon as it finishes, and is let go: a nightly over thousands of organizations holds
+        // a few hundred bytes for each, not its results.
+        var reports: [OrganizationReport] = []
         for (loaded, organizations) in plan {
             let session = try PipelineSession.open(loaded, store: store, objects: objects, scratch: scratch, backends: backends,
                                                    linkLifetime: parseDuration(linkExpiry)!, logger: logger)
-            outcomes += try await mapConcurrently(organizations, width: orgConcurrency) { organization in
+            reports += try await mapConcurrently(organizations, width: orgConcurrency) { organization in
                 let started = ContinuousClock.now
+                let result: Result<RunOutcome, any Error>
                 do {
-                    let outcome = try await session.run(organization, id: UUID().uuidString.lowercased(), clock: clock, actor: runActor,
-                                                        progress: progress.handle)
-                    return (organization, .success(outcome), ContinuousClock.now - started)
+                    result = .success(try await session.run(organization, id: UUID().uuidString.lowercased(), clock: clock,
+                                                            actor: runActor, progress: progress.handle))
                 } catch {
                     if Task.isCancelled { throw CancellationError() }
-                    return (organization, .failure(error), ContinuousClock.now - started)
+                    result = .failure(error)
                 }
+                return try organizationReport(organization, result, duration: ContinuousClock.now - started)
             }
         }
         progress.close()
         try Task.checkCancellation()
 
         if json {
-            try printJSON(outcomes)
+            // The entries as made, in the organizations' order.
+            let entries = reports.map { String(decoding: $0.entry, as: UTF8.self) }
+            print("{\n\"runs\" : [\n" + entries.joined(separator: ",\n") + "\n]\n}")
         } else {
-            for (organization, result, duration) in outcomes {
-                printSummary(organization, result, duration: duration)
-            }
+            for report in reports { print(report.lines.joined(separator: "\n")) }
         }
         // A run whose sources failed as a whole completed, but something needs fixing: it exits 1.
-        let failed: [(Organization, any Error)] = outcomes.flatMap { organization, result, _ -> [(Organization, any Error)] in
-            switch result {
-            case .failure(let error): return [(organization, error)]
-            case .success(let outcome):
-                return outcome.sourceErrors.sorted { $0.key < $1.key }.map {
-                    (organization, PipelineError(.integration, "the \($0.key) integration failed: \($0.value)"))
-                }
+        for line in reports.flatMap(\.errors) { StandardError.write(line + "\n") }
+        return reports.allSatisfy(\.errors.isEmpty) ? .success : Exit.problems
+    }
+
+    /// What is printed of one organization's run.
+    struct OrganizationReport: Sendable {
+        var lines: [String]
+        /// Its entry in the `--json` document.
+        var entry: Data
+        /// Lines for standard error: the run's failure, or each source that failed as a whole.
+        var errors: [String]
+    }
+
+    func organizationReport(_ organization: Organization, _ result: Result<RunOutcome, any Error>, duration: Duration) throws -> OrganizationReport {
+        let failed: [any Error]
+        switch result {
+        case .failure(let error): failed = [error]
+        case .success(let outcome):
+            failed = outcome.sourceErrors.sorted { $0.key < $1.key }.map {
+                PipelineError(.integration, "the \($0.key) integration failed: \($0.value)")
             }
         }
-        for (organization, error) in failed {
-            let output = ErrorOutput.shared
+        let output = ErrorOutput.shared
+        let errors = failed.map { error -> String in
             if output.json {
                 var object = errorObject(error, exit: exitStatus(for: error), debug: output.debug)
                 object["level"] = "error"
                 object["time"] = Timestamp.iso8601(Date())
                 object["logger"] = "pipeline"
                 object["org.id"] = organization.id.rawValue
-                StandardError.write(jsonLine(object) + "\n")
-            } else {
-                let text = output.debug ? (error as? PipelineError)?.debugDescription ?? "\(error)" : "\(error)"
-                StandardError.write("pipeline: error: \(organization.id): \(text)\n")
+                return jsonLine(object)
             }
+            let text = output.debug ? (error as? PipelineError)?.debugDescription ?? "\(error)" : "\(error)"
+            return "pipeline: error: \(organization.id): \(text)"
         }
-        return failed.isEmpty ? .success : Exit.problems
+        let entry = try JSONSerialization.data(withJSONObject: jsonEntry(organization, result, duration: duration),
+                                               options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        return OrganizationReport(lines: json ? [] : summary(organization, result, duration: duration), entry: json ? entry : Data(),
+                                  errors: errors)
     }
 
-    func printSummary(_ organization: Organization, _ result: Result<RunOutcome, any Error>, duration: Duration) {
+    func summary(_ organization: Organization, _ result: Result<RunOutcome, any Error>, duration: Duration) -> [String] {
+        var lines: [String] = []
+        func print(_ line: String) { lines.append(line) }
         switch result {
         case .failure(let error):
             print("\(organization.id): FAILED after \(Self.seconds(duration)): \(error)")
@@ -224,15 +245,14 @@ struct Run: AsyncParsableCommand {
             }
             print("  run:      \(outcome.run.id) (\(Self.seconds(duration)))")
         }
+        return lines
     }
 
     static func seconds(_ duration: Duration) -> String {
         String(format: "%.2f s", Double(duration / .milliseconds(1)) / 1000)
     }
 
-    func printJSON(_ outcomes: [(Organization, Result<RunOutcome, any Error>, Duration)]) throws {
-        var list: [[String: Any]] = []
-        for (organization, result, duration) in outcomes {
+    func jsonEntry(_ organization: Organization, _ result: Result<RunOutcome, any Error>, duration: Duration) -> [String: Any] {
             var entry: [String: Any] = ["organization_id": organization.id.rawValue,
                                         "duration_ms": Int((duration / .milliseconds(1)).rounded())]
             switch result {
@@ -267,9 +287,6 @@ struct Run: AsyncParsableCommand {
                      "link": outcome.links[$0.key]?.absoluteString ?? NSNull()] as [String: Any]
                 }
             }
-            list.append(entry)
-        }
-        let data = try JSONSerialization.data(withJSONObject: ["runs": list], options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-        print(String(decoding: data, as: UTF8.self))
+            return entry
     }
 }
