@@ -1,4 +1,3 @@
-import CSystem
 import Foundation
 import Logging
 import Pipeline
@@ -109,10 +108,6 @@ struct PipelineSession: Sendable {
                           metadata: ["org.id": "\(organization.id)", "run.id": "\(id)"])
         }
         let started = ContinuousClock.now
-        // A run's answers and rows are let go when it ends; give the pages they took back, so a
-        // process running thousands of organizations stays the size of one run (glibc keeps
-        // freed memory in its arenas otherwise).
-        defer { _ = lightsail_malloc_trim() }
         let outcome: RunOutcome
         do {
             outcome = try await scratch.withFolder { folder in
