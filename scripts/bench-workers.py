@@ -10,6 +10,9 @@
     1.1 times);
   - the job table's throughput: 1,000 jobs of an empty pipeline (its one source not connected, so
     a run is a few rows) taken and finished by 4 workers, in jobs per second.
+  - one machine without a queue: `pipeline run light --all-orgs` on the embedded default over
+    1,000 organizations replaying acme's recording, its peak memory against the same over 100
+    (goal: at most 1.1 times).
 
 Every measurement starts from the same database (a template copied for each) and a fresh data
 directory, so no run finds another's evidence or cached answers.
@@ -156,6 +159,39 @@ class Bench:
         return wall, peaks, succeeded
 
 
+def one_machine(binary, work, pipelines, counts=(100, 1000)):
+    """`pipeline run light --all-orgs` on the embedded default over organizations replaying acme's
+    recording (copies under other ids): (wall seconds, peak MiB) for each count."""
+    folders = os.path.join(work, "replayed-orgs")
+    if not os.path.isdir(os.path.join(folders, f"r-{max(counts):04d}")):
+        shutil.rmtree(folders, ignore_errors=True)
+        os.makedirs(folders)
+        for n in range(1, max(counts) + 1):
+            shutil.copytree(os.path.join(ROOT, "fixtures/orgs/acme"), os.path.join(folders, f"r-{n:04d}"),
+                            ignore=shutil.ignore_patterns("expected"))
+    results = {}
+    for count in counts:
+        data = tempfile.mkdtemp(prefix="bench-one-", dir=work)
+        env = dict(os.environ, LIGHTSAIL_DATA_DIR=data, LIGHTSAIL_PIPELINES=pipelines)
+        env.pop("LIGHTSAIL_DATABASE_URL", None)
+        subprocess.run([binary, "orgs", "import"] + [os.path.join(folders, f"r-{n:04d}") for n in range(1, count + 1)],
+                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=True)
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os.chdir(ROOT)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            os.execve(binary, [binary, "run", "light", "--all-orgs", "--quiet"], env)
+        _, status, usage = os.wait4(pid, 0)
+        if status != 0:
+            sys.exit(f"bench: run --all-orgs over {count} organizations failed ({status})")
+        results[count] = (time.monotonic() - start, usage.ru_maxrss / 1024)
+        shutil.rmtree(data, ignore_errors=True)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("binary")
@@ -190,6 +226,12 @@ def main():
         wall, peaks, jobs = bench.measure("bench_workers_full", "empty", 4)
         print(f"workers: the job table's throughput: {jobs} jobs of an empty pipeline by 4 workers x concurrency 4 in "
               f"{wall:.1f}s: {jobs / wall:.0f} jobs/s taken and finished")
+        small_count, large_count = 100, 1000
+        one = one_machine(args.binary, args.work, bench.pipelines, (small_count, large_count))
+        (small_wall, small_peak), (large_wall, large_peak) = one[small_count], one[large_count]
+        print(f"one machine: run light --all-orgs (embedded default, replayed recordings) over {large_count} organizations "
+              f"in {large_wall:.1f}s ({large_wall * 1000 / large_count:.1f} ms each), peak {large_peak:.0f} MiB against "
+              f"{small_peak:.0f} MiB over {small_count}: {large_peak / small_peak:.2f}x (goal <= 1.1)")
     finally:
         server.kill()
 
