@@ -295,6 +295,24 @@ struct QueueBench {
         #expect(bad.status == 2)
     }
 
+    /// An organization whose schedules are read in Berlin: its nightly slot is 02:00 there.
+    @Test func anOrganizationsSchedulesAreReadInItsTimeZone() throws {
+        let cli = try CLI(demo: false)
+        #expect(try cli.run(["orgs", "add", "berlin", "--name", "Berlin GmbH", "--time-zone", "Europe/Berlin"]).status == 0)
+        #expect(try cli.run(["orgs", "add", "utc", "--name", "UTC Ltd"]).status == 0)
+        let bad = try cli.run(["orgs", "add", "mars", "--name", "Mars", "--time-zone", "Mars/Olympus"])
+        #expect(bad.status == 2 && bad.stderr.contains("is not an IANA time zone"), "\(bad.stderr)")
+        let shown = try cli.run(["schedule", "--at", "2026-11-28T03:00:00Z", "--format", "json"])
+        let organizations = ((try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["pipelines"]
+                             as? [[String: Any]])?.first?["organizations"] as? [[String: Any]] ?? []
+        let slots = Dictionary(uniqueKeysWithValues: organizations.compactMap { org -> (String, String)? in
+            guard let id = org["organization_id"] as? String, let slot = org["slot"] as? String else { return nil }
+            return (id, slot)
+        })
+        #expect(slots == ["berlin": "2026-11-28T01:00:00Z", "utc": "2026-11-28T02:00:00Z"], "\(shown.stdout)")
+        #expect(organizations.first { $0["organization_id"] as? String == "berlin" }?["time_zone"] as? String == "Europe/Berlin")
+    }
+
     /// Per integration: never tried, then the last success or the last error, and when next due.
     @Test func integrationsStatusShowsLastSuccessLastErrorAndNextDue() throws {
         let cli = try CLI()

@@ -44,4 +44,22 @@ import Testing
         let down = try #require(ScheduleDecision.decide(nightly, now: date("2026-11-28T09:00:00Z"), lastSuccess: date("2026-11-24T02:01:00Z")))
         #expect(down == .init(slot: date("2026-11-28T02:00:00Z"), due: true, missed: 3))
     }
+
+    /// Read in an organization's zone: 02:00 in Berlin is 01:00 UTC in winter; a local time that
+    /// does not exist on the day clocks go forward has no slot that day.
+    @Test func slotsAreReadInTheOrganizationsTimeZone() throws {
+        let berlin = try #require(TimeZone(identifier: "Europe/Berlin"))
+        let nightly = try CronSchedule("0 2 * * *")
+        #expect(nightly.previous(atOrBefore: date("2026-11-28T03:00:00Z"), in: berlin) == date("2026-11-28T01:00:00Z"))
+        #expect(nightly.next(after: date("2026-11-28T03:00:00Z"), in: berlin) == date("2026-11-29T01:00:00Z"))
+        #expect(nightly.previous(atOrBefore: date("2026-07-01T03:00:00Z"), in: berlin) == date("2026-07-01T00:00:00Z"))
+        let newYork = try #require(TimeZone(identifier: "America/New_York"))
+        let halfPastTwo = try CronSchedule("30 2 * * *")
+        #expect(halfPastTwo.previous(atOrBefore: date("2026-03-08T12:00:00Z"), in: newYork) == date("2026-03-07T07:30:00Z"))
+        #expect(halfPastTwo.previous(atOrBefore: date("2026-03-09T12:00:00Z"), in: newYork) == date("2026-03-09T06:30:00Z"))
+        let due = ScheduleDecision.decide(nightly, now: date("2026-11-28T01:30:00Z"), lastSuccess: date("2026-11-27T01:05:00Z"), in: berlin)
+        #expect(due == .init(slot: date("2026-11-28T01:00:00Z"), due: true, missed: 0))
+        #expect(Organization.isValidTimeZone("Europe/Berlin") && !Organization.isValidTimeZone("Mars/Olympus")
+                && !Organization.isValidTimeZone("../etc"))
+    }
 }

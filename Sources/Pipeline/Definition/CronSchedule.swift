@@ -106,10 +106,12 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
         return values
     }
 
-    /// Whether the schedule fires at this minute (UTC).
-    public func matches(_ date: Date) -> Bool {
+    public static let utc = TimeZone(identifier: "UTC")!
+
+    /// Whether the schedule fires at this minute, read in `timeZone` (UTC unless given).
+    public func matches(_ date: Date, in timeZone: TimeZone = CronSchedule.utc) -> Bool {
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
+        calendar.timeZone = timeZone
         let c = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: date)
         guard let minute = c.minute, let hour = c.hour, let day = c.day, let month = c.month, let weekday = c.weekday
         else { return false }
@@ -127,9 +129,9 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
 
     /// The last time at or before `date` at which the schedule fired, searching back up to five
     /// years; hours and days that cannot match are skipped whole.
-    public func previous(atOrBefore date: Date) -> Date? {
+    public func previous(atOrBefore date: Date, in timeZone: TimeZone = CronSchedule.utc) -> Date? {
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
+        calendar.timeZone = timeZone
         var t = (date.timeIntervalSince1970 / 60).rounded(.down) * 60
         let limit = t - 5 * 366 * 86_400
         while t > limit {
@@ -138,7 +140,8 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
             let minute = c.minute ?? 0
             let hour = c.hour ?? 0
             if !matchesDay(day: c.day ?? 0, month: c.month ?? 0, weekday: c.weekday ?? 0) {
-                t -= Double(hour * 3600 + minute * 60 + 60)     // to 23:59 of the day before
+                // To the last minute of the day before, however long this day is (DST).
+                t = calendar.startOfDay(for: candidate).timeIntervalSince1970 - 60
                 continue
             }
             if !hours.contains(hour) {
@@ -152,12 +155,12 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The first time strictly after `date` at which the schedule fires, searching up to five years.
-    public func next(after date: Date) -> Date? {
+    public func next(after date: Date, in timeZone: TimeZone = CronSchedule.utc) -> Date? {
         var t = (date.timeIntervalSince1970 / 60).rounded(.down) * 60 + 60
         let limit = t + 5 * 366 * 86_400
         while t < limit {
             let candidate = Date(timeIntervalSince1970: t)
-            if matches(candidate) { return candidate }
+            if matches(candidate, in: timeZone) { return candidate }
             t += 60
         }
         return nil
@@ -184,13 +187,14 @@ public enum ScheduleDecision {
     }
 
     /// `lastSuccess` is the run clock of the organization's latest successful run of the pipeline.
-    public static func decide(_ schedule: CronSchedule, now: Date, lastSuccess: Date?) -> Due? {
-        guard let slot = schedule.previous(atOrBefore: now) else { return nil }
+    public static func decide(_ schedule: CronSchedule, now: Date, lastSuccess: Date?,
+                              in timeZone: TimeZone = CronSchedule.utc) -> Due? {
+        guard let slot = schedule.previous(atOrBefore: now, in: timeZone) else { return nil }
         guard let lastSuccess else { return Due(slot: slot, due: true, missed: 0) }
         guard lastSuccess < slot else { return Due(slot: slot, due: false, missed: 0) }
         var missed = 0
         var cursor = lastSuccess
-        while missed < 1000, let next = schedule.next(after: cursor), next < slot {
+        while missed < 1000, let next = schedule.next(after: cursor, in: timeZone), next < slot {
             missed += 1
             cursor = next
         }

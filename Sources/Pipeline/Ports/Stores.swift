@@ -298,11 +298,24 @@ public struct Organization: Sendable, Hashable {
     public let integrations: [String: [String: String]]
     /// Members an `organization.yml` lists, which an import adds with the organization.
     public let members: [Member]
+    /// The IANA time zone its schedules are read in (`Europe/Berlin`); nil is UTC.
+    public let timeZone: String?
 
-    public init(id: OrganizationID, name: String, integrations: [String: [String: String]], members: [Member] = []) {
+    public init(id: OrganizationID, name: String, integrations: [String: [String: String]], members: [Member] = [],
+                timeZone: String? = nil) {
         self.id = id
         self.name = name
         self.integrations = integrations
         self.members = members
+        self.timeZone = timeZone
+    }
+
+    /// The zone its schedules are read in.
+    public var scheduleTimeZone: TimeZone { timeZone.flatMap(TimeZone.init(identifier:)) ?? TimeZone(identifier: "UTC")! }
+
+    /// Whether `name` is a time zone this machine knows (`Europe/Berlin`, `UTC`).
+    public static func isValidTimeZone(_ name: String) -> Bool {
+        name.count <= 64 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "/_-+".contains($0)) }
+            && TimeZone(identifier: name) != nil
     }
 }

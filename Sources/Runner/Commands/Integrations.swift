@@ -189,7 +189,7 @@ struct Integrations: AsyncParsableCommand {
                     // The soonest of the scheduled pipelines reading it: due now, or at its next slot.
                     let next = decisions.filter { $0.entry.sources.contains(kind) }.compactMap { decision -> (Date, String)? in
                         if decision.due.due { return (now, decision.entry.name) }
-                        return decision.entry.schedule.next(after: now).map { ($0, decision.entry.name) }
+                        return decision.entry.schedule.next(after: now, in: organization.scheduleTimeZone).map { ($0, decision.entry.name) }
                     }.min { $0.0 < $1.0 }
                     rows.append([
                         "kind": kind, "connected": integrations[kind] != nil,

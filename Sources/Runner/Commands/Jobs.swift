@@ -21,9 +21,12 @@ extension BackendOptions {
 /// now (so enqueueing a nightly twice on a day makes one job), or the UTC day for a pipeline with
 /// no schedule; the job's run clock is the slot's time (or now).
 enum JobPeriod {
-    static func current(for definition: PipelineDefinition, now: Date) -> (period: String, asOf: Date) {
+    /// The slot is read in the organization's time zone: an organization in Berlin gets its
+    /// nightly at 02:00 Berlin time.
+    static func current(for definition: PipelineDefinition, now: Date, in timeZone: TimeZone = CronSchedule.utc)
+        -> (period: String, asOf: Date) {
         let second = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
-        if let schedule = definition.schedule, let slot = schedule.previous(atOrBefore: now) {
+        if let schedule = definition.schedule, let slot = schedule.previous(atOrBefore: now, in: timeZone) {
             return (Timestamp.iso8601(slot), slot)
         }
         return (String(Timestamp.iso8601(second).prefix(10)), second)
@@ -95,32 +98,31 @@ struct Enqueue: AsyncParsableCommand {
     func run() async throws {
         try logging.bootstrap()
         do {
-            // Each pipeline with its period and clock: the one named, or every scheduled one at its latest slot.
+            // The pipeline named, or every scheduled one; each organization's job at its latest
+            // slot (read in its time zone) unless a period is given.
             let now = Date()
-            var wanted: [(definition: PipelineDefinition, period: String, asOf: Date)] = []
+            var definitions: [PipelineDefinition] = []
             if let pipeline {
-                let definition = try PipelineSession.Loaded.load(pipeline, folder: locations.pipelines).definition
-                let slot = JobPeriod.current(for: definition, now: now)
-                wanted = [(definition, period ?? slot.period, asOf.flatMap(Timestamp.parse) ?? slot.asOf)]
+                definitions = [try PipelineSession.Loaded.load(pipeline, folder: locations.pipelines).definition]
             } else {
                 for entry in try Schedules.scheduled(in: locations.pipelines) {
-                    let definition = try PipelineSession.Loaded.load(entry.name, folder: locations.pipelines).definition
-                    let slot = JobPeriod.current(for: definition, now: now)
-                    wanted.append((definition, slot.period, slot.asOf))
+                    definitions.append(try PipelineSession.Loaded.load(entry.name, folder: locations.pipelines).definition)
                 }
             }
             let actor = try actorOption.resolve()
             let requested = try org.map { try OrganizationID($0) }
             let jobs = try await backends.openJobQueue()
             let store = jobs.store
-            let organizations = try await OrganizationLookup.selected(requested, in: store).map(\.id)
+            let organizations = try await OrganizationLookup.selected(requested, in: store)
             var results: [(job: Job, created: Bool)] = []
-            for (definition, period, clock) in wanted {
+            for definition in definitions {
                 results += try await mapConcurrently(organizations, width: 4) { organization in
-                    try await Authorization.require(.runPipeline, actor: actor, organization: organization, what: "queue pipeline runs",
+                    try await Authorization.require(.runPipeline, actor: actor, organization: organization.id, what: "queue pipeline runs",
                                                     store: store)
-                    return try await jobs.enqueue(JobRequest(organizationID: organization, queue: queue ?? JobPeriod.queue(for: definition),
-                                                             pipeline: definition.name, period: period, asOf: clock,
+                    let slot = JobPeriod.current(for: definition, now: now, in: organization.scheduleTimeZone)
+                    return try await jobs.enqueue(JobRequest(organizationID: organization.id, queue: queue ?? JobPeriod.queue(for: definition),
+                                                             pipeline: definition.name, period: period ?? slot.period,
+                                                             asOf: asOf.flatMap(Timestamp.parse) ?? slot.asOf,
                                                              maxAttempts: maxAttempts, backoff: parseDuration(backoff)!, enqueuedBy: actor))
                 }
             }

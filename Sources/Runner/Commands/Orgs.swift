@@ -26,6 +26,7 @@ struct Orgs: AsyncParsableCommand {
         @Argument(help: "Organization id: 1-63 lowercase letters, digits and '-'.") var id: String
         @Option(name: .long, help: "Display name.") var name: String
         @Option(name: .long, help: "Its first owner (an actor id), who may then add members and integrations.") var owner: String?
+        @Option(name: .long, help: "The IANA time zone its schedules are read in (default UTC), such as Europe/Berlin.") var timeZone: String?
         @OptionGroup var backends: BackendOptions
         @OptionGroup var actorOption: ActorOption
 
@@ -37,6 +38,9 @@ struct Orgs: AsyncParsableCommand {
             if let owner, !Actor.isValidName(owner) || owner == Actor.systemName {
                 throw ValidationError("--owner \(quotedForMessage(owner)) is not a valid actor id")
             }
+            if let timeZone, !Organization.isValidTimeZone(timeZone) {
+                throw ValidationError("--time-zone \(quotedForMessage(timeZone)) is not an IANA time zone such as Europe/Berlin")
+            }
         }
 
         func run() async throws {
@@ -46,7 +50,7 @@ struct Orgs: AsyncParsableCommand {
                 try Orgs.requireOperator(actor, "add organizations")
                 let store = try await backends.openStore()
                 let members = owner.map { [Member(actor: $0, role: .owner)] } ?? []
-                guard try await store.addOrganization(Organization(id: organization, name: name, integrations: [:]),
+                guard try await store.addOrganization(Organization(id: organization, name: name, integrations: [:], timeZone: timeZone),
                                                       members: members, integrations: [], actor: actor) else {
                     throw PipelineError(.invalidInput, "organization \(organization) already exists")
                 }
@@ -208,7 +212,7 @@ enum DemoImport {
                         }
                         integrations.append(Integration(kind: kind, settings: settings))
                     }
-                    found.append(.success((Organization(id: id, name: organization.name, integrations: [:]),
+                    found.append(.success((Organization(id: id, name: organization.name, integrations: [:], timeZone: organization.timeZone),
                                            organization.members, integrations, try directory.documents(id),
                                            try directory.exceptions(id, createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))))))
                 } catch let problem as FixtureOrganizations.Problem {

@@ -42,6 +42,7 @@ struct Schedule: AsyncParsableCommand {
                         "next_slot": entry.schedule.next(after: now).map(Timestamp.iso8601) ?? NSNull(),
                         "organizations": decisions.filter { $0.entry.name == entry.name }.map { decision -> [String: Any] in
                             ["organization_id": decision.organization.id.rawValue, "due": decision.due.due,
+                             "time_zone": decision.organization.timeZone ?? "UTC",
                              "slot": Timestamp.iso8601(decision.due.slot), "missed_slots": decision.due.missed,
                              "last_success": decision.lastSuccess.map(Timestamp.iso8601) ?? NSNull()]
                         },
@@ -62,7 +63,8 @@ struct Schedule: AsyncParsableCommand {
                             ? "DUE for \(Timestamp.iso8601(decision.due.slot))" + (decision.due.missed > 0
                                 ? " (\(decision.due.missed) earlier slot\(decision.due.missed == 1 ? "" : "s") missed: run once)" : "")
                             : "done"
-                        print("  \(decision.organization.id)  \(state); \(last)")
+                        let zone = decision.organization.timeZone.map { " [\($0)]" } ?? ""
+                        print("  \(decision.organization.id)\(zone)  \(state); \(last)")
                     }
                 }
             }

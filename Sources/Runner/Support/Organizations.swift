@@ -168,7 +168,8 @@ struct IntegrationTransports: Sendable {
         aws["endpoint"] = endpoint
         var integrations = organization.integrations
         integrations["aws"] = aws
-        return Organization(id: organization.id, name: organization.name, integrations: integrations, members: organization.members)
+        return Organization(id: organization.id, name: organization.name, integrations: integrations, members: organization.members,
+                            timeZone: organization.timeZone)
     }
 
     func github(_ settings: [String: String], _ credentials: [String: String],

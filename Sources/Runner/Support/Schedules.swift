@@ -44,7 +44,7 @@ enum Schedules {
         for entry in entries {
             let found = try await mapConcurrently(organizations, width: 8) { organization -> Decision? in
                 let last = try await lastSuccess(of: entry.name, for: organization.id, store: store)
-                return ScheduleDecision.decide(entry.schedule, now: now, lastSuccess: last)
+                return ScheduleDecision.decide(entry.schedule, now: now, lastSuccess: last, in: organization.scheduleTimeZone)
                     .map { Decision(entry: entry, organization: organization, lastSuccess: last, due: $0) }
             }
             decisions += found.compactMap { $0 }

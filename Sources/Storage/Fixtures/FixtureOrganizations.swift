@@ -97,7 +97,14 @@ public struct FixtureOrganizations: Sendable {
                 members.append(Member(actor: actor, role: role))
             }
         }
-        return Organization(id: id, name: name, integrations: integrations, members: members)
+        var timeZone: String?
+        if let zone = mapping["time_zone"] {
+            guard let text = zone.string, Organization.isValidTimeZone(text) else {
+                throw problem(zone, "'time_zone' must be an IANA time zone such as Europe/Berlin or America/New_York")
+            }
+            timeZone = text
+        }
+        return Organization(id: id, name: name, integrations: integrations, members: members, timeZone: timeZone)
     }
 
     /// The risk exceptions a description records (`exceptions:`), added on import:

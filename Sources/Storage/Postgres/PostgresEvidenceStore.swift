@@ -349,17 +349,20 @@ public final class PostgresEvidenceStore: EvidenceStore {
         var out: [Organization] = []
         for row in listed {
             guard let raw = row[0], let id = try? OrganizationID(raw) else { continue }
-            out.append(Organization(id: id, name: row[1] ?? raw, integrations: try await integrations(of: id)))
+            let zone = try await unit(id) { db in
+                try db.execute("SELECT time_zone FROM organizations WHERE organization_id = $1", [id.rawValue]).scalar()
+            }
+            out.append(Organization(id: id, name: row[1] ?? raw, integrations: try await integrations(of: id), timeZone: zone))
         }
         return out
     }
 
     public func organization(_ id: OrganizationID) async throws -> Organization? {
-        let name = try await unit(id) { db in
-            try db.execute("SELECT name FROM organizations WHERE organization_id = $1", [id.rawValue]).scalar()
+        let row = try await unit(id) { db in
+            try db.execute("SELECT name, time_zone FROM organizations WHERE organization_id = $1", [id.rawValue]).values.first
         }
-        guard let name else { return nil }
-        return Organization(id: id, name: name, integrations: try await integrations(of: id))
+        guard let row, let name = row[0] else { return nil }
+        return Organization(id: id, name: name, integrations: try await integrations(of: id), timeZone: row[1])
     }
 
     /// One transaction; the audit triggers record each member and integration added.
@@ -369,8 +372,8 @@ public final class PostgresEvidenceStore: EvidenceStore {
         let rows = try integrations.map { ($0, try SQLiteEvidenceStore.json($0.settings)) }
         return try await unit(organization.id, actor: actor) { db in
             let created = try db.execute("""
-                INSERT INTO organizations (organization_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING
-                """, [organization.id.rawValue, organization.name]).affected > 0
+                INSERT INTO organizations (organization_id, name, time_zone) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING
+                """, [organization.id.rawValue, organization.name, organization.timeZone]).affected > 0
             guard created else { return false }
             try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
                            entityID: organization.id.rawValue, detail: organization.name)

@@ -410,6 +410,10 @@ public enum PostgresMigrations {
             WITH CHECK (organization_id = current_setting('app.org_id', true));
         GRANT SELECT, INSERT, UPDATE ON integration_status TO \(appRole);
         """),
+        (9, "organization time zones", """
+        -- The time zone an organization's schedules are read in (NULL: UTC).
+        ALTER TABLE organizations ADD COLUMN time_zone text;
+        """),
     ]
 
     public static var latest: Int { all.map(\.version).max() ?? 0 }

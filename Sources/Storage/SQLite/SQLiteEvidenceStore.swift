@@ -184,6 +184,10 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             PRIMARY KEY (organization_id, kind)
         );
         """),
+        // The time zone an organization's schedules are read in (NULL: UTC).
+        (8, """
+        ALTER TABLE organizations ADD COLUMN time_zone TEXT;
+        """),
     ]
 
     public func recordIntegrationOutcome(_ kind: String, of organization: OrganizationID, run: String, at: Date, error: String?) async throws {
@@ -393,7 +397,7 @@ public final class SQLiteEvidenceStore: EvidenceStore {
 
     public func organizations() async throws -> [Organization] {
         try await db.run { db in
-            let rows = try db.query("SELECT organization_id, name FROM organizations ORDER BY organization_id")
+            let rows = try db.query("SELECT organization_id, name, time_zone FROM organizations ORDER BY organization_id")
             var settings: [String: [String: [String: String]]] = [:]
             for row in try db.query("SELECT organization_id, kind, settings FROM integrations") {
                 guard let org = row[0].string, let kind = row[1].string, let json = row[2].string else { continue }
@@ -401,21 +405,21 @@ public final class SQLiteEvidenceStore: EvidenceStore {
             }
             return rows.compactMap { row in
                 guard let raw = row[0].string, let id = try? OrganizationID(raw) else { return nil }
-                return Organization(id: id, name: row[1].string ?? raw, integrations: settings[raw] ?? [:])
+                return Organization(id: id, name: row[1].string ?? raw, integrations: settings[raw] ?? [:], timeZone: row[2].string)
             }
         }
     }
 
     public func organization(_ id: OrganizationID) async throws -> Organization? {
         try await db.run { db in
-            guard let name = try db.query("SELECT name FROM organizations WHERE organization_id = ?",
-                                          [.text(id.rawValue)]).first?.first?.string else { return nil }
+            guard let row = try db.query("SELECT name, time_zone FROM organizations WHERE organization_id = ?",
+                                         [.text(id.rawValue)]).first, let name = row[0].string else { return nil }
             var integrations: [String: [String: String]] = [:]
             for row in try db.query("SELECT kind, settings FROM integrations WHERE organization_id = ?", [.text(id.rawValue)]) {
                 guard let kind = row[0].string, let json = row[1].string else { continue }
                 integrations[kind] = Self.settings(json)
             }
-            return Organization(id: id, name: name, integrations: integrations)
+            return Organization(id: id, name: name, integrations: integrations, timeZone: row[1].string)
         }
     }
 
@@ -426,7 +430,8 @@ public final class SQLiteEvidenceStore: EvidenceStore {
         let rows = try integrations.map { ($0, try Self.json($0.settings)) }
         return try await db.transaction { db in
             let org = Self.text(organization.id.rawValue)
-            try db.query("INSERT OR IGNORE INTO organizations (organization_id, name) VALUES (?, ?)", [org, .text(organization.name)])
+            try db.query("INSERT OR IGNORE INTO organizations (organization_id, name, time_zone) VALUES (?, ?, ?)",
+                         [org, .text(organization.name), organization.timeZone.map { .text($0) } ?? .null])
             guard db.changes > 0 else { return false }
             try Self.audit(db, organization.id, actor: actor, action: "organization.created", entityType: "organization",
                            entityID: organization.id.rawValue, detail: organization.name)
