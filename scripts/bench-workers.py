@@ -151,11 +151,13 @@ class Bench:
                                         "--poll", "200ms", "--database", url_with_database(self.app, database)], self.env(data))
             pids.append(pid)
         peaks = []
+        self.worker_cpu = 0.0
         for pid in pids:
             _, status, usage = os.wait4(pid, 0)
             if status != 0:
                 sys.exit(f"bench: a worker failed (status {status})")
             peaks.append(usage.ru_maxrss / 1024)
+            self.worker_cpu += usage.ru_utime + usage.ru_stime
         wall = time.monotonic() - start
         busy_after, total_after = cpu_times()
         self.busy = (busy_after - busy_before) / max(1, total_after - total_before)
@@ -231,7 +233,7 @@ def main():
             walls[workers] = wall
             print(f"workers: {workers} worker{'s' if workers > 1 else ''} x concurrency 4: {jobs} jobs in {wall:.1f}s "
                   f"({jobs / wall:.0f} jobs/s); {walls[1] / wall:.2f}x one worker's speed; the machine's CPUs "
-                  f"{bench.busy:.0%} busy; peak memory per worker {', '.join(f'{p:.0f}' for p in peaks)} MiB")
+                  f"{bench.busy:.0%} busy, {bench.worker_cpu * 1000 / jobs:.0f} ms of the workers' CPU a job; peak memory per worker {', '.join(f'{p:.0f}' for p in peaks)} MiB")
         tenth, tenth_peaks, _ = bench.measure("bench_workers_tenth", "light", 1)
         full_peak = None
         wall, peaks, _ = bench.measure("bench_workers_full", "light", 1)
