@@ -310,5 +310,11 @@ final class SignedExports: Sendable {
         #expect(try cli.sql("SELECT action || ' ' || entity_id FROM audit_log WHERE action = 'evidence.integrity_failed'")
                 == "evidence.integrity_failed \(id)")
         #expect(try cli.sql("SELECT count(*) FROM exports") == exports)
+        // The log line that says the run failed names the stage it failed in.
+        let logged = try cli.run(["run", "report", "--org", "acme", "--as-of", "2026-11-28T00:00:00Z", "--quiet", "--log-format", "json"])
+        let failedLine = logged.stderr.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }.first { ($0["message"] as? String) == "run failed" }
+        #expect(failedLine?["stage"] as? String == "render" && failedLine?["org.id"] as? String == "acme", "\(logged.stderr)")
     }
 }

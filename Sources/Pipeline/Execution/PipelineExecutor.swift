@@ -124,8 +124,16 @@ public struct PipelineExecutor: Sendable {
         let persist = definition.store != nil
         if persist { try await context.store.beginRun(context.run) }
         logger.info("run started")
+        // Which stage was running, for the line that says the run failed.
+        let cursor = StageCursor()
+        let progress = context.progress
+        let tracked = RunContext(run: context.run, organization: org, logger: context.logger, store: context.store,
+                                 objects: context.objects, scratch: context.scratch, progress: { event in
+                                     if case .stageStarted(_, let stage) = event { cursor.set(stage) }
+                                     progress(event)
+                                 }, sleeper: context.sleeper)
         do {
-            let outcome = try await runStages(context, logger: logger)
+            let outcome = try await runStages(tracked, logger: logger)
             if persist {
                 // Each connected integration's outcome, for `pipeline integrations status`.
                 let now = Date()
@@ -143,7 +151,8 @@ public struct PipelineExecutor: Sendable {
             return outcome
         } catch {
             let cancelled = error is CancellationError || Task.isCancelled
-            logger.error("run \(cancelled ? "cancelled" : "failed")", metadata: ["error": "\(error)"])
+            logger.error("run \(cancelled ? "cancelled" : "failed")",
+                         metadata: ["error": "\(error)", "stage": "\(cursor.current?.rawValue ?? "start")"])
             if persist {
                 // Recording the end must happen even when the run task is cancelled.
                 let store = context.store
@@ -507,4 +516,12 @@ public struct PipelineExecutor: Sendable {
             }
         }
     }
+}
+
+/// The stage a run is in, set as each starts.
+final class StageCursor: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stage: StageKind?
+    var current: StageKind? { lock.withLock { stage } }
+    func set(_ stage: StageKind) { lock.withLock { self.stage = stage } }
 }
