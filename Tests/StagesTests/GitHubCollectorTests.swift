@@ -78,8 +78,9 @@ import Testing
         """
         try recording.write(toFile: file, atomically: true, encoding: .utf8)
         let index = try await collect("acme", recording: file).index
-        let failure = try #require(index.failures.first)
-        #expect(failure.reason.contains("leaves api.github.com"))
+        // Other listings of this short recording fail too, in whatever order they finish: the
+        // listing whose next page leaves the API is among the failures, named so.
+        #expect(index.failures.contains { $0.reason.contains("leaves api.github.com") }, "\(index.failures)")
     }
 }
 
