@@ -120,6 +120,13 @@ final class NotifySink {
         #expect(result.stderr.contains("could not notify") && result.stderr.contains("the webhook answered 500")
                 && result.stderr.contains("email:"), "\(result.stderr)")
         #expect(try sink.records("webhook.jsonl").count == 1)
+        // A receiver that cannot be reached is named by its variable and host, never its path
+        // (a webhook's path is its secret).
+        let down = try cli.run(["run", "watched", "--org", "globex", "--pipelines", folder.path],
+                               environment: ["TEST_WEBHOOK_URL": "http://127.0.0.1:1/services/T0SECRET/B0SECRET/xoxsecret",
+                                             "TEST_WEBHOOK_SECRET": NotifySink.secret, "TEST_SMTP_URL": "smtp://127.0.0.1:1"])
+        #expect(down.status == 0 && down.stderr.contains("the webhook (TEST_WEBHOOK_URL) could not be reached"), "\(down.stderr)")
+        #expect(!down.stderr.contains("SECRET") && !down.stderr.contains("xoxsecret"), "\(down.stderr)")
         // An unset variable is named, not guessed.
         let unset = try cli.run(["run", "watched", "--org", "globex", "--pipelines", folder.path])
         #expect(unset.status == 0 && unset.stderr.contains("TEST_WEBHOOK_URL is not set"), "\(unset.stderr)")

@@ -78,7 +78,14 @@ public struct CurlNotifier: Notifier {
             let mac = try Digest.hmacSHA256(key: Data(try variable(secretName).utf8), data: signed)
             headers += [(Self.timestampHeader, timestamp), (Self.signatureHeader, "sha256=" + Digest.hex(mac))]
         }
-        let response = try await http.send(HTTPRequest(method: "POST", url: url, headers: headers, body: .data(body)))
+        let response: HTTPResponse
+        do {
+            response = try await http.send(HTTPRequest(method: "POST", url: url, headers: headers, body: .data(body)))
+        } catch let error as PipelineError {
+            // A webhook's path is its secret (Slack's /services/T…/B…/…): name the host only.
+            let message = error.message.replacingOccurrences(of: CurlHTTPClient.safeTarget(url), with: "\(url.scheme ?? "https")://\(url.host ?? "?")/…")
+            throw PipelineError(error.code, "the webhook (\(webhook.urlVariable)) could not be reached: \(message)", fields: error.fields)
+        }
         guard (200..<300).contains(response.status) else {
             throw PipelineError(.transport, "the webhook answered \(response.status)", fields: [.httpStatus: String(response.status)])
         }
