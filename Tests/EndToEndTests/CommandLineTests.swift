@@ -29,6 +29,19 @@ struct CLI {
         }
     }
 
+    /// A definitions folder holding the shipped catalog and these definitions (file name → YAML).
+    static func pipelinesFolder(_ definitions: [String: String]) throws -> URL {
+        let folder = try ExternalTool.temporaryDirectory()
+        for part in ["checks", "frameworks"] {
+            try FileManager.default.copyItem(at: projectRoot.appendingPathComponent("pipelines/\(part)"),
+                                             to: folder.appendingPathComponent(part))
+        }
+        for (name, text) in definitions {
+            try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        return folder
+    }
+
     /// Connects the organization's GitHub integration to another recording.
     func replay(_ org: String, account: String, recording: URL) throws {
         let result = try run(["integrations", "add", "--org", org, "--kind", "github", "--account", account,

@@ -21,12 +21,7 @@ struct QueueBench {
         let name = "lightsail_jobs_" + UUID().uuidString.prefix(8).lowercased()
         let created = try ExternalTool.run("psql", [pg.adminURL, "-Xqc", "CREATE DATABASE \(name) OWNER lightsail_owner"])
         guard created.status == 0 else { throw NSError(domain: "psql", code: 1, userInfo: [NSLocalizedDescriptionKey: created.stderr]) }
-        let pipelines = try ExternalTool.temporaryDirectory()
-        for folder in ["checks", "frameworks"] {
-            try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("pipelines/\(folder)"),
-                                             to: pipelines.appendingPathComponent(folder))
-        }
-        try """
+        let pipelines = try CLI.pipelinesFolder(["light.yml": """
             name: light
             description: GitHub evidence checked against SOC 2.
             stages:
@@ -37,7 +32,7 @@ struct QueueBench {
               - type: store
               - type: score
                 frameworks: [soc2]
-            """.write(to: pipelines.appendingPathComponent("light.yml"), atomically: true, encoding: .utf8)
+            """])
         let bench = QueueBench(database: name, adminDatabaseURL: Peers.url(pg.adminURL, database: name),
                                appURL: Peers.url(pg.appURL, database: name), pipelines: pipelines, cli: try CLI(demo: false))
         let migrated = try bench.cli.run(["db", "migrate", "--database", Peers.url(pg.ownerURL, database: name)])

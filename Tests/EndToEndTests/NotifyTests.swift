@@ -42,12 +42,7 @@ final class NotifySink {
 @Suite(.serialized) struct NotifyTests {
     /// A definition like `light` with a notify stage, in a folder beside the shipped catalog.
     func pipelines(on events: String = "[run_failed, regression, stale_evidence]") throws -> URL {
-        let folder = try ExternalTool.temporaryDirectory()
-        for part in ["checks", "frameworks"] {
-            try FileManager.default.copyItem(at: CLI.projectRoot.appendingPathComponent("pipelines/\(part)"),
-                                             to: folder.appendingPathComponent(part))
-        }
-        try """
+        try CLI.pipelinesFolder(["watched.yml": """
             name: watched
             description: GitHub evidence checked against SOC 2, with notices.
             stages:
@@ -62,8 +57,7 @@ final class NotifySink {
                 on: \(events)
                 webhook: { url_env: TEST_WEBHOOK_URL, secret_env: TEST_WEBHOOK_SECRET }
                 email: { server_env: TEST_SMTP_URL, from: compliance@lightsail.example, to: [security@acme.example, ciso@acme.example] }
-            """.write(to: folder.appendingPathComponent("watched.yml"), atomically: true, encoding: .utf8)
-        return folder
+            """])
     }
 
     /// initech's revoked credentials make its run fail a source; globex has an answer that came

@@ -7,10 +7,18 @@ import Storage
 /// The job queue lives in PostgreSQL: the embedded default has none.
 extension BackendOptions {
     func openJobQueue() async throws -> PostgresJobQueue {
+        try requireJobQueue()
+        return try jobQueue(on: try await openStore())
+    }
+
+    func requireJobQueue() throws {
         guard case .postgres = try databaseChoice() else {
             throw PipelineError(.configuration, "the job queue needs PostgreSQL (--database postgres://… or LIGHTSAIL_DATABASE_URL); on the embedded default run pipelines directly: pipeline run <pipeline> --all-orgs")
         }
-        guard let store = try await openStore() as? PostgresEvidenceStore else {
+    }
+
+    func jobQueue(on store: any EvidenceStore) throws -> PostgresJobQueue {
+        guard let store = store as? PostgresEvidenceStore else {
             throw PipelineError(.configuration, "the configured database is not PostgreSQL")
         }
         return PostgresJobQueue(store: store)
@@ -105,9 +113,7 @@ struct Enqueue: AsyncParsableCommand {
             if let pipeline {
                 definitions = [try PipelineSession.Loaded.load(pipeline, folder: locations.pipelines).definition]
             } else {
-                for entry in try Schedules.scheduled(in: locations.pipelines) {
-                    definitions.append(try PipelineSession.Loaded.load(entry.name, folder: locations.pipelines).definition)
-                }
+                definitions = try Schedules.scheduled(in: locations.pipelines).map(\.definition)
             }
             let actor = try actorOption.resolve()
             let requested = try org.map { try OrganizationID($0) }
@@ -321,14 +327,9 @@ struct JobsCommand: AsyncParsableCommand {
 enum JobOutput {
     static func open(org: String, backends: BackendOptions, actorOption: ActorOption, permission: Permission,
                      what: String) async throws -> (PostgresJobQueue, OrganizationID, String) {
-        let queue = try await backends.openJobQueue()
-        let organization = try OrganizationID(org)
-        let actor = try actorOption.resolve()
-        guard try await queue.store.organization(organization) != nil else {
-            throw try await OrganizationLookup.unknown(organization, in: queue.store)
-        }
-        try await Authorization.require(permission, actor: actor, organization: organization, what: what, store: queue.store)
-        return (queue, organization, actor)
+        try backends.requireJobQueue()
+        let context = try await AuthorizedContext(org: org, backends: backends, actorOption: actorOption, permission: permission, what: what)
+        return (try backends.jobQueue(on: context.store), context.organization, context.actor)
     }
 
     static func unknown(_ id: Int64, _ organization: OrganizationID) -> PipelineError {

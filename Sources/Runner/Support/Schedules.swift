@@ -4,10 +4,11 @@ import Pipeline
 /// The scheduled pipelines of a definitions folder, and which organizations each is due for.
 enum Schedules {
     struct Entry: Sendable {
-        let name: String
+        let definition: PipelineDefinition
         let schedule: CronSchedule
+        var name: String { definition.name }
         /// The sources its collect stage reads.
-        var sources: [String] = []
+        var sources: [String] { definition.collect?.sources ?? [] }
     }
 
     /// Every definition of `folder` with a `schedule:`; a definition with errors stops everything
@@ -21,7 +22,7 @@ enum Schedules {
                 for diagnostic in result.diagnostics { StandardError.write(diagnostic.rendered(source: result.source) + "\n") }
                 throw PipelineError(.invalidDefinition, "\(file) has errors; no schedule was read")
             }
-            return definition.schedule.map { Entry(name: definition.name, schedule: $0, sources: definition.collect?.sources ?? []) }
+            return definition.schedule.map { Entry(definition: definition, schedule: $0) }
         }.sorted { $0.name < $1.name }
     }
 

@@ -344,15 +344,12 @@ public final class PostgresEvidenceStore: EvidenceStore {
 
     public func organizations() async throws -> [Organization] {
         let listed = try await unit(nil) { db in
-            try db.execute("SELECT organization_id, name FROM organization_directory()").values
+            try db.execute("SELECT organization_id, name, time_zone FROM organization_directory()").values
         }
         var out: [Organization] = []
         for row in listed {
             guard let raw = row[0], let id = try? OrganizationID(raw) else { continue }
-            let zone = try await unit(id) { db in
-                try db.execute("SELECT time_zone FROM organizations WHERE organization_id = $1", [id.rawValue]).scalar()
-            }
-            out.append(Organization(id: id, name: row[1] ?? raw, integrations: try await integrations(of: id), timeZone: zone))
+            out.append(Organization(id: id, name: row[1] ?? raw, integrations: try await integrations(of: id), timeZone: row[2]))
         }
         return out
     }

@@ -191,38 +191,32 @@ public final class PostgresJobQueue: Sendable {
     /// Makes a dead, cancelled or succeeded job available again with its attempts reset; audited.
     /// Nil when the organization has no such job; throws when it is waiting or running.
     public func retry(_ id: Int64, of organization: OrganizationID, actor: String) async throws -> Job? {
-        try await store.unit(organization, actor: actor) { db in
-            guard let row = try db.execute("SELECT \(Self.columns) FROM jobs WHERE id = $1 FOR UPDATE", [String(id)]).values.first else {
-                return nil
-            }
-            let job = try Self.job(row)
-            guard [.dead, .cancelled, .succeeded].contains(job.state) else {
-                throw PipelineError(.invalidInput, "job \(id) is \(job.state.rawValue); only a dead, cancelled or succeeded job can be retried")
-            }
-            let updated = try db.execute("""
-                UPDATE jobs SET state = 'available', attempt = 0, run_at = now(), finished_at = NULL, locked_by = NULL,
-                       lease_until = NULL WHERE id = $1 RETURNING \(Self.columns)
-                """, [String(id)]).values.first
-            try PostgresEvidenceStore.audit(db, organization, actor: actor, action: "job.retried", entityType: "job",
-                                            entityID: String(id), detail: "was \(job.state.rawValue)")
-            return try updated.map(Self.job)
-        }
+        try await transition(id, of: organization, actor: actor, from: [.dead, .cancelled, .succeeded], action: "job.retried",
+                             refusal: "only a dead, cancelled or succeeded job can be retried", set: """
+                                 state = 'available', attempt = 0, run_at = now(), finished_at = NULL, locked_by = NULL, lease_until = NULL
+                                 """)
     }
 
     /// Cancels a waiting or running job (a running one's worker stops at its next heartbeat); audited.
     public func cancel(_ id: Int64, of organization: OrganizationID, actor: String) async throws -> Job? {
+        try await transition(id, of: organization, actor: actor, from: [.available, .running], action: "job.cancelled",
+                             refusal: "only a waiting or running job can be cancelled",
+                             set: "state = 'cancelled', finished_at = now(), lease_until = NULL")
+    }
+
+    /// A job moved by a person: locked, its state checked, changed and audited in one unit.
+    private func transition(_ id: Int64, of organization: OrganizationID, actor: String, from allowed: Set<Job.State>,
+                            action: String, refusal: String, set assignments: String) async throws -> Job? {
         try await store.unit(organization, actor: actor) { db in
             guard let row = try db.execute("SELECT \(Self.columns) FROM jobs WHERE id = $1 FOR UPDATE", [String(id)]).values.first else {
                 return nil
             }
             let job = try Self.job(row)
-            guard [.available, .running].contains(job.state) else {
-                throw PipelineError(.invalidInput, "job \(id) is \(job.state.rawValue); only a waiting or running job can be cancelled")
+            guard allowed.contains(job.state) else {
+                throw PipelineError(.invalidInput, "job \(id) is \(job.state.rawValue); \(refusal)")
             }
-            let updated = try db.execute("""
-                UPDATE jobs SET state = 'cancelled', finished_at = now(), lease_until = NULL WHERE id = $1 RETURNING \(Self.columns)
-                """, [String(id)]).values.first
-            try PostgresEvidenceStore.audit(db, organization, actor: actor, action: "job.cancelled", entityType: "job",
+            let updated = try db.execute("UPDATE jobs SET \(assignments) WHERE id = $1 RETURNING \(Self.columns)", [String(id)]).values.first
+            try PostgresEvidenceStore.audit(db, organization, actor: actor, action: action, entityType: "job",
                                             entityID: String(id), detail: "was \(job.state.rawValue)")
             return try updated.map(Self.job)
         }

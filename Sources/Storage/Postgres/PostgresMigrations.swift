@@ -127,16 +127,7 @@ public enum PostgresMigrations {
             detail text NOT NULL DEFAULT ''
         );
         CREATE INDEX audit_log_org ON audit_log (organization_id, seq);
-        """ + tenantTables.map { table in
-            """
-
-            ALTER TABLE \(table) ENABLE ROW LEVEL SECURITY;
-            ALTER TABLE \(table) FORCE ROW LEVEL SECURITY;
-            CREATE POLICY tenant_isolation ON \(table)
-                USING (organization_id = current_setting('app.org_id', true))
-                WITH CHECK (organization_id = current_setting('app.org_id', true));
-            """
-        }.joined() + """
+        """ + tenantTables.map { "\n" + isolated($0) }.joined() + """
 
         GRANT SELECT, INSERT, UPDATE ON organizations, runs, members, integrations TO \(appRole);
         GRANT DELETE ON members, integrations TO \(appRole);
@@ -266,11 +257,7 @@ public enum PostgresMigrations {
             created_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (organization_id, id)
         );
-        ALTER TABLE exceptions ENABLE ROW LEVEL SECURITY;
-        ALTER TABLE exceptions FORCE ROW LEVEL SECURITY;
-        CREATE POLICY tenant_isolation ON exceptions
-            USING (organization_id = current_setting('app.org_id', true))
-            WITH CHECK (organization_id = current_setting('app.org_id', true));
+        """ + isolated("exceptions") + """
         GRANT SELECT, INSERT, DELETE ON exceptions TO \(appRole);
         """),
         (6, "weighted scores and changes since the previous run", """
@@ -282,11 +269,7 @@ public enum PostgresMigrations {
             changes jsonb NOT NULL,
             PRIMARY KEY (organization_id, run_id)
         );
-        ALTER TABLE run_changes ENABLE ROW LEVEL SECURITY;
-        ALTER TABLE run_changes FORCE ROW LEVEL SECURITY;
-        CREATE POLICY tenant_isolation ON run_changes
-            USING (organization_id = current_setting('app.org_id', true))
-            WITH CHECK (organization_id = current_setting('app.org_id', true));
+        """ + isolated("run_changes") + """
         -- Appended with the run's results; never rewritten.
         GRANT SELECT, INSERT ON run_changes TO \(appRole);
         """),
@@ -322,11 +305,7 @@ public enum PostgresMigrations {
         );
         CREATE INDEX jobs_waiting ON jobs (queue, run_at, id) WHERE state = 'available';
         CREATE INDEX jobs_leased ON jobs (lease_until) WHERE state = 'running';
-        ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
-        ALTER TABLE jobs FORCE ROW LEVEL SECURITY;
-        CREATE POLICY tenant_isolation ON jobs
-            USING (organization_id = current_setting('app.org_id', true))
-            WITH CHECK (organization_id = current_setting('app.org_id', true));
+        """ + isolated("jobs") + """
         GRANT SELECT, INSERT, UPDATE ON jobs TO \(appRole);
         GRANT USAGE ON SEQUENCE jobs_id_seq TO \(appRole);
 
@@ -403,18 +382,34 @@ public enum PostgresMigrations {
             last_run_id text,
             PRIMARY KEY (organization_id, kind)
         );
-        ALTER TABLE integration_status ENABLE ROW LEVEL SECURITY;
-        ALTER TABLE integration_status FORCE ROW LEVEL SECURITY;
-        CREATE POLICY tenant_isolation ON integration_status
-            USING (organization_id = current_setting('app.org_id', true))
-            WITH CHECK (organization_id = current_setting('app.org_id', true));
+        """ + isolated("integration_status") + """
         GRANT SELECT, INSERT, UPDATE ON integration_status TO \(appRole);
         """),
         (9, "organization time zones", """
-        -- The time zone an organization's schedules are read in (NULL: UTC).
+        -- The time zone an organization's schedules are read in (NULL: UTC); the scheduler's
+        -- directory of organizations gives it with the name.
         ALTER TABLE organizations ADD COLUMN time_zone text;
+        DROP FUNCTION organization_directory();
+        CREATE FUNCTION organization_directory() RETURNS TABLE (organization_id text, name text, time_zone text)
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
+            AS $$ SELECT organization_id, name, time_zone FROM organizations ORDER BY organization_id $$;
+        REVOKE ALL ON FUNCTION organization_directory() FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION organization_directory() TO \(appRole);
         """),
     ]
+
+    /// Row-level security enabled and forced on a tenant table, with its one policy: rows of the
+    /// organization the unit of work names (`app.org_id`), and no other.
+    static func isolated(_ table: String) -> String {
+        """
+        ALTER TABLE \(table) ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE \(table) FORCE ROW LEVEL SECURITY;
+        CREATE POLICY tenant_isolation ON \(table)
+            USING (organization_id = current_setting('app.org_id', true))
+            WITH CHECK (organization_id = current_setting('app.org_id', true));
+
+        """
+    }
 
     public static var latest: Int { all.map(\.version).max() ?? 0 }
 
